@@ -1,0 +1,79 @@
+"""LocoRE — local coherence reinforcement (PAPER.md, our documented resolution).
+
+Rows: every query q in the generated span. Keys: generated positions j with q − w < j ≤ q (j < q with
+exclude_self). How: add log(1 + β) to those pre-softmax scores — "multiply by γ = 1 + β and
+renormalise the row" — in every head of the chosen layers (default all). The bias is built once per
+forward and shared by all layers (probe.Probe.bias_for).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+
+from ..errors import ConfigError
+
+
+@dataclass(frozen=True)
+class LocoRE:
+    beta: float = 0.15
+    window: int = 5
+    layers: tuple[int, ...] | None = None
+    exclude_self: bool = False
+
+    def __post_init__(self):
+        if not self.beta >= 0:
+            raise ConfigError(f"LocoRE beta must be >= 0, got {self.beta!r}")
+        if not isinstance(self.window, int) or self.window < 1:
+            raise ConfigError(f"LocoRE window must be an integer >= 1, got {self.window!r}")
+        if self.layers is not None:
+            object.__setattr__(self, "layers", tuple(int(l) for l in self.layers))
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def mask(self, q_pos: torch.Tensor, kv_len: int, output_start: int) -> torch.Tensor:
+        """Boolean [q, kv]: which (row, key) pairs get the bonus."""
+        j = torch.arange(kv_len, device=q_pos.device)[None, :]
+        q = q_pos[:, None]
+        upper = j < q if self.exclude_self else j <= q
+        return (q >= output_start) & (j >= output_start) & (j > q - self.window) & upper
+
+    def bias_fn(self, output_start: int | None = None):
+        """A probe bias function. With output_start=None the generated span is taken to start where
+        a fresh prefill ends (for wrapping a plain `model.generate`)."""
+        state = {"start": output_start}
+        bonus = math.log1p(self.beta)
+
+        def fn(q_pos: torch.Tensor, kv_len: int, device, dtype):
+            if output_start is None and int(q_pos[0]) == 0:
+                state["start"] = kv_len  # a new prefill: outputs begin after it
+            if state["start"] is None or self.beta == 0:
+                return None
+            m = self.mask(q_pos, kv_len, state["start"])
+            return None if not bool(m.any()) else m.to(dtype) * bonus
+
+        return fn
+
+
+@contextlib.contextmanager
+def locore(model, cfg: LocoRE | float = 0.15, processor=None):
+    """Apply LocoRE around any plain `model.generate(...)` call; the model is restored on exit.
+
+        with lv.locore(model, LocoRE(beta=0.15)):
+            out = model.generate(**inputs, max_new_tokens=64)
+    """
+    from ..models import adapter_for
+    from ..saliency.probe import Probe, attached
+
+    if not isinstance(cfg, LocoRE):
+        cfg = LocoRE(beta=float(cfg))
+    adapter = adapter_for(model, processor)
+    if cfg.layers is not None:
+        adapter.check_layers(cfg.layers)
+    probe = Probe(bias_fn=cfg.bias_fn(None), bias_layers=frozenset(cfg.layers) if cfg.layers else None)
+    with attached(model, adapter.language_model, adapter.text_config, probe):
+        yield probe

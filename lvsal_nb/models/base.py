@@ -1,0 +1,188 @@
+"""What every model family's adapter tells the engines: inputs, spans, the decoder, its layers."""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+
+from ..errors import ConfigError, ImageError
+from ..trace import Spans
+
+PAPER_LAYERS = (6, 7, 8)  # official default for 32-layer LLaVA-1.5-7B (0-based)
+
+
+@dataclass
+class Prepared:
+    """A prompt ready for the model. `inputs` are the prefill kwargs (input_ids [1, n] ...)."""
+
+    inputs: dict[str, torch.Tensor]
+    spans: Spans
+    image_grid: tuple[int, int] | None = None
+    image_png: bytes | None = None
+    image_digest: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def input_ids(self) -> torch.Tensor:
+        return self.inputs["input_ids"]
+
+    @property
+    def n(self) -> int:
+        return int(self.inputs["input_ids"].shape[1])
+
+
+def load_image(image) -> Image.Image | None:
+    """Accept a PIL image, a path, an HxWx3 uint8 array, or None. Raise ImageError otherwise."""
+    if image is None or isinstance(image, Image.Image):
+        return image.convert("RGB") if image is not None else None
+    if isinstance(image, (str, Path)):
+        p = Path(image)
+        if not p.exists():
+            raise ImageError(f"image file {str(p)!r} does not exist; pass a path to a PNG/JPEG or a PIL image")
+        try:
+            return Image.open(p).convert("RGB")
+        except Exception as e:
+            raise ImageError(f"cannot read {p.name} as an image ({e}); pass a PNG/JPEG file or a PIL image") from e
+    if isinstance(image, np.ndarray):
+        if image.ndim != 3 or image.shape[-1] != 3:
+            raise ImageError(f"an image array must be HxWx3, got shape {image.shape}")
+        return Image.fromarray(image.astype(np.uint8))
+    raise ImageError(f"unsupported image type {type(image).__name__}; pass a PIL image, a path or an HxWx3 array")
+
+
+def image_meta(image: Image.Image | None) -> tuple[bytes | None, str | None]:
+    """(small PNG thumbnail, sha256 digest of the pixels) for the Trace."""
+    if image is None:
+        return None, None
+    digest = hashlib.sha256(image.tobytes()).hexdigest()[:16]
+    thumb = image.copy()
+    thumb.thumbnail((160, 160))
+    buf = io.BytesIO()
+    thumb.save(buf, format="PNG")
+    return buf.getvalue(), digest
+
+
+def scaled_layers(n_layers: int) -> list[int]:
+    """PAPER.md's default layers scaled to depth N: round(6N/32) and the next two (distinct, in range)."""
+    start = min(max(round(PAPER_LAYERS[0] * n_layers / 32), 0), max(n_layers - 3, 0))
+    return [l for l in range(start, start + 3) if l < n_layers]
+
+
+def runs(mask: torch.Tensor) -> tuple[int, int] | None:
+    """Half-open [start, stop) of the True positions of a 1-D mask (must be contiguous)."""
+    idx = mask.nonzero().flatten()
+    if idx.numel() == 0:
+        return None
+    start, stop = int(idx[0]), int(idx[-1]) + 1
+    if stop - start != idx.numel():
+        raise ConfigError("the prompt holds more than one image; lvsal-nb traces one image per prompt")
+    return start, stop
+
+
+def cache_keyword(model: nn.Module) -> str:
+    """transformers renames `past_key_values` to `cache` (deprecated until 5.40): use what forward takes."""
+    params = inspect.signature(model.forward).parameters
+    return "cache" if "cache" in params else "past_key_values"
+
+
+class Adapter:
+    """Base adapter. Subclasses set `family`, `locore_beta` and implement `prepare`."""
+
+    family = "base"
+    locore_beta = 0.15
+
+    def __init__(self, model: nn.Module, processor: Any):
+        self.model = model
+        self.processor = processor
+        self.cache_kw = cache_keyword(model)
+
+    # ---- structure ----------------------------------------------------------------------------
+    @property
+    def tokenizer(self):
+        return getattr(self.processor, "tokenizer", self.processor)
+
+    @property
+    def language_model(self) -> nn.Module:
+        return self.model.model.language_model
+
+    @property
+    def text_config(self):
+        return self.model.config.text_config
+
+    @property
+    def num_layers(self) -> int:
+        return int(self.text_config.num_hidden_layers)
+
+    def default_layers(self) -> list[int]:
+        return scaled_layers(self.num_layers)
+
+    def check_layers(self, layers) -> tuple[int, ...]:
+        layers = tuple(sorted(set(int(l) for l in (layers if layers is not None else self.default_layers()))))
+        if not layers:
+            raise ConfigError("layers is empty; pass at least one decoder layer index, or None for the default")
+        bad = [l for l in layers if not 0 <= l < self.num_layers]
+        if bad:
+            raise ConfigError(f"layers {bad} out of range: this model has {self.num_layers} decoder layers "
+                              f"(0..{self.num_layers - 1})")
+        return layers
+
+    @property
+    def eos_token_ids(self) -> set[int]:
+        ids = set()
+        for src in (getattr(self.model, "generation_config", None), self.text_config, self.tokenizer):
+            e = getattr(src, "eos_token_id", None)
+            if e is not None:
+                ids.update(e if isinstance(e, (list, tuple)) else [e])
+        return ids
+
+    # ---- inputs ---------------------------------------------------------------------------------
+    def prepare(self, image, prompt: str) -> Prepared:
+        raise NotImplementedError
+
+    def full_inputs(self, prepared: Prepared, output_ids: list[int]) -> dict[str, torch.Tensor]:
+        """Teacher-forced kwargs for prompt + outputs (no cache)."""
+        inputs = dict(prepared.inputs)
+        dev = inputs["input_ids"].device
+        out = torch.tensor([output_ids], dtype=torch.long, device=dev)
+        inputs["input_ids"] = torch.cat([inputs["input_ids"], out], 1)
+        inputs["attention_mask"] = torch.ones_like(inputs["input_ids"])
+        if "mm_token_type_ids" in inputs:
+            inputs["mm_token_type_ids"] = torch.cat([inputs["mm_token_type_ids"], torch.zeros_like(out)], 1)
+        return inputs
+
+    def step_inputs(self, token_ids: torch.Tensor, total_len: int) -> dict[str, torch.Tensor]:
+        """Kwargs of an incremental forward of `token_ids` [1, s] after a cache of total_len - s."""
+        return {"input_ids": token_ids,
+                "attention_mask": torch.ones(1, total_len, dtype=torch.long, device=token_ids.device)}
+
+    def text_pieces(self, prompt_ids: list[int], output_ids: list[int], image_span) -> tuple[list[str], list[str]]:
+        """(text of every position, text piece of each output) — pieces carry their own spacing."""
+        tok = self.tokenizer
+        ctx = tok.convert_ids_to_tokens(list(prompt_ids) + list(output_ids))
+        ctx = [t if isinstance(t, str) else str(t) for t in ctx]
+        if image_span:
+            for i in range(*image_span):
+                ctx[i] = "<image>"
+        pieces, prev = [], ""
+        for i in range(len(output_ids)):
+            cur = tok.decode(output_ids[: i + 1], skip_special_tokens=False)
+            pieces.append(cur[len(prev):] if cur.startswith(prev) else tok.decode([output_ids[i]]))
+            prev = cur
+        return ctx, pieces
+
+    def to(self, inputs: dict[str, torch.Tensor], dtype: torch.dtype) -> dict[str, torch.Tensor]:
+        dev = next(self.model.parameters()).device
+        out = {}
+        for k, v in inputs.items():
+            v = v.to(dev)
+            out[k] = v.to(dtype) if v.is_floating_point() else v
+        return out

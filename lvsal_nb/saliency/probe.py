@@ -1,0 +1,217 @@
+"""The probe: one attention function, registered with transformers' AttentionInterface as "lvsal".
+
+It computes the same attention as eager/SDPA, and on demand
+- keeps the post-softmax rows of the target layers as differentiable tensors (`Probe.captured`),
+- isolates positions above the lowest target layer (sequence engine, DESIGN.md "Two exact engines"),
+- adds a pre-softmax bias built once per forward (LocoRE).
+
+Only text-decoder attention modules that carry a `_lvsal_probe` attribute are affected; the vision
+tower and any unprobed module take the plain SDPA path. `attached(...)` installs it and restores the
+model exactly on exit, also on error.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import UnsupportedModelError
+
+NAME = "lvsal"
+_REGISTER_LOCK = threading.Lock()
+_registered = False
+
+# bias_fn(q_positions [q] absolute kv indices, kv_len, device, dtype) -> additive bias [q, kv] or None
+BiasFn = Callable[[torch.Tensor, int, torch.device, torch.dtype], "torch.Tensor | None"]
+
+
+@dataclass
+class Probe:
+    """Mutable per-model state read by the attention function during one forward.
+
+    mode: "off" (plain attention; bias still applies), "step" (capture target rows of a
+    q_len=1 forward over a detached cache), "sequence" (capture all rows, isolate positions).
+    """
+
+    layers: tuple[int, ...] = ()
+    mode: str = "off"
+    bias_fn: BiasFn | None = None
+    bias_layers: frozenset[int] | None = None  # None = all layers
+    captured: dict[int, torch.Tensor] = field(default_factory=dict)  # layer -> A [b, h, q, kv]
+    _bias_key: tuple | None = None
+    _bias: torch.Tensor | None = None
+
+    @property
+    def lowest(self) -> int:
+        return min(self.layers) if self.layers else 1 << 30
+
+    def new_forward(self) -> None:
+        """Call before each model forward: drops captured rows and the cached bias."""
+        self.captured = {}
+        self._bias_key = None
+        self._bias = None
+
+    def bias_for(self, layer: int, q_len: int, kv_len: int, device, dtype) -> torch.Tensor | None:
+        if self.bias_fn is None or (self.bias_layers is not None and layer not in self.bias_layers):
+            return None
+        key = (q_len, kv_len, device, dtype)
+        if self._bias_key != key:  # built once per forward, shared by all layers
+            q_pos = torch.arange(kv_len - q_len, kv_len, device=device)
+            self._bias = self.bias_fn(q_pos, kv_len, device, dtype)
+            self._bias_key = key
+        return self._bias
+
+
+def _softmax_dtype(dtype: torch.dtype) -> torch.dtype:
+    # float32 softmax for half types (as eager does); float64 stays float64 (exactness tests)
+    return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
+
+
+def _repeat_kv(x: torch.Tensor, n_rep: int) -> torch.Tensor:
+    if n_rep == 1:
+        return x
+    b, h, s, d = x.shape
+    return x[:, :, None].expand(b, h, n_rep, s, d).reshape(b, h * n_rep, s, d)
+
+
+def lvsal_attention(
+    module: nn.Module,
+    query: torch.Tensor,  # [b, h, q, d]
+    key: torch.Tensor,  # [b, h_kv, kv, d]
+    value: torch.Tensor,  # [b, h_kv, kv, d]
+    attention_mask: torch.Tensor | None,  # additive [b, 1, q, kv] (eager mask)
+    scaling: float | None = None,
+    dropout: float = 0.0,
+    **kwargs,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    probe: Probe | None = getattr(module, "_lvsal_probe", None)
+    layer = getattr(module, "layer_idx", None)
+    scale = scaling if scaling is not None else query.shape[-1] ** -0.5
+    n_rep = query.shape[1] // key.shape[1]
+    k, v = _repeat_kv(key, n_rep), _repeat_kv(value, n_rep)
+    q_len, kv_len = query.shape[-2], k.shape[-2]
+
+    bias = None if probe is None or layer is None else probe.bias_for(layer, q_len, kv_len, query.device, query.dtype)
+    capture = probe is not None and probe.mode != "off" and layer in probe.layers
+    isolate = probe is not None and probe.mode == "sequence" and layer is not None and layer > probe.lowest
+
+    if not (capture or isolate):
+        mask = attention_mask
+        if mask is not None and mask.dtype == torch.bool:
+            mask = torch.zeros_like(mask, dtype=query.dtype).masked_fill(~mask, torch.finfo(query.dtype).min)
+        if bias is not None:
+            mask = bias if mask is None else mask + bias
+        is_causal = mask is None and q_len > 1 and getattr(module, "is_causal", True)
+        out = F.scaled_dot_product_attention(query, k, v, attn_mask=mask, dropout_p=dropout,
+                                             scale=scale, is_causal=is_causal)
+        return out.transpose(1, 2).contiguous(), None
+
+    if isolate:
+        # Other positions' keys/values detached, the own key/value live: no gradient crosses positions.
+        kd, vd = k.detach(), v.detach()
+        own = torch.arange(kv_len - q_len, kv_len, device=query.device)
+        k_own = k[:, :, own]  # [b, h, q, d]
+        scores = torch.matmul(query, kd.transpose(-1, -2)) * scale
+        diag = ((query * (k_own - k_own.detach())).sum(-1) * scale)  # zero in value, own-key gradient
+        scores = scores + _place_diag(diag, own, kv_len)
+    else:
+        scores = torch.matmul(query, k.transpose(-1, -2)) * scale
+    if attention_mask is not None:
+        if attention_mask.dtype == torch.bool:
+            scores = scores.masked_fill(~attention_mask, torch.finfo(scores.dtype).min)
+        else:
+            scores = scores + attention_mask
+    if bias is not None:
+        scores = scores + bias
+    attn = torch.softmax(scores, dim=-1, dtype=_softmax_dtype(query.dtype)).to(query.dtype)
+    if capture:
+        if layer == probe.lowest:
+            attn = attn.detach().requires_grad_(True)  # the leaf: nothing below needs a graph
+        probe.captured[layer] = attn
+    if isolate:
+        v_own = v[:, :, own]
+        a_own = attn.gather(-1, own.view(1, 1, -1, 1).expand(*attn.shape[:-1], 1))  # [b, h, q, 1]
+        out = torch.matmul(attn, vd) + a_own * (v_own - v_own.detach())
+    else:
+        out = torch.matmul(attn, v)
+    return out.transpose(1, 2).contiguous(), None
+
+
+def _place_diag(diag: torch.Tensor, own: torch.Tensor, kv_len: int) -> torch.Tensor:
+    """[b, h, q] values at (i, own[i]) of a zero [b, h, q, kv] tensor (differentiable)."""
+    onehot = F.one_hot(own, kv_len).to(diag.dtype)  # [q, kv]
+    return diag.unsqueeze(-1) * onehot
+
+
+def register() -> None:
+    """Register "lvsal" with transformers' attention and attention-mask interfaces (idempotent)."""
+    global _registered
+    with _REGISTER_LOCK:
+        if _registered:
+            return
+        from transformers import AttentionInterface
+        from transformers.masking_utils import AttentionMaskInterface, eager_mask
+
+        AttentionInterface.register(NAME, lvsal_attention)
+        # Without a mask function of the same name the causal mask is silently dropped.
+        AttentionMaskInterface.register(NAME, eager_mask)
+        _registered = True
+
+
+def attention_modules(language_model: nn.Module) -> list[nn.Module]:
+    """The decoder's self-attention modules, indexed by layer (each has `layer_idx`)."""
+    mods = [m for m in language_model.modules() if isinstance(getattr(m, "layer_idx", None), int)
+            and hasattr(m, "q_proj")]
+    mods.sort(key=lambda m: m.layer_idx)
+    if not mods:
+        raise UnsupportedModelError(
+            f"{type(language_model).__name__} has no attention modules with `layer_idx`/`q_proj`; "
+            "lvsal-nb supports decoders built on transformers' AttentionInterface (Llama, Qwen2 ...)"
+        )
+    return mods
+
+
+@contextlib.contextmanager
+def attached(model: nn.Module, language_model: nn.Module, text_config, probe: Probe) -> Iterator[Probe]:
+    """Install the probe on `model` for the duration of the block; restore everything after.
+
+    Restores: the text config's attention implementation, each module's probe slot, and every
+    parameter's `requires_grad` (parameters never need gradients while tracing).
+    """
+    register()
+    if not getattr(model, "_can_set_attn_implementation", lambda: True)():
+        raise UnsupportedModelError(
+            f"{type(model).__name__} does not dispatch attention through AttentionInterface, so the "
+            "saliency probe cannot be installed; use a model class from transformers >= 5"
+        )
+    mods = attention_modules(language_model)
+    prev_impl = text_config._attn_implementation
+    prev_slots = [getattr(m, "_lvsal_probe", None) for m in mods]
+    prev_grad = [p.requires_grad for p in model.parameters()]
+    was_training = model.training
+    try:
+        text_config._attn_implementation_internal = NAME
+        for m in mods:
+            m._lvsal_probe = probe
+        for p in model.parameters():
+            p.requires_grad_(False)
+        model.eval()
+        yield probe
+    finally:
+        text_config._attn_implementation_internal = prev_impl
+        for m, slot in zip(mods, prev_slots):
+            if slot is None:
+                if hasattr(m, "_lvsal_probe"):
+                    del m._lvsal_probe
+            else:
+                m._lvsal_probe = slot
+        for p, g in zip(model.parameters(), prev_grad):
+            p.requires_grad_(g)
+        model.train(was_training)
+        probe.captured = {}

@@ -1,0 +1,83 @@
+"""Sequence engine: every step's exact saliency row from one isolated teacher-forced pass.
+
+Above the lowest target layer each query sees the other positions' keys/values detached and its own
+live (probe.py), so ∂(Σ_s L_s)/∂A[t, :] = ∂L_t/∂A[t, :]: one backward gives all rows. Positions stay
+independent, so the pass runs in chunks over a detached KV cache — exact for any chunk size, memory
+bounded by the chunk — which is also how a viewer streams while generation runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+from transformers import DynamicCache
+
+from ..decoding.loop import prefill
+from ..models.base import Adapter, Prepared
+from .probe import Probe
+from .score import context_scores, saliency_rows
+from .step import StepScores, detach_cache
+
+
+class SequenceEngine:
+    """Scores generated tokens chunk by chunk. Feed the outputs as they grow; each `feed` scores
+    every position whose next token is now known.
+
+    Args:
+        alternatives: extra candidates per step (the top-k other tokens), scored in the same backward.
+        chunk: positions per forward (None = all available at once).
+    """
+
+    def __init__(self, adapter: Adapter, prepared: Prepared, probe: Probe, inputs: dict, context: str,
+                 alternatives: int = 0, chunk: int | None = None):
+        self.adapter, self.prepared, self.probe, self.inputs = adapter, prepared, probe, inputs
+        self.context, self.alternatives, self.chunk = context, alternatives, chunk
+        self.cache = DynamicCache(config=adapter.model.config)
+        self.ids = inputs["input_ids"][0].tolist()
+        self.next_q = prepared.n - 1
+        self.device = inputs["input_ids"].device
+        prefill(adapter, prepared, probe, inputs, self.cache)
+
+    def feed(self, output_ids: list[int]) -> Iterator[tuple[StepScores, torch.Tensor]]:
+        """Yield (scores, logprobs [vocab]) for each newly scorable step, in order."""
+        self.ids = self.ids[: self.prepared.n] + list(output_ids)
+        last_q = len(self.ids) - 2  # the last position whose next token is known
+        while self.next_q <= last_q:
+            stop = last_q + 1 if self.chunk is None else min(last_q + 1, self.next_q + self.chunk)
+            yield from self._chunk(self.next_q, stop)
+            self.next_q = stop
+
+    def _chunk(self, start: int, stop: int):
+        ad, probe = self.adapter, self.probe
+        tokens = torch.tensor([self.ids[start:stop]], device=self.device)
+        kw = ad.step_inputs(tokens, stop)
+        probe.mode = "sequence"
+        probe.new_forward()
+        with torch.enable_grad():
+            logits = ad.model(**kw, **{ad.cache_kw: self.cache}, use_cache=True).logits[0]  # [C, V]
+            logp = torch.log_softmax(logits if logits.dtype == torch.float64 else logits.float(), dim=-1)
+            target = torch.tensor(self.ids[start + 1: stop + 1], device=self.device)
+            cands = target[:, None]
+            if self.alternatives:
+                top = logp.detach().topk(self.alternatives + 1, dim=-1).indices  # [C, a+1]
+                alt = [[t for t in row if t != int(target[i])][: self.alternatives] for i, row in enumerate(top.tolist())]
+                cands = torch.cat([cands, torch.tensor(alt, device=self.device)], 1)
+            losses = -logp.gather(1, cands)  # [C, K]
+            layers = list(probe.layers)
+            attn = [probe.captured[l] for l in layers]  # [1, heads, C, kv]
+            k = cands.shape[1]
+            if k == 1:
+                grads = [g.unsqueeze(0) for g in torch.autograd.grad(losses.sum(), attn)]
+            else:
+                eye = torch.eye(k, dtype=losses.dtype, device=self.device)[:, None, :].expand(k, losses.shape[0], k)
+                grads = list(torch.autograd.grad(losses, attn, grad_outputs=eye, is_grads_batched=True))
+        detach_cache(self.cache)
+        probe.captured = {}
+        with torch.no_grad():
+            rows = saliency_rows(attn, grads)  # [K, C, layers, kv]
+            qpos = torch.arange(start, stop, device=self.device)
+            ls = context_scores(rows, qpos, self.prepared.spans, self.context)  # [K, C, layers]
+            for i, q in enumerate(range(start, stop)):
+                yield StepScores(q=q, token_ids=cands[i].tolist(), scores=ls[:, i].mean(-1),
+                                 layer_scores=ls[:, i], rows=rows[:, i, :, : q + 1]), logp[i].detach()
