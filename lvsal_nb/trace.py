@@ -189,7 +189,7 @@ class Trace:
 
     # ---- rich display (the JupyterLab extension renders MIME_TYPE without a kernel) ---------
     def _repr_mimebundle_(self, include=None, exclude=None):
-        return {"text/plain": repr(self), MIME_TYPE: self.to_json()}
+        return {"text/plain": repr(self), MIME_TYPE: self.to_json(digits=5)}
 
     # ---- JSON --------------------------------------------------------------------------------
     def _meta(self) -> dict[str, Any]:
@@ -203,8 +203,9 @@ class Trace:
             "interrupted": self.interrupted,
         }
 
-    def to_json(self, digits: int = 6) -> dict[str, Any]:
-        """Everything a viewer needs, as plain JSON: the MIME payload and the `*.lvsal.json` file."""
+    def to_json(self, digits: int | None = None) -> dict[str, Any]:
+        """Everything a viewer needs, as plain JSON: the MIME payload and the `*.lvsal.json` file.
+        `digits` rounds floats (smaller notebook outputs); None keeps full precision."""
         d = self._meta()
         d["layers"] = self.layers
         d["steps"] = [_step_json(s, digits) for s in self.records]
@@ -312,15 +313,15 @@ def _check_schema(d: dict[str, Any]) -> None:
         )
 
 
-def _step_json(s: Step, digits: int) -> dict[str, Any]:
+def _step_json(s: Step, digits: int | None) -> dict[str, Any]:
     def rnd(x):
-        return None if x is None else round(float(x), digits)
+        return None if x is None else (float(x) if digits is None else round(float(x), digits))
 
     return {
         "step": s.step, "position": s.position, "token_id": s.token_id, "token": s.token,
         "prob": rnd(s.prob), "logprob": rnd(s.logprob), "saliency": rnd(s.saliency),
         "layer_scores": None if s.layer_scores is None else [rnd(x) for x in s.layer_scores],
-        "row": None if s.row is None else np.round(s.row.astype(np.float64), digits).tolist(),
+        "row": None if s.row is None else (s.row.tolist() if digits is None else np.round(s.row, digits).tolist()),
         "tau": rnd(s.tau), "decision": s.decision, "round": s.round,
         "candidates": [
             {"token_id": c.token_id, "token": c.token, "prob": rnd(c.prob), "saliency": rnd(c.saliency),

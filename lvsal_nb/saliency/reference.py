@@ -98,7 +98,7 @@ def reference_step(adapter: Adapter, prepared: Prepared, output_ids: list[int], 
             per_layer, rows = [], []
             for A, G in zip(mats, grads):
                 s = (A[0, :, q, :] * G[0, :, q, :]).abs().mean(0)  # mean over heads, [kv]
-                s = s / max(float(s.norm()), 1e-9)
+                s = s.detach() / max(float(s.detach().norm()), 1e-9)
                 rows.append(s.detach())
                 per_layer.append(float(s[J].mean()) if len(J) else float("nan"))
             result["layer_scores"].append(per_layer)

@@ -1,0 +1,50 @@
+"""Shared fixtures: tiny random models of the real architectures (float64 for exactness tests)."""
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from lvsal_nb.models import tiny
+
+FAMILIES = ("llava", "qwen2_vl", "qwen2_5_vl")
+PROMPT = "describe this image ."
+
+
+@pytest.fixture(scope="session")
+def image():
+    return Image.fromarray((np.random.RandomState(0).rand(60, 80, 3) * 255).astype(np.uint8))
+
+
+@pytest.fixture(scope="session", params=FAMILIES)
+def family(request):
+    return request.param
+
+
+_CACHE: dict = {}
+
+
+def tiny_session(family: str, dtype=torch.float64):
+    """A Session over a tiny random model; cached per (family, dtype) — tests must not mutate it."""
+    import lvsal_nb as lv
+
+    key = (family, dtype)
+    if key not in _CACHE:
+        model, proc = getattr(tiny, f"tiny_{family}")(dtype=dtype)
+        _CACHE[key] = lv.load(model, proc, device="cpu", dtype=dtype)
+    return _CACHE[key]
+
+
+@pytest.fixture(scope="session")
+def session(family):
+    return tiny_session(family)
+
+
+@pytest.fixture(scope="session")
+def llava_session():
+    return tiny_session("llava")
+
+
+@pytest.fixture(scope="session")
+def make_session():
+    return tiny_session

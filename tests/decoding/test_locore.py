@@ -1,0 +1,93 @@
+"""LocoRE: rows equal a hand-computed scaled-and-renormalised row; beta=0 and exit change nothing."""
+
+import math
+
+import pytest
+import torch
+
+import lvsal_nb as lv
+from lvsal_nb.saliency.probe import Probe, attached
+
+PROMPT = "describe this image ."
+
+
+def test_mask_selects_recent_generated_keys():
+    lc = lv.LocoRE(beta=0.15, window=3)
+    m = lc.mask(torch.tensor([4, 5, 8]), kv_len=9, output_start=5)
+    assert m[0].sum() == 0  # a prompt row: no bias
+    assert m[1].nonzero().flatten().tolist() == [5]
+    assert m[2].nonzero().flatten().tolist() == [6, 7, 8]
+    ex = lv.LocoRE(window=3, exclude_self=True).mask(torch.tensor([8]), 9, 5)
+    assert ex[0].nonzero().flatten().tolist() == [6, 7]
+
+
+def test_attention_row_is_scaled_and_renormalised(llava_session, image):
+    """Capture row q with and without LocoRE at the same inputs, then check by hand."""
+    s = llava_session
+    prepared = s.adapter.prepare(image, PROMPT)
+    out = [5, 6, 7, 8]
+    inputs = s.adapter.full_inputs(prepared, out)
+    rows = {}
+    beta, w = 0.3, 3
+    for name, bias in (("plain", None), ("locore", lv.LocoRE(beta=beta, window=w, layers=(0,)))):
+        probe = Probe(layers=(0,), mode="sequence",
+                      bias_fn=bias.bias_fn(prepared.n) if bias else None, bias_layers=frozenset({0}) if bias else None)
+        with attached(s.model, s.adapter.language_model, s.adapter.text_config, probe), torch.enable_grad():
+            s.model(**inputs)
+            rows[name] = probe.captured[0][0, :, -1].detach()  # layer 0's input is unbiased: same scores
+    q = inputs["input_ids"].shape[1] - 1
+    plain = rows["plain"]
+    scale = torch.ones(q + 1, dtype=plain.dtype)
+    scale[q - w + 1: q + 1] = 1 + beta  # the last w generated keys, the query itself included
+    expect = plain * scale
+    expect = expect / expect.sum(-1, keepdim=True)
+    assert torch.allclose(rows["locore"], expect, atol=1e-12)
+
+
+def test_beta_zero_leaves_logits_identical(llava_session, image):
+    a = llava_session.trace(image, PROMPT, max_new_tokens=5)
+    b = llava_session.trace(image, PROMPT, max_new_tokens=5, locore=lv.LocoRE(beta=0.0))
+    assert [s.token_id for s in a.records] == [s.token_id for s in b.records]
+    assert [s.logprob for s in a.records] == [s.logprob for s in b.records]
+
+
+def test_locore_changes_the_forward_when_beta_positive(llava_session, image):
+    a = llava_session.trace(image, PROMPT, max_new_tokens=5)
+    b = llava_session.trace(image, PROMPT, max_new_tokens=5, locore=3.0)
+    assert [s.logprob for s in a.records][1:] != [s.logprob for s in b.records][1:]
+    assert a.records[0].logprob == pytest.approx(b.records[0].logprob, abs=1e-12)  # step 0 has no generated key
+    assert b.config["locore"]["beta"] == 3.0
+
+
+def test_generate_context_manager_matches_trace_and_leaves_no_trace(llava_session, image):
+    s = llava_session
+    prepared = s.adapter.prepare(image, PROMPT)
+    lc = lv.LocoRE(beta=2.0, window=2)
+    with torch.no_grad():
+        before = s.model.generate(**prepared.inputs, max_new_tokens=6, do_sample=False)
+        with lv.locore(s.model, lc):
+            inside = s.model.generate(**prepared.inputs, max_new_tokens=6, do_sample=False)
+        after = s.model.generate(**prepared.inputs, max_new_tokens=6, do_sample=False)
+    assert torch.equal(before, after)
+    traced = s.trace(image, PROMPT, max_new_tokens=6, locore=lc)
+    assert inside[0, prepared.n:].tolist()[: len(traced)] == [r.token_id for r in traced.records]
+    assert s.adapter.text_config._attn_implementation != "lvsal"
+    assert not any(hasattr(m, "_lvsal_probe") for m in s.model.modules())
+
+
+def test_context_manager_restores_on_error(llava_session):
+    s = llava_session
+    impl = s.adapter.text_config._attn_implementation
+    with pytest.raises(ValueError, match="user code"):
+        with lv.locore(s.model, 0.2):
+            raise ValueError("user code")
+    assert s.adapter.text_config._attn_implementation == impl
+    assert not any(hasattr(m, "_lvsal_probe") for m in s.model.modules())
+
+
+def test_family_defaults():
+    from lvsal_nb.models.llava import LlavaAdapter
+    from lvsal_nb.models.qwen2_vl import Qwen2VLAdapter
+
+    assert LlavaAdapter.locore_beta == 0.15 and Qwen2VLAdapter.locore_beta == 0.20
+    assert math.log1p(0.15) == pytest.approx(math.log(1.15))

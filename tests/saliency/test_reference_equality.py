@@ -1,0 +1,70 @@
+"""Both engines equal the naive full-recompute reference (float64) on all three architectures."""
+
+import numpy as np
+import pytest
+
+import lvsal_nb as lv
+from lvsal_nb.saliency.reference import reference_step
+PROMPT = "describe this image ."
+
+TOL = 1e-5
+LAYERS = [1, 2]
+
+
+def _assert_matches_reference(session, image, tr, locore=None, context="text"):
+    out = [s.token_id for s in tr.records]
+    prepared = session.adapter.prepare(image, PROMPT)
+    worst = 0.0
+    for t in range(0, len(out), 2):  # every other step keeps the O(T^2) reference quick
+        cands = [c.token_id for c in tr.records[t].candidates]
+        ref = reference_step(session.adapter, prepared, out, t, cands, LAYERS, context=context, locore=locore)
+        assert ref["q"] == tr.records[t].position
+        for i, c in enumerate(tr.records[t].candidates):
+            if np.isnan(ref["scores"][i]):
+                assert c.saliency is None
+                continue
+            worst = max(worst, abs(ref["scores"][i] - c.saliency))
+            np.testing.assert_allclose(c.layer_scores, ref["layer_scores"][i], atol=TOL)
+        np.testing.assert_allclose(tr.records[t].row, ref["rows"][0].numpy(), atol=TOL)
+    assert worst < TOL
+
+
+@pytest.mark.parametrize("engine", ["sequence", "step"])
+def test_engine_equals_reference(session, image, engine):
+    tr = session.trace(image, PROMPT, max_new_tokens=6, layers=LAYERS, engine=engine, alternatives=2, chunk=4)
+    assert tr.config["engine"] == engine
+    assert len(tr) == 6 and all(len(s.candidates) == 3 for s in tr.records)
+    assert tr.spans.image is not None  # image tokens are present
+    _assert_matches_reference(session, image, tr)
+
+
+@pytest.mark.parametrize("engine", ["sequence", "step"])
+def test_engine_equals_reference_with_locore(session, image, engine):
+    lc = lv.LocoRE(beta=0.5, window=3)
+    tr = session.trace(image, PROMPT, max_new_tokens=6, layers=LAYERS, engine=engine, alternatives=1, locore=lc)
+    _assert_matches_reference(session, image, tr, locore=lc)
+
+
+def test_outputs_context_matches_reference(llava_session, image):
+    tr = llava_session.trace(image, PROMPT, max_new_tokens=4, layers=LAYERS, context="outputs")
+    assert tr.records[0].saliency is None  # no prior output at the first step
+    assert all(s.saliency is not None for s in tr.records[1:])
+    _assert_matches_reference(llava_session, image, tr, context="outputs")
+
+
+def test_sequence_equals_step_engine(session, image):
+    a = session.trace(image, PROMPT, max_new_tokens=8, layers=LAYERS, engine="sequence", alternatives=2)
+    b = session.trace(image, PROMPT, max_new_tokens=8, layers=LAYERS, engine="step", alternatives=2)
+    assert [s.token_id for s in a.records] == [s.token_id for s in b.records]
+    for x, y in zip(a.records, b.records):
+        np.testing.assert_allclose(x.row, y.row, atol=1e-6)
+        np.testing.assert_allclose([c.saliency for c in x.candidates], [c.saliency for c in y.candidates], atol=1e-9)
+
+
+def test_chunk_sizes_give_identical_rows(llava_session, image):
+    runs = [llava_session.trace(image, PROMPT, max_new_tokens=9, layers=LAYERS, chunk=c, alternatives=1)
+            for c in (1, 7, None)]
+    for other in runs[1:]:
+        for x, y in zip(runs[0].records, other.records):
+            np.testing.assert_allclose(x.row, y.row, atol=1e-7)
+            assert x.saliency == pytest.approx(y.saliency, abs=1e-12)
