@@ -15,8 +15,29 @@ from .trace import MIME_TYPE, Candidate, Spans, Step, Trace
 
 __version__ = "0.1.0"
 
+
+def view(*args, **kwargs):
+    """The TraceViewer widget for a Trace, a trace file, or a live trace (lvsal_nb.widgets)."""
+    from .widgets import view as _view
+
+    return _view(*args, **kwargs)
+
+
+def tune(*args, **kwargs):
+    """The live SGRS / LocoRE tuner: side-by-side reruns with the same seed (lvsal_nb.widgets)."""
+    from .widgets import tune as _tune
+
+    return _tune(*args, **kwargs)
+
+
+def load_ipython_extension(ipython):
+    """`%load_ext lvsal_nb` registers the %lvsal / %%lvsal magics."""
+    from .magics import load_ipython_extension as _load
+
+    _load(ipython)
+
 __all__ = [
     "MIME_TYPE", "AnnotationStoreError", "Candidate", "ConfigError", "ImageError", "LocoRE", "LvsalError", "SGRS",
-    "Session", "Spans", "Step", "Trace", "TraceFileError", "UnsupportedModelError", "load", "locore",
-    "__version__",
+    "Session", "Spans", "Step", "Trace", "TraceFileError", "UnsupportedModelError", "load", "load_ipython_extension",
+    "locore", "tune", "view", "__version__",
 ]
