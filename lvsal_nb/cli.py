@@ -1,0 +1,143 @@
+"""`lvsal` command: demo, trace, toy-train, eval."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .errors import LvsalError
+
+DEMO_SEED = 7
+DEMO_PROMPT = "Describe the image."
+
+
+def _bar(x: float | None, width: int = 20) -> str:
+    if x is None:
+        return " " * width
+    n = max(0, min(width, round(x * width / 0.5)))  # 0.5 fills the bar: scores live in [0, ~0.5]
+    return "█" * n + "·" * (width - n)
+
+
+def print_table(trace, truth: dict[int, str] | None = None, alpha: float = 0.6, window: int = 5,
+                out=sys.stdout) -> None:
+    """Token table: saliency with a bar, and a drop flag where it falls below alpha x the recent mean
+    (the SGRS threshold). `truth` maps step -> "ok"/"HALLUCINATED" where ground truth is known."""
+    print(f"{'step':>4}  {'token':<14} {'p':>6}  {'saliency':>8}  {'':20}  flag", file=out)
+    hist: list[float] = []
+    for s in trace.records:
+        recent = hist[-window:]
+        tau = alpha * sum(recent) / len(recent) if recent else 0.0
+        flag = "drop" if s.saliency is not None and recent and s.saliency < tau else ""
+        if truth and s.step in truth:
+            flag = (flag + " " + truth[s.step]).strip()
+        sal = "    -   " if s.saliency is None else f"{s.saliency:8.4f}"
+        print(f"{s.step:>4}  {s.token.strip()[:14]:<14} {s.prob:6.3f}  {sal}  {_bar(s.saliency)}  {flag}", file=out)
+        if s.saliency is not None:
+            hist.append(s.saliency)
+
+
+def demo(args) -> int:
+    import lvsal_nb as lv
+    from .toy.scenes import make_scene, render
+
+    session = lv.load("toy", device=args.device)
+    scene = make_scene(args.seed)
+    image = render(scene)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    image.save(out / "demo-scene.png")
+    print(f"{session}\nscene {args.seed}: {', '.join(scene.object_names())}  (image: {out / 'demo-scene.png'})")
+    tr = session.trace(image, DEMO_PROMPT, max_new_tokens=args.max_new_tokens, progress=True,
+                       sgrs=lv.SGRS() if args.sgrs else None, locore=args.locore)
+    print(f"\nprompt: {DEMO_PROMPT}\noutput: {tr.text.strip()}\n")
+    print_table(tr, truth=_toy_truth(tr, scene))
+    path = tr.save(out / "demo.lvsal.parquet")
+    tr.save(out / "demo.lvsal.json")
+    print(f"\ntrace written to {path} (and .json for the JupyterLab viewer); engine={tr.config['engine']}, "
+          f"layers={tr.layers}\nopen it in a notebook: import lvsal_nb as lv; lv.view('{path}')")
+    return 0
+
+
+def _toy_truth(trace, scene) -> dict[int, str]:
+    """Per step: is the object this token completes in the scene? (toy world ground truth)"""
+    from .toy.scenes import mentioned_objects
+
+    truth, text = {}, ""
+    present = set(scene.object_names())
+    seen = 0
+    for s in trace.records:
+        text += s.token
+        objs = mentioned_objects(text)
+        if len(objs) > seen:  # this token completed a new object mention
+            truth[s.step] = "ok" if objs[-1] in present else "HALLUCINATED"
+            seen = len(objs)
+    return truth
+
+
+def trace_cmd(args) -> int:
+    import lvsal_nb as lv
+
+    session = lv.load(args.model, device=args.device, dtype=args.dtype)
+    tr = session.trace(args.image, args.prompt, max_new_tokens=args.max_new_tokens, progress=True,
+                       sgrs=lv.SGRS(k=args.k) if args.sgrs else None, locore=args.locore,
+                       layers=args.layers, seed=args.seed, decoding=args.decoding)
+    print(f"output: {tr.text.strip()}\n")
+    print_table(tr)
+    print(f"\ntrace written to {tr.save(args.out)}")
+    return 0
+
+
+def toy_train(argv: list[str]) -> int:
+    from .toy.train import main as train_main
+
+    return train_main(argv) or 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="lvsal", description="LVLMs-Saliency, SGRS and LocoRE for vision-language models")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    d = sub.add_parser("demo", help="trace the embedded toy model on a bundled scene (no download)")
+    d.add_argument("--seed", type=int, default=DEMO_SEED, help="which toy scene")
+    d.add_argument("--max-new-tokens", type=int, default=48)
+    d.add_argument("--sgrs", action="store_true", help="decode with SGRS (default settings)")
+    d.add_argument("--locore", type=float, default=None, metavar="BETA", help="apply LocoRE with this beta")
+    d.add_argument("--device", default=None)
+    d.add_argument("--out", default="lvsal-demo", help="folder for the image and the trace files")
+    t = sub.add_parser("trace", help="trace a local checkpoint on an image")
+    t.add_argument("--model", required=True, help="'toy', a local checkpoint folder, or a cached hub id")
+    t.add_argument("--image", required=True)
+    t.add_argument("--prompt", required=True)
+    t.add_argument("--max-new-tokens", type=int, default=64)
+    t.add_argument("--decoding", default="greedy", choices=["greedy", "sample"])
+    t.add_argument("--sgrs", action="store_true")
+    t.add_argument("--k", type=int, default=5, help="SGRS candidates")
+    t.add_argument("--locore", type=float, default=None, metavar="BETA")
+    t.add_argument("--layers", type=int, nargs="+", default=None)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--device", default=None)
+    t.add_argument("--dtype", default=None, help="float32, bfloat16, ...")
+    t.add_argument("--out", default="trace.lvsal.parquet")
+    sub.add_parser("toy-train", help="train the toy model (lvsal toy-train --help)", add_help=False)
+    sub.add_parser("eval", help="CHAIR / POPE evaluation (lvsal eval --help)", add_help=False)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "toy-train":
+        return toy_train(argv[1:])
+    if argv and argv[0] == "eval":
+        from .eval.runner import main as eval_main
+
+        return eval_main(argv[1:]) or 0
+    args = build_parser().parse_args(argv)
+    try:
+        return {"demo": demo, "trace": trace_cmd}[args.cmd](args)
+    except LvsalError as e:
+        print(f"lvsal: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
