@@ -24,7 +24,7 @@ def choose(logits: torch.Tensor, decoding: str, temperature: float = 1.0, top_p:
     """Pick the next token from logits [vocab]."""
     if decoding == "greedy":
         return int(torch.argmax(logits))
-    probs = torch.softmax(logits.float() / temperature, dim=-1)
+    probs = torch.softmax(logits.float().cpu() / temperature, dim=-1)  # CPU: the generator is a CPU one
     if top_p < 1.0:
         sp, si = torch.sort(probs, descending=True)
         keep = (sp.cumsum(0) - sp) < top_p  # the smallest prefix whose mass reaches top_p
