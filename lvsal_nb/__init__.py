@@ -11,6 +11,7 @@ from .decoding.sgrs import SGRS
 from .errors import (AnnotationStoreError, ConfigError, ImageError, LvsalError, TraceFileError,
                      UnsupportedModelError)
 from .session import Session, load
+from .labext import _jupyter_labextension_paths  # noqa: F401  (jupyter labextension develop)
 from .trace import MIME_TYPE, Candidate, Spans, Step, Trace
 
 __version__ = "0.1.0"

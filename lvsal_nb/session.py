@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -84,6 +85,8 @@ class Session:
         interrupted = False
         cfg.update(seed=seed, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, chunk=chunk)
         bar = _progress(max_new_tokens, progress)
+        t_start = time.perf_counter()
+        cfg["timing"] = {"analysis_s": 0.0}
 
         def emit(step: Step):
             steps.append(step)
@@ -104,6 +107,7 @@ class Session:
             finally:
                 bar.close()
         interrupted = interrupted or bool(stop is not None and stop.is_set())
+        cfg["timing"]["total_s"] = time.perf_counter() - t_start
         return self._build(prepared, steps, cfg, prompt, interrupted)
 
     def analyze(self, image, prompt: str, output: str | list[int], *, layers=None, context: str = "text",
@@ -171,14 +175,16 @@ class Session:
         loop = StepLoop(self.adapter, prepared, probe, inputs, grad=False)
         loop.prefill()
         eng = SequenceEngine(self.adapter, prepared, probe, inputs, cfg["context"], cfg["alternatives"],
-                             cfg["chunk"])
+                             cfg["chunk"], prefilled=loop.cache)
         det, eos, out = _Detok(self.adapter.tokenizer), self.adapter.eos_token_ids, []
         flush = cfg["chunk"] or cfg["max_new_tokens"]
 
         def drain():
+            t0 = time.perf_counter()
             for sc, logp in eng.feed(out):
                 emit(_plain_step(len(out_steps), sc, logp, det.push(sc.token_ids[0]), _decision(cfg["decoding"])))
                 out_steps.append(sc.q)
+            cfg["timing"]["analysis_s"] += time.perf_counter() - t0
 
         out_steps: list[int] = []
         try:
@@ -270,7 +276,7 @@ class Session:
     def _build(self, prepared: Prepared, steps: list[Step], cfg: dict, prompt: str, interrupted: bool) -> Trace:
         prompt_ids = prepared.input_ids[0].tolist()
         out_ids = [s.token_id for s in steps]
-        tokens, _ = self.adapter.text_pieces(prompt_ids, out_ids, prepared.spans.image)
+        tokens = self.adapter.context_tokens(prompt_ids + out_ids, prepared.spans.image)
         n = prepared.n
         spans = type(prepared.spans)(system=prepared.spans.system, image=prepared.spans.image,
                                      prompt=prepared.spans.prompt, output=(n, n + len(out_ids)))
@@ -303,17 +309,20 @@ def _plain_step(t: int, sc: StepScores, logp: torch.Tensor, piece: str, decision
 
 
 class _Detok:
-    """Incremental decoding to text pieces that carry their own spacing."""
+    """Incremental decoding to text pieces that carry their own spacing (O(1) per token: a window
+    of recent tokens is enough for byte-level and sentencepiece merges)."""
+
+    WINDOW = 6
 
     def __init__(self, tokenizer):
-        self.tok, self.ids, self.text = tokenizer, [], ""
+        self.tok, self.ids = tokenizer, []
 
     def push(self, token_id: int) -> str:
+        ctx = self.ids[-self.WINDOW:]
         self.ids.append(token_id)
-        text = self.tok.decode(self.ids, skip_special_tokens=False)
-        piece = text[len(self.text):] if text.startswith(self.text) else self.tok.decode([token_id])
-        self.text = text
-        return piece
+        before = self.tok.decode(ctx, skip_special_tokens=False) if ctx else ""
+        after = self.tok.decode(ctx + [token_id], skip_special_tokens=False)
+        return after[len(before):] if after.startswith(before) else self.tok.decode([token_id])
 
 
 class _NoBar:

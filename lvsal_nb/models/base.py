@@ -164,20 +164,13 @@ class Adapter:
         return {"input_ids": token_ids,
                 "attention_mask": torch.ones(1, total_len, dtype=torch.long, device=token_ids.device)}
 
-    def text_pieces(self, prompt_ids: list[int], output_ids: list[int], image_span) -> tuple[list[str], list[str]]:
-        """(text of every position, text piece of each output) — pieces carry their own spacing."""
-        tok = self.tokenizer
-        ctx = tok.convert_ids_to_tokens(list(prompt_ids) + list(output_ids))
-        ctx = [t if isinstance(t, str) else str(t) for t in ctx]
+    def context_tokens(self, token_ids: list[int], image_span) -> list[str]:
+        """Text of every position of the full sequence (image positions as "<image>")."""
+        ctx = [t if isinstance(t, str) else str(t) for t in self.tokenizer.convert_ids_to_tokens(list(token_ids))]
         if image_span:
             for i in range(*image_span):
                 ctx[i] = "<image>"
-        pieces, prev = [], ""
-        for i in range(len(output_ids)):
-            cur = tok.decode(output_ids[: i + 1], skip_special_tokens=False)
-            pieces.append(cur[len(prev):] if cur.startswith(prev) else tok.decode([output_ids[i]]))
-            prev = cur
-        return ctx, pieces
+        return ctx
 
     def to(self, inputs: dict[str, torch.Tensor], dtype: torch.dtype) -> dict[str, torch.Tensor]:
         dev = next(self.model.parameters()).device

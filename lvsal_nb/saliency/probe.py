@@ -85,7 +85,7 @@ def lvsal_attention(
     query: torch.Tensor,  # [b, h, q, d]
     key: torch.Tensor,  # [b, h_kv, kv, d]
     value: torch.Tensor,  # [b, h_kv, kv, d]
-    attention_mask: torch.Tensor | None,  # additive [b, 1, q, kv] (eager mask)
+    attention_mask: torch.Tensor | None,  # bool [b, 1, q, kv] (True = attend), or None = plain causal
     scaling: float | None = None,
     dropout: float = 0.0,
     **kwargs,
@@ -94,23 +94,23 @@ def lvsal_attention(
     layer = getattr(module, "layer_idx", None)
     scale = scaling if scaling is not None else query.shape[-1] ** -0.5
     n_rep = query.shape[1] // key.shape[1]
-    k, v = _repeat_kv(key, n_rep), _repeat_kv(value, n_rep)
-    q_len, kv_len = query.shape[-2], k.shape[-2]
+    q_len, kv_len = query.shape[-2], key.shape[-2]
 
     bias = None if probe is None or layer is None else probe.bias_for(layer, q_len, kv_len, query.device, query.dtype)
     capture = probe is not None and probe.mode != "off" and layer in probe.layers
     isolate = probe is not None and probe.mode == "sequence" and layer is not None and layer > probe.lowest
 
     if not (capture or isolate):
+        # The fast path: SDPA with the boolean mask (or is_causal), GQA without copies.
         mask = attention_mask
-        if mask is not None and mask.dtype == torch.bool:
-            mask = torch.zeros_like(mask, dtype=query.dtype).masked_fill(~mask, torch.finfo(query.dtype).min)
         if bias is not None:
-            mask = bias if mask is None else mask + bias
+            mask = _additive(mask, q_len, kv_len, query) + bias
         is_causal = mask is None and q_len > 1 and getattr(module, "is_causal", True)
-        out = F.scaled_dot_product_attention(query, k, v, attn_mask=mask, dropout_p=dropout,
-                                             scale=scale, is_causal=is_causal)
+        out = F.scaled_dot_product_attention(query, key, value, attn_mask=mask, dropout_p=dropout, scale=scale,
+                                             is_causal=is_causal, enable_gqa=n_rep > 1)
         return out.transpose(1, 2).contiguous(), None
+
+    k, v = _repeat_kv(key, n_rep), _repeat_kv(value, n_rep)
 
     if isolate:
         # Other positions' keys/values detached, the own key/value live: no gradient crosses positions.
@@ -122,11 +122,7 @@ def lvsal_attention(
         scores = scores + _place_diag(diag, own, kv_len)
     else:
         scores = torch.matmul(query, k.transpose(-1, -2)) * scale
-    if attention_mask is not None:
-        if attention_mask.dtype == torch.bool:
-            scores = scores.masked_fill(~attention_mask, torch.finfo(scores.dtype).min)
-        else:
-            scores = scores + attention_mask
+    scores = scores + _additive(attention_mask, q_len, kv_len, query)
     if bias is not None:
         scores = scores + bias
     attn = torch.softmax(scores, dim=-1, dtype=_softmax_dtype(query.dtype)).to(query.dtype)
@@ -143,6 +139,15 @@ def lvsal_attention(
     return out.transpose(1, 2).contiguous(), None
 
 
+def _additive(mask: torch.Tensor | None, q_len: int, kv_len: int, like: torch.Tensor) -> torch.Tensor:
+    """The mask as an additive float tensor; None means causal, bottom-right aligned (KV cache)."""
+    if mask is None:
+        mask = torch.ones(q_len, kv_len, dtype=torch.bool, device=like.device).tril(kv_len - q_len)
+    if mask.dtype != torch.bool:
+        return mask
+    return torch.zeros(mask.shape, dtype=like.dtype, device=like.device).masked_fill(~mask, torch.finfo(like.dtype).min)
+
+
 def _place_diag(diag: torch.Tensor, own: torch.Tensor, kv_len: int) -> torch.Tensor:
     """[b, h, q] values at (i, own[i]) of a zero [b, h, q, kv] tensor (differentiable)."""
     onehot = F.one_hot(own, kv_len).to(diag.dtype)  # [q, kv]
@@ -156,11 +161,12 @@ def register() -> None:
         if _registered:
             return
         from transformers import AttentionInterface
-        from transformers.masking_utils import AttentionMaskInterface, eager_mask
+        from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 
         AttentionInterface.register(NAME, lvsal_attention)
-        # Without a mask function of the same name the causal mask is silently dropped.
-        AttentionMaskInterface.register(NAME, eager_mask)
+        # Without a mask function of the same name the causal mask is silently dropped. SDPA's mask:
+        # boolean, or None where plain causal attention is exact (lvsal_attention rebuilds it then).
+        AttentionMaskInterface.register(NAME, sdpa_mask)
         _registered = True
 
 

@@ -8,6 +8,7 @@ bounded by the chunk — which is also how a viewer streams while generation run
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator
 
 import torch
@@ -27,17 +28,22 @@ class SequenceEngine:
     Args:
         alternatives: extra candidates per step (the top-k other tokens), scored in the same backward.
         chunk: positions per forward (None = all available at once).
+        prefilled: a cache already holding the prompt's positions [0, n-1) (e.g. the generation
+            loop's, right after its prefill); it is copied, not recomputed.
     """
 
     def __init__(self, adapter: Adapter, prepared: Prepared, probe: Probe, inputs: dict, context: str,
-                 alternatives: int = 0, chunk: int | None = None):
+                 alternatives: int = 0, chunk: int | None = None, prefilled=None):
         self.adapter, self.prepared, self.probe, self.inputs = adapter, prepared, probe, inputs
         self.context, self.alternatives, self.chunk = context, alternatives, chunk
-        self.cache = DynamicCache(config=adapter.model.config)
         self.ids = inputs["input_ids"][0].tolist()
         self.next_q = prepared.n - 1
         self.device = inputs["input_ids"].device
-        prefill(adapter, prepared, probe, inputs, self.cache)
+        if prefilled is not None:
+            self.cache = copy.deepcopy(prefilled)
+        else:
+            self.cache = DynamicCache(config=adapter.model.config)
+            prefill(adapter, prepared, probe, inputs, self.cache)
 
     def feed(self, output_ids: list[int]) -> Iterator[tuple[StepScores, torch.Tensor]]:
         """Yield (scores, logprobs [vocab]) for each newly scorable step, in order."""

@@ -1,0 +1,53 @@
+"""The JupyterLab extension's package metadata agrees with the Python package (no browser needed)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+PKG = json.loads((REPO / "labextension" / "package.json").read_text())
+
+
+def _pyproject_version() -> str:
+    m = re.search(r'(?m)^version\s*=\s*"([^"]+)"', (REPO / "pyproject.toml").read_text())
+    assert m, "pyproject.toml has no static version"
+    return m.group(1)
+
+
+def test_version():
+    assert PKG["version"] == _pyproject_version()
+    lv = pytest.importorskip("lvsal_nb")
+    assert PKG["version"] == lv.__version__
+
+
+def test_mime_type_matches_trace():
+    from lvsal_nb.trace import MIME_TYPE
+
+    src = (REPO / "labextension" / "src" / "model.ts").read_text()
+    assert f"export const MIME_TYPE = '{MIME_TYPE}';" in src
+
+
+def test_wheel_ships_the_extension_under_its_npm_name():
+    text = (REPO / "pyproject.toml").read_text()
+    name = PKG["name"]
+    assert f'"lvsal_nb/labextension" = "share/jupyter/labextensions/{name}"' in text
+    assert f'"labextension/install.json" = "share/jupyter/labextensions/{name}/install.json"' in text
+    assert PKG["jupyterlab"]["outputDir"] == "../lvsal_nb/labextension"
+    install = json.loads((REPO / "labextension" / "install.json").read_text())
+    assert install["packageName"] == "lvsal-nb"
+    from lvsal_nb.labext import NPM_NAME
+
+    assert NPM_NAME == name
+
+
+def test_built_extension_is_current():
+    built = REPO / "lvsal_nb" / "labextension" / "package.json"
+    if not built.exists():
+        pytest.skip("extension not built in this checkout; run .ci/labextension.sh")
+    meta = json.loads(built.read_text())
+    assert (meta["name"], meta["version"]) == (PKG["name"], PKG["version"])
+    assert meta["jupyterlab"]["_build"]["mimeExtension"]  # built as a mime extension
