@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -146,19 +147,20 @@ class Session:
                 top = torch.topk(logp, sgrs.k)
                 cands = top.indices.tolist()
                 sc = score_candidates(probe, logits, cands, loop.q, prepared.spans, cfg["context"])
-                probs = top.values.exp().tolist()
-                sal = sc.scores.tolist()
+                probs = top.values.exp().cpu().tolist()
+                sal = sc.scores.detach().double().cpu().tolist()
+                layer_scores = sc.layer_scores.detach().double().cpu().tolist()
                 d = sgrs_choose(sgrs, probs, sal, history, gen)
                 if sal[d.chosen] == sal[d.chosen]:  # not NaN
                     history.append(sal[d.chosen])
                 rounds = {c: r for c, r in d.tried}
                 cand = [Candidate(token_id=c, token=self._piece(c), prob=probs[i], saliency=_f(sal[i]),
-                                  layer_scores=sc.layer_scores[i].tolist(), round=rounds.get(i),
+                                  layer_scores=layer_scores[i], round=rounds.get(i),
                                   accepted=i == d.chosen) for i, c in enumerate(cands)]
                 tok = cands[d.chosen]
                 step = Step(step=t, position=loop.q, token_id=tok, token=det.push(tok), prob=probs[d.chosen],
                             logprob=float(logp[tok]), saliency=_f(sal[d.chosen]),
-                            layer_scores=sc.layer_scores[d.chosen].tolist(), row=_row(sc, d.chosen), tau=d.tau,
+                            layer_scores=layer_scores[d.chosen], row=_row(sc, d.chosen), tau=d.tau,
                             decision=d.decision, round=d.round, candidates=cand)
             else:
                 tok = sampling.choose(logits.detach(), cfg["decoding"], cfg["temperature"], cfg["top_p"], gen)
@@ -298,14 +300,16 @@ def _decision(decoding: str) -> str:
 
 
 def _plain_step(t: int, sc: StepScores, logp: torch.Tensor, piece: str, decision: str) -> Step:
-    tok = sc.token_ids[0]
-    lp = logp.double()
-    cands = [Candidate(token_id=c, token="", prob=float(lp[c].exp()), saliency=_f(float(sc.scores[i])),
-                       layer_scores=sc.layer_scores[i].tolist(), accepted=i == 0)
-             for i, c in enumerate(sc.token_ids)]
-    return Step(step=t, position=sc.q, token_id=tok, token=piece, prob=float(lp[tok].exp()), logprob=float(lp[tok]),
-                saliency=_f(float(sc.scores[0])), layer_scores=sc.layer_scores[0].tolist(), row=_row(sc, 0),
-                decision=decision, candidates=cands)
+    """A Step from K scored candidates (the first is the emitted token). One device->host copy."""
+    idx = torch.tensor(sc.token_ids, device=logp.device)
+    lp = logp.detach()[idx].double().cpu().tolist()
+    scores = sc.scores.detach().double().cpu().tolist()
+    layer_scores = sc.layer_scores.detach().double().cpu().tolist()
+    cands = [Candidate(token_id=c, token="", prob=math.exp(lp[i]), saliency=_f(scores[i]),
+                       layer_scores=layer_scores[i], accepted=i == 0) for i, c in enumerate(sc.token_ids)]
+    return Step(step=t, position=sc.q, token_id=sc.token_ids[0], token=piece, prob=math.exp(lp[0]), logprob=lp[0],
+                saliency=_f(scores[0]), layer_scores=layer_scores[0], row=_row(sc, 0), decision=decision,
+                candidates=cands)
 
 
 class _Detok:
