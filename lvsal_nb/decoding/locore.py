@@ -51,10 +51,10 @@ class LocoRE:
         def fn(q_pos: torch.Tensor, kv_len: int, device, dtype):
             if output_start is None and int(q_pos[0]) == 0:
                 state["start"] = kv_len  # a new prefill: outputs begin after it
-            if state["start"] is None or self.beta == 0:
+            start = state["start"]
+            if start is None or self.beta == 0 or kv_len - 1 < start:  # no generated row yet (no sync)
                 return None
-            m = self.mask(q_pos, kv_len, state["start"])
-            return None if not bool(m.any()) else m.to(dtype) * bonus
+            return self.mask(q_pos, kv_len, start).to(dtype) * bonus
 
         return fn
 

@@ -46,6 +46,8 @@ class Probe:
     captured: dict[int, torch.Tensor] = field(default_factory=dict)  # layer -> A [b, h, q, kv]
     _bias_key: tuple | None = None
     _bias: torch.Tensor | None = None
+    _mask_key: tuple | None = None
+    _mask: torch.Tensor | None = None
 
     @property
     def lowest(self) -> int:
@@ -54,8 +56,17 @@ class Probe:
     def new_forward(self) -> None:
         """Call before each model forward: drops captured rows and the cached bias."""
         self.captured = {}
-        self._bias_key = None
-        self._bias = None
+        self._bias_key = self._mask_key = None
+        self._bias = self._mask = None
+
+    def biased_mask(self, bias: torch.Tensor, mask: torch.Tensor | None, q_len: int, kv_len: int,
+                    like: torch.Tensor) -> torch.Tensor:
+        """Additive mask + bias, built once per forward (the mask tensor is shared by all layers)."""
+        key = (None if mask is None else (mask.data_ptr(), tuple(mask.shape)), q_len, kv_len, id(bias))
+        if self._mask_key != key:
+            self._mask = _additive(mask, q_len, kv_len, like) + bias
+            self._mask_key = key
+        return self._mask
 
     def bias_for(self, layer: int, q_len: int, kv_len: int, device, dtype) -> torch.Tensor | None:
         if self.bias_fn is None or (self.bias_layers is not None and layer not in self.bias_layers):
@@ -104,7 +115,7 @@ def lvsal_attention(
         # The fast path: SDPA with the boolean mask (or is_causal), GQA without copies.
         mask = attention_mask
         if bias is not None:
-            mask = _additive(mask, q_len, kv_len, query) + bias
+            mask = probe.biased_mask(bias, mask, q_len, kv_len, query)
         is_causal = mask is None and q_len > 1 and getattr(module, "is_causal", True)
         out = F.scaled_dot_product_attention(query, key, value, attn_mask=mask, dropout_p=dropout, scale=scale,
                                              is_causal=is_causal, enable_gqa=n_rep > 1)
