@@ -167,7 +167,8 @@ class Session:
                 alts = [i for i in torch.topk(logp, cfg["alternatives"] + 1).indices.tolist() if i != tok]
                 sc = score_candidates(probe, logits, [tok] + alts[: cfg["alternatives"]], loop.q,
                                       prepared.spans, cfg["context"])
-                step = _plain_step(t, sc, logp, det.push(tok), _decision(cfg["decoding"]))
+                cand_logp = logp[torch.tensor(sc.token_ids, device=logp.device)].cpu()
+                step = _plain_step(t, sc, cand_logp, det.push(tok), _decision(cfg["decoding"]))
             emit(step)
             if tok in eos:
                 break
@@ -299,10 +300,10 @@ def _decision(decoding: str) -> str:
     return {"greedy": "greedy", "sample": "sampled"}.get(decoding, decoding)
 
 
-def _plain_step(t: int, sc: StepScores, logp: torch.Tensor, piece: str, decision: str) -> Step:
-    """A Step from K scored candidates (the first is the emitted token). One device->host copy."""
-    idx = torch.tensor(sc.token_ids, device=logp.device)
-    lp = logp.detach()[idx].double().cpu().tolist()
+def _plain_step(t: int, sc: StepScores, cand_logp: torch.Tensor, piece: str, decision: str) -> Step:
+    """A Step from K scored candidates (the first is the emitted token); cand_logp [K] their
+    log-probabilities."""
+    lp = cand_logp.double().tolist()
     scores = sc.scores.detach().double().cpu().tolist()
     layer_scores = sc.layer_scores.detach().double().cpu().tolist()
     cands = [Candidate(token_id=c, token="", prob=math.exp(lp[i]), saliency=_f(scores[i]),

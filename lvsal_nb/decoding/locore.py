@@ -49,7 +49,7 @@ class LocoRE:
         bonus = math.log1p(self.beta)
 
         def fn(q_pos: torch.Tensor, kv_len: int, device, dtype):
-            if output_start is None and int(q_pos[0]) == 0:
+            if output_start is None and kv_len == q_pos.numel():  # (no device read: no host sync)
                 state["start"] = kv_len  # a new prefill: outputs begin after it
             start = state["start"]
             if start is None or self.beta == 0 or kv_len - 1 < start:  # no generated row yet (no sync)

@@ -152,8 +152,8 @@ def lvsal_attention(
 
 def _additive(mask: torch.Tensor | None, q_len: int, kv_len: int, like: torch.Tensor) -> torch.Tensor:
     """The mask as an additive float tensor; None means causal, bottom-right aligned (KV cache)."""
-    if mask is None:
-        mask = torch.ones(q_len, kv_len, dtype=torch.bool, device=like.device).tril(kv_len - q_len)
+    if mask is None:  # 4-D like transformers' masks: SDPA's fused kernels expect [b, h, q, kv]
+        mask = torch.ones(1, 1, q_len, kv_len, dtype=torch.bool, device=like.device).tril(kv_len - q_len)
     if mask.dtype != torch.bool:
         return mask
     return torch.zeros(mask.shape, dtype=like.dtype, device=like.device).masked_fill(~mask, torch.finfo(like.dtype).min)

@@ -46,7 +46,8 @@ class SequenceEngine:
             prefill(adapter, prepared, probe, inputs, self.cache)
 
     def feed(self, output_ids: list[int]) -> Iterator[tuple[StepScores, torch.Tensor]]:
-        """Yield (scores, logprobs [vocab]) for each newly scorable step, in order."""
+        """Yield (scores, log-probabilities of its K candidates) for each newly scorable step, in order
+        (host tensors)."""
         self.ids = self.ids[: self.prepared.n] + list(output_ids)
         last_q = len(self.ids) - 2  # the last position whose next token is known
         while self.next_q <= last_q:
@@ -84,6 +85,9 @@ class SequenceEngine:
             rows = saliency_rows(attn, grads)  # [K, C, layers, kv]
             qpos = torch.arange(start, stop, device=self.device)
             ls = context_scores(rows, qpos, self.prepared.spans, self.context)  # [K, C, layers]
+            cand_logp = logp.detach().gather(1, cands).double().cpu()  # [C, K]
+            # one device->host copy per chunk, not per step
+            rows, ls, ids = rows.cpu(), ls.cpu(), cands.tolist()
             for i, q in enumerate(range(start, stop)):
-                yield StepScores(q=q, token_ids=cands[i].tolist(), scores=ls[:, i].mean(-1),
-                                 layer_scores=ls[:, i], rows=rows[:, i, :, : q + 1]), logp[i].detach()
+                yield StepScores(q=q, token_ids=ids[i], scores=ls[:, i].mean(-1), layer_scores=ls[:, i],
+                                 rows=rows[:, i, :, : q + 1]), cand_logp[i]
