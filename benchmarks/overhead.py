@@ -160,7 +160,7 @@ def main(argv=None) -> int:
     table = render(rows, args)
     print(table)
     if not args.no_write:
-        write_results(table)
+        write_section("overhead", "## CPU overhead (benchmarks/overhead.py)\n\n" + table)
     return 0
 
 
@@ -185,14 +185,15 @@ def render(rows, args) -> str:
     return head + "\n\n" + "\n".join(lines) + "\n"
 
 
-def write_results(table: str) -> None:
+def write_section(name: str, text: str) -> None:
+    """Replace the `<!-- name:start -->...<!-- name:end -->` section of RESULTS.md (append if absent)."""
     path = HERE / "RESULTS.md"
-    marker_a, marker_b = "<!-- overhead:start -->", "<!-- overhead:end -->"
-    text = path.read_text() if path.exists() else "# Benchmark results\n\n" + marker_a + "\n" + marker_b + "\n"
-    if marker_a not in text:
-        text += "\n" + marker_a + "\n" + marker_b + "\n"
-    a, b = text.index(marker_a) + len(marker_a), text.index(marker_b)
-    path.write_text(text[:a] + "\n## CPU overhead (benchmarks/overhead.py)\n\n" + table + text[b:])
+    a_mark, b_mark = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+    doc = path.read_text() if path.exists() else "# Benchmark results\n"
+    if a_mark not in doc:
+        doc = doc.rstrip("\n") + f"\n\n{a_mark}\n{b_mark}\n"
+    a, b = doc.index(a_mark) + len(a_mark), doc.index(b_mark)
+    path.write_text(doc[:a] + "\n" + text.strip("\n") + "\n" + doc[b:])
 
 
 if __name__ == "__main__":
