@@ -46,7 +46,9 @@ def exactness(device: str) -> dict:
         for t in range(len(ids)):
             cands = [c.token_id for c in tr.records[t].candidates]
             ref = reference_step(s.adapter, prepared, ids, t, cands, [1, 2])
-            worst = max(worst, max(abs(a - c.saliency) for a, c in zip(ref["scores"], tr.records[t].candidates)))
+            worst = max(
+                worst, max(abs(a - c.saliency) for a, c in zip(ref["scores"], tr.records[t].candidates))
+            )
     return {"max_abs_err_vs_reference_float64": worst}
 
 
@@ -60,13 +62,31 @@ def build_7b(device: str, dry: bool = False):
     _, proc = tiny_llava(vocab=32000, image_size=336, patch=14)  # its tokenizer + processor
     tok = proc.tokenizer
     h, inter, n, heads = (64, 128, 4, 4) if dry else (4096, 11008, 32, 32)
-    text = LlamaConfig(vocab_size=len(tok), hidden_size=h, intermediate_size=inter, num_hidden_layers=n,
-                       num_attention_heads=heads, num_key_value_heads=heads, max_position_embeddings=4096,
-                       tie_word_embeddings=False)
-    vision = CLIPVisionConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=2,
-                              image_size=336, patch_size=14)
-    cfg = LlavaConfig(vision_config=vision, text_config=text, image_token_id=tok.convert_tokens_to_ids("<image>"),
-                      vision_feature_layer=-1, vision_feature_select_strategy="default")
+    text = LlamaConfig(
+        vocab_size=len(tok),
+        hidden_size=h,
+        intermediate_size=inter,
+        num_hidden_layers=n,
+        num_attention_heads=heads,
+        num_key_value_heads=heads,
+        max_position_embeddings=4096,
+        tie_word_embeddings=False,
+    )
+    vision = CLIPVisionConfig(
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        image_size=336,
+        patch_size=14,
+    )
+    cfg = LlavaConfig(
+        vision_config=vision,
+        text_config=text,
+        image_token_id=tok.convert_tokens_to_ids("<image>"),
+        vision_feature_layer=-1,
+        vision_feature_select_strategy="default",
+    )
     torch.manual_seed(0)
     prev = torch.get_default_dtype()
     torch.set_default_dtype(torch.bfloat16)
@@ -130,13 +150,18 @@ def overhead(device: str, T: int, dry: bool = False, skip: tuple[str, ...] = ())
         res[name] = {"seconds": secs, "peak_extra_gib": mem, "tokens": tokens}
         if isinstance(out, lv.Trace):  # where the time went: the engine's own analysis share
             res[name]["analysis_s"] = out.config["timing"]["analysis_s"]
-        print(f"{name:40s} {secs:7.2f} s  +{mem:5.1f} GiB  {tokens} tokens  {res[name].get('analysis_s', '')}",
-              flush=True)
+        print(
+            f"{name:40s} {secs:7.2f} s  +{mem:5.1f} GiB  {tokens} tokens  {res[name].get('analysis_s', '')}",
+            flush=True,
+        )
     seq, step = outs["trace (generate + sequence engine)"], outs.get("step engine K=5", outs.get("SGRS k=5"))
     n = min(len(seq), len(step))
     same = sum(a.token_id == b.token_id for a, b in zip(seq.records[:n], step.records[:n]))
-    diffs = [abs(a.saliency - b.saliency) / max(abs(b.saliency), 1e-9)
-             for a, b in zip(seq.records[:n], step.records[:n]) if a.token_id == b.token_id]
+    diffs = [
+        abs(a.saliency - b.saliency) / max(abs(b.saliency), 1e-9)
+        for a, b in zip(seq.records[:n], step.records[:n])
+        if a.token_id == b.token_id
+    ]
     res["sequence_vs_step_same_tokens"] = f"{same}/{n}"
     res["sequence_vs_step_median_rel_diff_bf16"] = float(np.median(diffs)) if diffs else None
     return res
@@ -161,19 +186,27 @@ def main(argv=None) -> int:
     (out / "gpu.json").write_text(json.dumps(res, indent=2))
     o = res["overhead"]
     base = o["generate"]["seconds"]
-    lines = [f"GPU: {o['gpu']}; prompt {o['prompt_tokens']} tokens, {o['new_tokens']} new tokens, bf16, random "
-             "weights with LLaVA-1.5-7B's language-model shape. Command: `python benchmarks/gpu.py`", "",
-             "| method | tokens | seconds | × generate | of which saliency analysis | peak extra GPU memory |",
-             "|---|---|---|---|---|---|"]
+    lines = [
+        f"GPU: {o['gpu']}; prompt {o['prompt_tokens']} tokens, {o['new_tokens']} new tokens, bf16, random "
+        "weights with LLaVA-1.5-7B's language-model shape. Command: `python benchmarks/gpu.py`",
+        "",
+        "| method | tokens | seconds | × generate | of which saliency analysis | peak extra GPU memory |",
+        "|---|---|---|---|---|---|",
+    ]
     for k, v in o.items():
         if isinstance(v, dict):
             ana = f"{v['analysis_s']:.2f} s" if "analysis_s" in v else "-"
-            lines.append(f"| {k} | {v['tokens']} | {v['seconds']:.2f} | {v['seconds'] / base:.2f}× | {ana} | "
-                         f"{v['peak_extra_gib']:.2f} GiB |")
-    lines += ["", f"Exactness on CUDA (tiny LLaVA, float64, both engines vs naive reference): max abs error "
-              f"{res['exactness']['max_abs_err_vs_reference_float64']:.2e}.",
-              f"Sequence vs step engine in bf16: same tokens {o['sequence_vs_step_same_tokens']}, median relative "
-              f"saliency difference {o['sequence_vs_step_median_rel_diff_bf16']}."]
+            lines.append(
+                f"| {k} | {v['tokens']} | {v['seconds']:.2f} | {v['seconds'] / base:.2f}× | {ana} | "
+                f"{v['peak_extra_gib']:.2f} GiB |"
+            )
+    lines += [
+        "",
+        f"Exactness on CUDA (tiny LLaVA, float64, both engines vs naive reference): max abs error "
+        f"{res['exactness']['max_abs_err_vs_reference_float64']:.2e}.",
+        f"Sequence vs step engine in bf16: same tokens {o['sequence_vs_step_same_tokens']}, median relative "
+        f"saliency difference {o['sequence_vs_step_median_rel_diff_bf16']}.",
+    ]
     (out / "gpu.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0

@@ -48,8 +48,18 @@ def build(threads: int):
     from lvsal_nb.models.tiny import tiny_llava
 
     torch.set_num_threads(threads)
-    model, proc = tiny_llava(seed=0, layers=12, hidden=768, heads=12, kv_heads=12, inter=2048, vocab=32000,
-                             image_size=336, patch=14, vision_hidden=64)
+    model, proc = tiny_llava(
+        seed=0,
+        layers=12,
+        hidden=768,
+        heads=12,
+        kv_heads=12,
+        inter=2048,
+        vocab=32000,
+        image_size=336,
+        patch=14,
+        vision_hidden=64,
+    )
     model.generation_config.eos_token_id = None  # every run generates exactly T tokens
     model.config.text_config.eos_token_id = None
     proc.tokenizer.eos_token = None
@@ -71,15 +81,23 @@ def run_one(method: str, T: int, threads: int) -> dict:
     n = T
     if method == "generate":
         with torch.no_grad():
-            out = session.model.generate(**prepared.inputs, max_new_tokens=T, min_new_tokens=T, do_sample=False)
+            out = session.model.generate(
+                **prepared.inputs, max_new_tokens=T, min_new_tokens=T, do_sample=False
+            )
         n = out.shape[1] - prepared.n
     elif method == "locore":
         with torch.no_grad(), lv.locore(session.model, 0.15):
-            out = session.model.generate(**prepared.inputs, max_new_tokens=T, min_new_tokens=T, do_sample=False)
+            out = session.model.generate(
+                **prepared.inputs, max_new_tokens=T, min_new_tokens=T, do_sample=False
+            )
         n = out.shape[1] - prepared.n
     elif method in ("trace", "step_k1", "step_k5", "sgrs"):
-        kw = {"trace": {}, "step_k1": {"engine": "step"}, "step_k5": {"engine": "step", "alternatives": 4},
-              "sgrs": {"sgrs": lv.SGRS(k=5)}}[method]
+        kw = {
+            "trace": {},
+            "step_k1": {"engine": "step"},
+            "step_k5": {"engine": "step", "alternatives": 4},
+            "sgrs": {"sgrs": lv.SGRS(k=5)},
+        }[method]
         tr = session.trace(image, prompt, max_new_tokens=T, chunk=None, **kw)
         n = len(tr)
     elif method == "naive":
@@ -100,7 +118,7 @@ def _naive(session, image, prompt, prepared, T) -> float:
 
     with torch.no_grad():
         out = session.model.generate(**prepared.inputs, max_new_tokens=T, min_new_tokens=T, do_sample=False)
-    ids = out[0, prepared.n:].tolist()
+    ids = out[0, prepared.n :].tolist()
     layers = session.adapter.default_layers()
     xs = sorted(set(np.linspace(0, T - 1, 8).round().astype(int).tolist()))
     ys = []
@@ -166,8 +184,10 @@ def main(argv=None) -> int:
 
 def render(rows, args) -> str:
     base = {r["T"]: r["seconds"] for r in rows if r["method"] == "generate" and "seconds" in r}
-    lines = ["| method | " + " | ".join(f"T={T} s (×generate)" for T in args.T) + " | peak RSS T=max |",
-             "|---|" + "---|" * len(args.T) + "---|"]
+    lines = [
+        "| method | " + " | ".join(f"T={T} s (×generate)" for T in args.T) + " | peak RSS T=max |",
+        "|---|" + "---|" * len(args.T) + "---|",
+    ]
     for m in args.methods:
         cells = []
         for T in args.T:
@@ -175,13 +195,19 @@ def render(rows, args) -> str:
             if r is None or "seconds" not in r:
                 cells.append("failed: " + (r or {}).get("error", "-")[:60])
             else:
-                cells.append(f"{r['seconds']:.2f} ({r['seconds'] / base[T]:.2f}×)" if T in base else f"{r['seconds']:.2f}")
+                cells.append(
+                    f"{r['seconds']:.2f} ({r['seconds'] / base[T]:.2f}×)"
+                    if T in base
+                    else f"{r['seconds']:.2f}"
+                )
         last = next((r for r in rows if r["method"] == m and r["T"] == args.T[-1] and "peak_mib" in r), None)
         cells.append(f"+{last['peak_mib']:.0f} MiB" if last else "-")
         lines.append(f"| {METHODS[m]} | " + " | ".join(cells) + " |")
     cmd = "python benchmarks/overhead.py " + " ".join(sys.argv[1:])
-    head = (f"Machine: {platform.processor() or platform.machine()}, {args.threads} threads, torch {torch.__version__}, "
-            f"{time.strftime('%Y-%m-%d')}. Command: `{cmd.strip()}`")
+    head = (
+        f"Machine: {platform.processor() or platform.machine()}, {args.threads} threads, "
+        f"torch {torch.__version__}, {time.strftime('%Y-%m-%d')}. Command: `{cmd.strip()}`"
+    )
     return head + "\n\n" + "\n".join(lines) + "\n"
 
 

@@ -16,7 +16,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 HERE = Path(__file__).resolve().parent
@@ -35,8 +34,13 @@ def collect(n: int, seed: int, max_new_tokens: int, context: str = "text") -> pd
     layers = list(range(s.adapter.num_layers))
     rows = []
     for i, scene in enumerate(tqdm(eval_scenes(n, seed), desc="tracing")):
-        tr = s.trace(render(scene), "Describe the image.", max_new_tokens=max_new_tokens, layers=layers,
-                     context=context)
+        tr = s.trace(
+            render(scene),
+            "Describe the image.",
+            max_new_tokens=max_new_tokens,
+            layers=layers,
+            context=context,
+        )
         truth = set(scene.object_names())
         for st in tr.records:
             objs = mentioned_objects(st.token)
@@ -59,13 +63,18 @@ def table(df: pd.DataFrame) -> str:
     cols = ["default"] + [c for c in df.columns if c.startswith("s_L")]
     det = detector_table(df, cols, "hallucinated")
     n_h, n_c = int(df["hallucinated"].sum()), int((~df["hallucinated"]).sum())
-    lines = [f"{len(df)} object tokens from {df['scene'].nunique()} captions: {n_c} correct, {n_h} hallucinated.",
-             "", "| score | mean saliency, correct | mean saliency, hallucinated | AUROC (low = hallucinated) | AP |",
-             "|---|---|---|---|---|"]
+    lines = [
+        f"{len(df)} object tokens from {df['scene'].nunique()} captions: {n_c} correct, {n_h} hallucinated.",
+        "",
+        "| score | mean saliency, correct | mean saliency, hallucinated | AUROC (low = hallucinated) | AP |",
+        "|---|---|---|---|---|",
+    ]
     for c in cols:
         name = f"default layers {default}" if c == "default" else f"layer {c[3:]}"
         d = det.loc[c]
-        lines.append(f"| {name} | {d['mean_neg']:.4f} | {d['mean_pos']:.4f} | {d['auroc']:.3f} | {d['ap']:.3f} |")
+        lines.append(
+            f"| {name} | {d['mean_neg']:.4f} | {d['mean_pos']:.4f} | {d['auroc']:.3f} | {d['ap']:.3f} |"
+        )
     return "\n".join(lines)
 
 
@@ -81,8 +90,10 @@ def main(argv=None) -> int:
     df = collect(args.n, args.seed, args.max_new_tokens, args.context)
     body = table(df)
     cmd = "python benchmarks/toy_saliency.py " + " ".join(sys.argv[1:] if argv is None else argv)
-    text = (f"## Toy world: saliency at correct vs hallucinated object tokens\n\nCommand: `{cmd.strip()}` "
-            f"({time.time() - t0:.0f} s on this CPU; context J = {args.context!r}).\n\n{body}\n")
+    text = (
+        f"## Toy world: saliency at correct vs hallucinated object tokens\n\nCommand: `{cmd.strip()}` "
+        f"({time.time() - t0:.0f} s on this CPU; context J = {args.context!r}).\n\n{body}\n"
+    )
     print(text)
     if not args.no_write:
         from overhead import write_section

@@ -1,17 +1,23 @@
 """lvsal-nb: LVLMs-Saliency, SGRS and LocoRE ("Hallucination Begins Where Saliency Drops") for Jupyter.
 
-    import lvsal_nb as lv
-    s = lv.load("toy")
-    tr = s.trace(image, "Describe the image.", max_new_tokens=32)
-    tr.steps; tr.matrix(); tr.save("run.lvsal.parquet")
+import lvsal_nb as lv
+s = lv.load("toy")
+tr = s.trace(image, "Describe the image.", max_new_tokens=32)
+tr.steps; tr.matrix(); tr.save("run.lvsal.parquet")
 """
 
 from .decoding.locore import LocoRE, locore
 from .decoding.sgrs import SGRS
-from .errors import (AnnotationStoreError, ConfigError, ImageError, LvsalError, TraceFileError,
-                     UnsupportedModelError)
-from .session import Session, load
+from .errors import (
+    AnnotationStoreError,
+    ConfigError,
+    ImageError,
+    LvsalError,
+    TraceFileError,
+    UnsupportedModelError,
+)
 from .labext import _jupyter_labextension_paths  # noqa: F401  (jupyter labextension develop)
+from .session import Session, load
 from .trace import MIME_TYPE, Candidate, Spans, Step, Trace
 
 __version__ = "0.1.0"
@@ -37,8 +43,26 @@ def load_ipython_extension(ipython):
 
     _load(ipython)
 
+
 __all__ = [
-    "MIME_TYPE", "AnnotationStoreError", "Candidate", "ConfigError", "ImageError", "LocoRE", "LvsalError", "SGRS",
-    "Session", "Spans", "Step", "Trace", "TraceFileError", "UnsupportedModelError", "load", "load_ipython_extension",
-    "locore", "tune", "view", "__version__",
+    "MIME_TYPE",
+    "AnnotationStoreError",
+    "Candidate",
+    "ConfigError",
+    "ImageError",
+    "LocoRE",
+    "LvsalError",
+    "SGRS",
+    "Session",
+    "Spans",
+    "Step",
+    "Trace",
+    "TraceFileError",
+    "UnsupportedModelError",
+    "load",
+    "load_ipython_extension",
+    "locore",
+    "tune",
+    "view",
+    "__version__",
 ]

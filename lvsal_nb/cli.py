@@ -19,8 +19,9 @@ def _bar(x: float | None, width: int = 20) -> str:
     return "█" * n + "·" * (width - n)
 
 
-def print_table(trace, truth: dict[int, str] | None = None, alpha: float = 0.6, window: int = 5,
-                out=sys.stdout) -> None:
+def print_table(
+    trace, truth: dict[int, str] | None = None, alpha: float = 0.6, window: int = 5, out=sys.stdout
+) -> None:
     """Token table: saliency with a bar, and a drop flag where it falls below alpha x the recent mean
     (the SGRS threshold). `truth` maps step -> "ok"/"HALLUCINATED" where ground truth is known."""
     print(f"{'step':>4}  {'token':<14} {'p':>6}  {'saliency':>8}  {'':20}  flag", file=out)
@@ -32,13 +33,17 @@ def print_table(trace, truth: dict[int, str] | None = None, alpha: float = 0.6, 
         if truth and s.step in truth:
             flag = (flag + " " + truth[s.step]).strip()
         sal = "    -   " if s.saliency is None else f"{s.saliency:8.4f}"
-        print(f"{s.step:>4}  {s.token.strip()[:14]:<14} {s.prob:6.3f}  {sal}  {_bar(s.saliency)}  {flag}", file=out)
+        print(
+            f"{s.step:>4}  {s.token.strip()[:14]:<14} {s.prob:6.3f}  {sal}  {_bar(s.saliency)}  {flag}",
+            file=out,
+        )
         if s.saliency is not None:
             hist.append(s.saliency)
 
 
 def demo(args) -> int:
     import lvsal_nb as lv
+
     from .toy.scenes import make_scene, render
 
     session = lv.load("toy", device=args.device)
@@ -47,15 +52,25 @@ def demo(args) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     image.save(out / "demo-scene.png")
-    print(f"{session}\nscene {args.seed}: {', '.join(scene.object_names())}  (image: {out / 'demo-scene.png'})")
-    tr = session.trace(image, DEMO_PROMPT, max_new_tokens=args.max_new_tokens, progress=True,
-                       sgrs=lv.SGRS() if args.sgrs else None, locore=args.locore)
+    print(
+        f"{session}\nscene {args.seed}: {', '.join(scene.object_names())}  (image: {out / 'demo-scene.png'})"
+    )
+    tr = session.trace(
+        image,
+        DEMO_PROMPT,
+        max_new_tokens=args.max_new_tokens,
+        progress=True,
+        sgrs=lv.SGRS() if args.sgrs else None,
+        locore=args.locore,
+    )
     print(f"\nprompt: {DEMO_PROMPT}\noutput: {tr.text.strip()}\n")
     print_table(tr, truth=_toy_truth(tr, scene))
     path = tr.save(out / "demo.lvsal.parquet")
     tr.save(out / "demo.lvsal.json")
-    print(f"\ntrace written to {path} (and .json for the JupyterLab viewer); engine={tr.config['engine']}, "
-          f"layers={tr.layers}\nopen it in a notebook: import lvsal_nb as lv; lv.view('{path}')")
+    print(
+        f"\ntrace written to {path} (and .json for the JupyterLab viewer); engine={tr.config['engine']}, "
+        f"layers={tr.layers}\nopen it in a notebook: import lvsal_nb as lv; lv.view('{path}')"
+    )
     return 0
 
 
@@ -79,9 +94,17 @@ def trace_cmd(args) -> int:
     import lvsal_nb as lv
 
     session = lv.load(args.model, device=args.device, dtype=args.dtype)
-    tr = session.trace(args.image, args.prompt, max_new_tokens=args.max_new_tokens, progress=True,
-                       sgrs=lv.SGRS(k=args.k) if args.sgrs else None, locore=args.locore,
-                       layers=args.layers, seed=args.seed, decoding=args.decoding)
+    tr = session.trace(
+        args.image,
+        args.prompt,
+        max_new_tokens=args.max_new_tokens,
+        progress=True,
+        sgrs=lv.SGRS(k=args.k) if args.sgrs else None,
+        locore=args.locore,
+        layers=args.layers,
+        seed=args.seed,
+        decoding=args.decoding,
+    )
     print(f"output: {tr.text.strip()}\n")
     print_table(tr)
     print(f"\ntrace written to {tr.save(args.out)}")
@@ -95,7 +118,9 @@ def toy_train(argv: list[str]) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="lvsal", description="LVLMs-Saliency, SGRS and LocoRE for vision-language models")
+    p = argparse.ArgumentParser(
+        prog="lvsal", description="LVLMs-Saliency, SGRS and LocoRE for vision-language models"
+    )
     sub = p.add_subparsers(dest="cmd", required=True)
     d = sub.add_parser("demo", help="trace the embedded toy model on a bundled scene (no download)")
     d.add_argument("--seed", type=int, default=DEMO_SEED, help="which toy scene")

@@ -1,9 +1,9 @@
 """Session: a model + processor + adapter + device, and the one entry point `trace`.
 
-    s = lvsal_nb.load("toy")
-    tr = s.trace(image, "Describe the image.", max_new_tokens=32)               # sequence engine
-    tr = s.trace(image, "Describe the image.", sgrs=lvsal_nb.SGRS())            # step engine
-    tr = s.analyze(image, "Describe the image.", "there is a red circle .")     # post-hoc
+s = lvsal_nb.load("toy")
+tr = s.trace(image, "Describe the image.", max_new_tokens=32)               # sequence engine
+tr = s.trace(image, "Describe the image.", sgrs=lvsal_nb.SGRS())            # step engine
+tr = s.analyze(image, "Describe the image.", "there is a red circle .")     # post-hoc
 """
 
 from __future__ import annotations
@@ -36,12 +36,20 @@ StepCallback = Callable[[Step], Any]
 class Session:
     """A loaded model ready to trace. Build with `lvsal_nb.load(...)`."""
 
-    def __init__(self, model, processor, adapter: Adapter | None = None, model_id: str = "model",
-                 device: str | torch.device | None = None, dtype: torch.dtype | None = None):
+    def __init__(
+        self,
+        model,
+        processor,
+        adapter: Adapter | None = None,
+        model_id: str = "model",
+        device: str | torch.device | None = None,
+        dtype: torch.dtype | None = None,
+    ):
         self.model = model
         self.processor = processor
         self.adapter = adapter or adapter_for(model, processor)
         self.model_id = model_id
+        self._lock = threading.RLock()  # one trace at a time per model: the probe and caches are shared
         p = next(model.parameters())
         self.device = torch.device(device) if device is not None else p.device
         self.dtype = dtype or p.dtype
@@ -49,16 +57,35 @@ class Session:
             self.model.to(device=self.device, dtype=self.dtype)
 
     def __repr__(self) -> str:
-        return (f"<Session {self.model_id} ({self.adapter.family}, {self.adapter.num_layers} layers, "
-                f"default layers {self.adapter.default_layers()}) on {self.device}/{str(self.dtype)[6:]}>")
+        return (
+            f"<Session {self.model_id} ({self.adapter.family}, {self.adapter.num_layers} layers, "
+            f"default layers {self.adapter.default_layers()}) on {self.device}/{str(self.dtype)[6:]}>"
+        )
 
     # ---- public -------------------------------------------------------------------------------
-    def trace(self, image, prompt: str, *, max_new_tokens: int = 64, decoding: str = "greedy",
-              temperature: float = 1.0, top_p: float = 1.0, sgrs: SGRS | None = None,
-              locore: LocoRE | float | None = None, layers=None, context: str = "text", seed: int = 0,
-              engine: str = "auto", chunk: int | None = 16, alternatives: int = 0,
-              on_step: StepCallback | None = None, stop: threading.Event | None = None,
-              progress: bool = False, **generate_kwargs) -> Trace:
+    def trace(
+        self,
+        image,
+        prompt: str,
+        *,
+        max_new_tokens: int = 64,
+        decoding: str = "greedy",
+        temperature: float = 1.0,
+        top_p: float = 1.0,
+        sgrs: SGRS | None = None,
+        locore: LocoRE | float | None = None,
+        layers=None,
+        context: str = "text",
+        seed: int = 0,
+        engine: str = "auto",
+        chunk: int | None = 16,
+        alternatives: int = 0,
+        on_step: StepCallback | None = None,
+        stop: threading.Event | None = None,
+        progress: bool = False,
+        trace_id: str | None = None,
+        **generate_kwargs,
+    ) -> Trace:
         """Generate up to `max_new_tokens` tokens and record the saliency of every step.
 
         Args:
@@ -73,18 +100,77 @@ class Session:
             alternatives: extra top-probability candidates scored per step (plain decoding).
             on_step: called with each finished Step as it arrives (streaming viewers).
             stop: a threading.Event; when set, decoding stops and the partial Trace is returned.
+            trace_id: the id of the Trace (default: a new random one), e.g. to keep marks attached.
         Returns:
             Trace. Ctrl-C also returns the partial Trace, with `interrupted=True`.
         """
-        cfg = self._check(max_new_tokens, decoding, temperature, top_p, sgrs, locore, layers, context, engine,
-                          alternatives, generate_kwargs)
+        with self._lock:
+            return self._trace(
+                image,
+                prompt,
+                max_new_tokens,
+                decoding,
+                temperature,
+                top_p,
+                sgrs,
+                locore,
+                layers,
+                context,
+                seed,
+                engine,
+                chunk,
+                alternatives,
+                on_step,
+                stop,
+                progress,
+                trace_id,
+                generate_kwargs,
+            )
+
+    def _trace(
+        self,
+        image,
+        prompt,
+        max_new_tokens,
+        decoding,
+        temperature,
+        top_p,
+        sgrs,
+        locore,
+        layers,
+        context,
+        seed,
+        engine,
+        chunk,
+        alternatives,
+        on_step,
+        stop,
+        progress,
+        trace_id,
+        generate_kwargs,
+    ) -> Trace:
+        cfg = self._check(
+            max_new_tokens,
+            decoding,
+            temperature,
+            top_p,
+            sgrs,
+            locore,
+            layers,
+            context,
+            engine,
+            alternatives,
+            generate_kwargs,
+        )
         prepared = self.adapter.prepare(image, prompt)
         inputs = self.adapter.to(prepared.inputs, self.dtype)
         probe = self._probe(cfg, prepared)
         gen = torch.Generator(device="cpu").manual_seed(seed)
         steps: list[Step] = []
         interrupted = False
-        cfg.update(seed=seed, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, chunk=chunk)
+        cfg.update(
+            seed=seed, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, chunk=chunk
+        )
         bar = _progress(max_new_tokens, progress)
         t_start = time.perf_counter()
         cfg["timing"] = {"analysis_s": 0.0}
@@ -109,10 +195,20 @@ class Session:
                 bar.close()
         interrupted = interrupted or bool(stop is not None and stop.is_set())
         cfg["timing"]["total_s"] = time.perf_counter() - t_start
-        return self._build(prepared, steps, cfg, prompt, interrupted)
+        return self._build(prepared, steps, cfg, prompt, interrupted, trace_id)
 
-    def analyze(self, image, prompt: str, output: str | list[int], *, layers=None, context: str = "text",
-                locore: LocoRE | float | None = None, chunk: int | None = None, alternatives: int = 0) -> Trace:
+    def analyze(
+        self,
+        image,
+        prompt: str,
+        output: str | list[int],
+        *,
+        layers=None,
+        context: str = "text",
+        locore: LocoRE | float | None = None,
+        chunk: int | None = None,
+        alternatives: int = 0,
+    ) -> Trace:
         """Saliency of a given output (text or token ids), e.g. captions from a benchmark file."""
         if isinstance(output, str):
             ids = self.adapter.tokenizer(output, add_special_tokens=False)["input_ids"]
@@ -120,13 +216,15 @@ class Session:
             ids = [int(i) for i in output]
         if not ids:
             raise ConfigError("the output to analyze is empty; pass generated text or token ids")
-        cfg = self._check(len(ids), "greedy", 1.0, 1.0, None, locore, layers, context, "sequence", alternatives, {})
+        cfg = self._check(
+            len(ids), "greedy", 1.0, 1.0, None, locore, layers, context, "sequence", alternatives, {}
+        )
         cfg.update(decoding="forced", chunk=chunk)
         prepared = self.adapter.prepare(image, prompt)
         inputs = self.adapter.to(prepared.inputs, self.dtype)
         probe = self._probe(cfg, prepared)
         steps: list[Step] = []
-        with attached(self.model, self.adapter.language_model, self.adapter.text_config, probe):
+        with self._lock, attached(self.model, self.adapter.language_model, self.adapter.text_config, probe):
             eng = SequenceEngine(self.adapter, prepared, probe, inputs, context, alternatives, chunk)
             det = _Detok(self.adapter.tokenizer)
             for sc, logp in eng.feed(ids):
@@ -154,19 +252,40 @@ class Session:
                 if sal[d.chosen] == sal[d.chosen]:  # not NaN
                     history.append(sal[d.chosen])
                 rounds = {c: r for c, r in d.tried}
-                cand = [Candidate(token_id=c, token=self._piece(c), prob=probs[i], saliency=_f(sal[i]),
-                                  layer_scores=layer_scores[i], round=rounds.get(i),
-                                  accepted=i == d.chosen) for i, c in enumerate(cands)]
+                cand = [
+                    Candidate(
+                        token_id=c,
+                        token=self._piece(c),
+                        prob=probs[i],
+                        saliency=_f(sal[i]),
+                        layer_scores=layer_scores[i],
+                        round=rounds.get(i),
+                        accepted=i == d.chosen,
+                    )
+                    for i, c in enumerate(cands)
+                ]
                 tok = cands[d.chosen]
-                step = Step(step=t, position=loop.q, token_id=tok, token=det.push(tok), prob=probs[d.chosen],
-                            logprob=float(logp[tok]), saliency=_f(sal[d.chosen]),
-                            layer_scores=layer_scores[d.chosen], row=_row(sc, d.chosen), tau=d.tau,
-                            decision=d.decision, round=d.round, candidates=cand)
+                step = Step(
+                    step=t,
+                    position=loop.q,
+                    token_id=tok,
+                    token=det.push(tok),
+                    prob=probs[d.chosen],
+                    logprob=float(logp[tok]),
+                    saliency=_f(sal[d.chosen]),
+                    layer_scores=layer_scores[d.chosen],
+                    row=_row(sc, d.chosen),
+                    tau=d.tau,
+                    decision=d.decision,
+                    round=d.round,
+                    candidates=cand,
+                )
             else:
                 tok = sampling.choose(logits.detach(), cfg["decoding"], cfg["temperature"], cfg["top_p"], gen)
                 alts = [i for i in torch.topk(logp, cfg["alternatives"] + 1).indices.tolist() if i != tok]
-                sc = score_candidates(probe, logits, [tok] + alts[: cfg["alternatives"]], loop.q,
-                                      prepared.spans, cfg["context"])
+                sc = score_candidates(
+                    probe, logits, [tok] + alts[: cfg["alternatives"]], loop.q, prepared.spans, cfg["context"]
+                )
                 cand_logp = logp[torch.tensor(sc.token_ids, device=logp.device)].cpu()
                 step = _plain_step(t, sc, cand_logp, det.push(tok), _decision(cfg["decoding"]))
             emit(step)
@@ -177,15 +296,27 @@ class Session:
     def _run_sequence(self, prepared, inputs, probe, cfg, gen, emit, stop):
         loop = StepLoop(self.adapter, prepared, probe, inputs, grad=False)
         loop.prefill()
-        eng = SequenceEngine(self.adapter, prepared, probe, inputs, cfg["context"], cfg["alternatives"],
-                             cfg["chunk"], prefilled=loop.cache)
+        eng = SequenceEngine(
+            self.adapter,
+            prepared,
+            probe,
+            inputs,
+            cfg["context"],
+            cfg["alternatives"],
+            cfg["chunk"],
+            prefilled=loop.cache,
+        )
         det, eos, out = _Detok(self.adapter.tokenizer), self.adapter.eos_token_ids, []
         flush = cfg["chunk"] or cfg["max_new_tokens"]
 
         def drain():
             t0 = time.perf_counter()
             for sc, logp in eng.feed(out):
-                emit(_plain_step(len(out_steps), sc, logp, det.push(sc.token_ids[0]), _decision(cfg["decoding"])))
+                emit(
+                    _plain_step(
+                        len(out_steps), sc, logp, det.push(sc.token_ids[0]), _decision(cfg["decoding"])
+                    )
+                )
                 out_steps.append(sc.q)
             cfg["timing"]["analysis_s"] += time.perf_counter() - t0
 
@@ -208,14 +339,18 @@ class Session:
     def _run_generate(self, prepared, inputs, probe, cfg, generate_kwargs, emit):
         probe.mode = "off"
         probe.new_forward()
-        kw = {"max_new_tokens": cfg["max_new_tokens"], "do_sample": cfg["decoding"] == "sample", **generate_kwargs}
+        kw = {
+            "max_new_tokens": cfg["max_new_tokens"],
+            "do_sample": cfg["decoding"] == "sample",
+            **generate_kwargs,
+        }
         if kw["do_sample"]:
             kw.setdefault("temperature", cfg["temperature"])
             kw.setdefault("top_p", cfg["top_p"])
             torch.manual_seed(cfg["seed"])
         with torch.no_grad():
             seq = self.model.generate(**inputs, **kw)
-        out = seq[0, prepared.n:].tolist()
+        out = seq[0, prepared.n :].tolist()
         pad = getattr(self.model.generation_config, "pad_token_id", None)
         eos = self.adapter.eos_token_ids
         clean = []
@@ -225,15 +360,28 @@ class Session:
             clean.append(t)
             if t in eos:
                 break
-        eng = SequenceEngine(self.adapter, prepared, probe, inputs, cfg["context"], cfg["alternatives"],
-                             cfg["chunk"])
+        eng = SequenceEngine(
+            self.adapter, prepared, probe, inputs, cfg["context"], cfg["alternatives"], cfg["chunk"]
+        )
         det = _Detok(self.adapter.tokenizer)
         for i, (sc, logp) in enumerate(eng.feed(clean)):
             emit(_plain_step(i, sc, logp, det.push(sc.token_ids[0]), "generated"))
 
     # ---- helpers ------------------------------------------------------------------------------
-    def _check(self, max_new_tokens, decoding, temperature, top_p, sgrs, locore, layers, context, engine,
-               alternatives, generate_kwargs) -> dict[str, Any]:
+    def _check(
+        self,
+        max_new_tokens,
+        decoding,
+        temperature,
+        top_p,
+        sgrs,
+        locore,
+        layers,
+        context,
+        engine,
+        alternatives,
+        generate_kwargs,
+    ) -> dict[str, Any]:
         if not isinstance(max_new_tokens, int) or max_new_tokens < 1:
             raise ConfigError(f"max_new_tokens must be an integer >= 1, got {max_new_tokens!r}")
         sampling.check_sampling(decoding, temperature, top_p)
@@ -246,7 +394,9 @@ class Session:
         if sgrs is not None and engine == "sequence":
             raise ConfigError("SGRS scores candidates before choosing: it needs engine='step' (or 'auto')")
         if sgrs is not None and generate_kwargs:
-            raise ConfigError(f"SGRS runs its own decoding loop; drop the generate keywords {sorted(generate_kwargs)}")
+            raise ConfigError(
+                f"SGRS runs its own decoding loop; drop the generate keywords {sorted(generate_kwargs)}"
+            )
         if generate_kwargs and engine == "step":
             raise ConfigError("generate keywords run transformers' generate: use engine='sequence' or 'auto'")
         if not isinstance(alternatives, int) or alternatives < 0:
@@ -259,33 +409,66 @@ class Session:
         if locore is not None and locore.layers is not None:
             self.adapter.check_layers(locore.layers)
         return {
-            "layers": list(lay), "context": context, "decoding": decoding,
+            "layers": list(lay),
+            "context": context,
+            "decoding": decoding,
             "engine": "step" if engine == "step" or (engine == "auto" and sgrs is not None) else "sequence",
-            "sgrs": sgrs.to_dict() if sgrs else None, "locore": locore.to_dict() if locore else None,
-            "_locore": locore, "alternatives": alternatives, "chunk": None,
+            "sgrs": sgrs.to_dict() if sgrs else None,
+            "locore": locore.to_dict() if locore else None,
+            "_locore": locore,
+            "alternatives": alternatives,
+            "chunk": None,
             "generate": {k: v for k, v in generate_kwargs.items() if isinstance(v, (int, float, str, bool))},
-            "model_id": self.model_id, "family": self.adapter.family, "device": str(self.device),
-            "dtype": str(self.dtype).replace("torch.", ""), "max_new_tokens": max_new_tokens,
+            "model_id": self.model_id,
+            "family": self.adapter.family,
+            "device": str(self.device),
+            "dtype": str(self.dtype).replace("torch.", ""),
+            "max_new_tokens": max_new_tokens,
         }
 
     def _probe(self, cfg: dict, prepared: Prepared) -> Probe:
         lc: LocoRE | None = cfg.pop("_locore")
-        return Probe(layers=tuple(cfg["layers"]), bias_fn=lc.bias_fn(prepared.n) if lc else None,
-                     bias_layers=frozenset(lc.layers) if lc and lc.layers is not None else None)
+        return Probe(
+            layers=tuple(cfg["layers"]),
+            bias_fn=lc.bias_fn(prepared.n) if lc else None,
+            bias_layers=frozenset(lc.layers) if lc and lc.layers is not None else None,
+        )
 
     def _piece(self, token_id: int) -> str:
         return self.adapter.tokenizer.decode([token_id])
 
-    def _build(self, prepared: Prepared, steps: list[Step], cfg: dict, prompt: str, interrupted: bool) -> Trace:
+    def _build(
+        self,
+        prepared: Prepared,
+        steps: list[Step],
+        cfg: dict,
+        prompt: str,
+        interrupted: bool,
+        trace_id: str | None = None,
+    ) -> Trace:
         prompt_ids = prepared.input_ids[0].tolist()
         out_ids = [s.token_id for s in steps]
         tokens = self.adapter.context_tokens(prompt_ids + out_ids, prepared.spans.image)
         n = prepared.n
-        spans = type(prepared.spans)(system=prepared.spans.system, image=prepared.spans.image,
-                                     prompt=prepared.spans.prompt, output=(n, n + len(out_ids)))
-        return Trace(records=steps, token_ids=prompt_ids + out_ids, tokens=tokens, spans=spans, config=cfg,
-                     prompt=prompt, image_digest=prepared.image_digest, image_grid=prepared.image_grid,
-                     image_png=prepared.image_png, interrupted=interrupted)
+        spans = type(prepared.spans)(
+            system=prepared.spans.system,
+            image=prepared.spans.image,
+            prompt=prepared.spans.prompt,
+            output=(n, n + len(out_ids)),
+        )
+        return Trace(
+            records=steps,
+            token_ids=prompt_ids + out_ids,
+            tokens=tokens,
+            spans=spans,
+            config=cfg,
+            prompt=prompt,
+            image_digest=prepared.image_digest,
+            image_grid=prepared.image_grid,
+            image_png=prepared.image_png,
+            interrupted=interrupted,
+            **({"trace_id": trace_id} if trace_id else {}),
+        )
 
 
 def _f(x: float) -> float | None:
@@ -306,11 +489,30 @@ def _plain_step(t: int, sc: StepScores, cand_logp: torch.Tensor, piece: str, dec
     lp = cand_logp.double().tolist()
     scores = sc.scores.detach().double().cpu().tolist()
     layer_scores = sc.layer_scores.detach().double().cpu().tolist()
-    cands = [Candidate(token_id=c, token="", prob=math.exp(lp[i]), saliency=_f(scores[i]),
-                       layer_scores=layer_scores[i], accepted=i == 0) for i, c in enumerate(sc.token_ids)]
-    return Step(step=t, position=sc.q, token_id=sc.token_ids[0], token=piece, prob=math.exp(lp[0]), logprob=lp[0],
-                saliency=_f(scores[0]), layer_scores=layer_scores[0], row=_row(sc, 0), decision=decision,
-                candidates=cands)
+    cands = [
+        Candidate(
+            token_id=c,
+            token="",
+            prob=math.exp(lp[i]),
+            saliency=_f(scores[i]),
+            layer_scores=layer_scores[i],
+            accepted=i == 0,
+        )
+        for i, c in enumerate(sc.token_ids)
+    ]
+    return Step(
+        step=t,
+        position=sc.q,
+        token_id=sc.token_ids[0],
+        token=piece,
+        prob=math.exp(lp[0]),
+        logprob=lp[0],
+        saliency=_f(scores[0]),
+        layer_scores=layer_scores[0],
+        row=_row(sc, 0),
+        decision=decision,
+        candidates=cands,
+    )
 
 
 class _Detok:
@@ -323,11 +525,11 @@ class _Detok:
         self.tok, self.ids = tokenizer, []
 
     def push(self, token_id: int) -> str:
-        ctx = self.ids[-self.WINDOW:]
+        ctx = self.ids[-self.WINDOW :]
         self.ids.append(token_id)
         before = self.tok.decode(ctx, skip_special_tokens=False) if ctx else ""
         after = self.tok.decode(ctx + [token_id], skip_special_tokens=False)
-        return after[len(before):] if after.startswith(before) else self.tok.decode([token_id])
+        return after[len(before) :] if after.startswith(before) else self.tok.decode([token_id])
 
 
 class _NoBar:
@@ -347,8 +549,13 @@ def _progress(total: int, show: bool):
 
 
 # ---- loading -------------------------------------------------------------------------------------
-def load(source: Any = "toy", processor: Any = None, *, device: str | None = None,
-         dtype: torch.dtype | str | None = None) -> Session:
+def load(
+    source: Any = "toy",
+    processor: Any = None,
+    *,
+    device: str | None = None,
+    dtype: torch.dtype | str | None = None,
+) -> Session:
     """A Session from "toy" (the embedded default), "tiny:llava" / "tiny:qwen2_vl" / "tiny:qwen2_5_vl"
     (random weights, for trying real architectures), a local checkpoint path or cached hub id (never
     downloads), or an already built model (+ processor).
@@ -366,7 +573,9 @@ def load(source: Any = "toy", processor: Any = None, *, device: str | None = Non
     if isinstance(source, torch.nn.Module):
         return Session(source, processor, model_id=type(source).__name__, device=device, dtype=dtype)
     if not isinstance(source, (str, Path)):
-        raise ConfigError(f"load() takes 'toy', a path, a hub id or a model object, not {type(source).__name__}")
+        raise ConfigError(
+            f"load() takes 'toy', a path, a hub id or a model object, not {type(source).__name__}"
+        )
     name = str(source)
     if name == "toy":
         from .models.toy import ToyAdapter
@@ -380,7 +589,9 @@ def load(source: Any = "toy", processor: Any = None, *, device: str | None = Non
         fam = name.split(":", 1)[1]
         builder = getattr(tiny, f"tiny_{fam}", None)
         if builder is None:
-            raise ConfigError(f"unknown tiny model {name!r}; use tiny:llava, tiny:qwen2_vl or tiny:qwen2_5_vl")
+            raise ConfigError(
+                f"unknown tiny model {name!r}; use tiny:llava, tiny:qwen2_vl or tiny:qwen2_5_vl"
+            )
         model, proc = builder()
         return Session(model, proc, model_id=name, device=device, dtype=dtype)
     return _load_pretrained(name, device, dtype)
@@ -403,7 +614,9 @@ def _load_pretrained(name: str, device: str, dtype: torch.dtype) -> Session:
     if arch not in ADAPTERS:
         raise UnsupportedModelError(f"{name} is a {arch or config.model_type}; supported: {sorted(ADAPTERS)}")
     cls = getattr(transformers, arch)
-    model = cls.from_pretrained(name, local_files_only=True, dtype=dtype, attn_implementation="sdpa").to(device)
+    model = cls.from_pretrained(name, local_files_only=True, dtype=dtype, attn_implementation="sdpa").to(
+        device
+    )
     try:
         processor = transformers.AutoProcessor.from_pretrained(name, local_files_only=True)
     except Exception:  # Qwen's processor wants torchvision for video: tokenizer + Pillow image processor

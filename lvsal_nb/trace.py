@@ -115,7 +115,9 @@ class Trace:
     image_grid: tuple[int, int] | None = None  # patch grid (rows, cols) of the image span
     image_png: bytes | None = None  # small thumbnail for viewers
     trace_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
-    created: str = field(default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+    created: str = field(
+        default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    )
     interrupted: bool = False
 
     # ---- views -------------------------------------------------------------------------------
@@ -134,28 +136,45 @@ class Trace:
         rows = []
         for s in self.records:
             r = {
-                "step": s.step, "position": s.position, "token_id": s.token_id, "token": s.token,
-                "prob": s.prob, "logprob": s.logprob,
+                "step": s.step,
+                "position": s.position,
+                "token_id": s.token_id,
+                "token": s.token,
+                "prob": s.prob,
+                "logprob": s.logprob,
                 "saliency": np.nan if s.saliency is None else s.saliency,
             }
             for l, v in zip(self.layers, s.layer_scores or [np.nan] * len(self.layers)):
                 r[f"s_L{l}"] = v
-            r.update(tau=np.nan if s.tau is None else s.tau, decision=s.decision,
-                     round=pd.NA if s.round is None else s.round, n_candidates=len(s.candidates))
+            r.update(
+                tau=np.nan if s.tau is None else s.tau,
+                decision=s.decision,
+                round=pd.NA if s.round is None else s.round,
+                n_candidates=len(s.candidates),
+            )
             rows.append(r)
         df = pd.DataFrame(rows)
         if not rows:
-            df = pd.DataFrame(columns=["step", "position", "token_id", "token", "prob", "logprob", "saliency"])
+            df = pd.DataFrame(
+                columns=["step", "position", "token_id", "token", "prob", "logprob", "saliency"]
+            )
         return df
 
     @property
     def candidates(self) -> pd.DataFrame:
         """Every scored candidate of every step (accepted or rejected)."""
         rows = [
-            {"step": s.step, "token_id": c.token_id, "token": c.token, "prob": c.prob,
-             "saliency": np.nan if c.saliency is None else c.saliency,
-             "round": pd.NA if c.round is None else c.round, "accepted": c.accepted}
-            for s in self.records for c in s.candidates
+            {
+                "step": s.step,
+                "token_id": c.token_id,
+                "token": c.token,
+                "prob": c.prob,
+                "saliency": np.nan if c.saliency is None else c.saliency,
+                "round": pd.NA if c.round is None else c.round,
+                "accepted": c.accepted,
+            }
+            for s in self.records
+            for c in s.candidates
         ]
         cols = ["step", "token_id", "token", "prob", "saliency", "round", "accepted"]
         return pd.DataFrame(rows, columns=cols)
@@ -184,8 +203,10 @@ class Trace:
 
     def __repr__(self) -> str:
         eng = self.config.get("engine", "?")
-        return (f"<Trace {self.trace_id}: {len(self.records)} steps, engine={eng}, "
-                f"layers={self.layers}, text={self.text[:60]!r}>")
+        return (
+            f"<Trace {self.trace_id}: {len(self.records)} steps, engine={eng}, "
+            f"layers={self.layers}, text={self.text[:60]!r}>"
+        )
 
     # ---- rich display (the JupyterLab extension renders MIME_TYPE without a kernel) ---------
     def _repr_mimebundle_(self, include=None, exclude=None):
@@ -194,9 +215,15 @@ class Trace:
     # ---- JSON --------------------------------------------------------------------------------
     def _meta(self) -> dict[str, Any]:
         return {
-            "schema": "lvsal.trace", "schema_version": SCHEMA_VERSION, "trace_id": self.trace_id,
-            "created": self.created, "prompt": self.prompt, "config": self.config,
-            "spans": self.spans.to_dict(), "tokens": self.tokens, "token_ids": self.token_ids,
+            "schema": "lvsal.trace",
+            "schema_version": SCHEMA_VERSION,
+            "trace_id": self.trace_id,
+            "created": self.created,
+            "prompt": self.prompt,
+            "config": self.config,
+            "spans": self.spans.to_dict(),
+            "tokens": self.tokens,
+            "token_ids": self.token_ids,
             "image_digest": self.image_digest,
             "image_grid": list(self.image_grid) if self.image_grid else None,
             "image_png": base64.b64encode(self.image_png).decode() if self.image_png else None,
@@ -216,12 +243,18 @@ class Trace:
         _check_schema(d)
         records = [_step_from_json(s) for s in d["steps"]]
         return cls(
-            records=records, token_ids=list(d["token_ids"]), tokens=list(d["tokens"]),
-            spans=Spans.from_dict(d["spans"]), config=d["config"], prompt=d.get("prompt", ""),
+            records=records,
+            token_ids=list(d["token_ids"]),
+            tokens=list(d["tokens"]),
+            spans=Spans.from_dict(d["spans"]),
+            config=d["config"],
+            prompt=d.get("prompt", ""),
             image_digest=d.get("image_digest"),
             image_grid=tuple(d["image_grid"]) if d.get("image_grid") else None,  # type: ignore[arg-type]
             image_png=base64.b64decode(d["image_png"]) if d.get("image_png") else None,
-            trace_id=d["trace_id"], created=d["created"], interrupted=bool(d.get("interrupted", False)),
+            trace_id=d["trace_id"],
+            created=d["created"],
+            interrupted=bool(d.get("interrupted", False)),
         )
 
     # ---- files ---------------------------------------------------------------------------------
@@ -241,15 +274,24 @@ class Trace:
             {"layer_scores": s.layer_scores, "candidates": [asdict(c) for c in s.candidates]}
             for s in self.records
         ]
-        df = pd.DataFrame({
-            "step": [s.step for s in self.records], "position": [s.position for s in self.records],
-            "token_id": [s.token_id for s in self.records], "token": [s.token for s in self.records],
-            "prob": [s.prob for s in self.records], "logprob": [s.logprob for s in self.records],
-            "saliency": [s.saliency for s in self.records], "tau": [s.tau for s in self.records],
-            "decision": [s.decision for s in self.records], "round": [s.round for s in self.records],
-            "row": [None if s.row is None else s.row.astype(np.float32).ravel().tolist() for s in self.records],
-            "row_layers": [0 if s.row is None else int(s.row.shape[0]) for s in self.records],
-        })
+        df = pd.DataFrame(
+            {
+                "step": [s.step for s in self.records],
+                "position": [s.position for s in self.records],
+                "token_id": [s.token_id for s in self.records],
+                "token": [s.token for s in self.records],
+                "prob": [s.prob for s in self.records],
+                "logprob": [s.logprob for s in self.records],
+                "saliency": [s.saliency for s in self.records],
+                "tau": [s.tau for s in self.records],
+                "decision": [s.decision for s in self.records],
+                "round": [s.round for s in self.records],
+                "row": [
+                    None if s.row is None else s.row.astype(np.float32).ravel().tolist() for s in self.records
+                ],
+                "row_layers": [0 if s.row is None else int(s.row.shape[0]) for s in self.records],
+            }
+        )
         table = pa.Table.from_pandas(df, preserve_index=False)
         table = table.replace_schema_metadata({**(table.schema.metadata or {}), _META_KEY: json.dumps(meta)})
         pq.write_table(table, path)
@@ -265,17 +307,23 @@ class Trace:
             try:
                 d = json.loads(path.read_text())
             except (json.JSONDecodeError, UnicodeDecodeError) as e:
-                raise TraceFileError(f"{path.name} is not valid JSON ({e}); was it written by Trace.save?") from e
+                raise TraceFileError(
+                    f"{path.name} is not valid JSON ({e}); was it written by Trace.save?"
+                ) from e
             return cls.from_json(d)
         import pyarrow.parquet as pq
 
         try:
             table = pq.read_table(path)
         except Exception as e:  # pyarrow raises several types for damaged files
-            raise TraceFileError(f"{path.name} is not a readable Parquet file ({e}); re-export the trace") from e
+            raise TraceFileError(
+                f"{path.name} is not a readable Parquet file ({e}); re-export the trace"
+            ) from e
         raw = (table.schema.metadata or {}).get(_META_KEY)
         if raw is None:
-            raise TraceFileError(f"{path.name} is Parquet but not an lvsal trace (no {_META_KEY.decode()} metadata)")
+            raise TraceFileError(
+                f"{path.name} is Parquet but not an lvsal trace (no {_META_KEY.decode()} metadata)"
+            )
         meta = json.loads(raw)
         _check_schema(meta)
         df = table.to_pandas()
@@ -285,13 +333,23 @@ class Trace:
             row = None
             if r.row is not None and r.row_layers:
                 row = np.asarray(r.row, dtype=np.float32).reshape(int(r.row_layers), -1)
-            records.append(Step(
-                step=int(r.step), position=int(r.position), token_id=int(r.token_id), token=r.token,
-                prob=float(r.prob), logprob=float(r.logprob), saliency=_opt_float(r.saliency),
-                layer_scores=extra["layer_scores"], row=row, tau=_opt_float(r.tau), decision=r.decision,
-                round=None if pd.isna(r.round) else int(r.round),
-                candidates=[Candidate(**c) for c in extra["candidates"]],
-            ))
+            records.append(
+                Step(
+                    step=int(r.step),
+                    position=int(r.position),
+                    token_id=int(r.token_id),
+                    token=r.token,
+                    prob=float(r.prob),
+                    logprob=float(r.logprob),
+                    saliency=_opt_float(r.saliency),
+                    layer_scores=extra["layer_scores"],
+                    row=row,
+                    tau=_opt_float(r.tau),
+                    decision=r.decision,
+                    round=None if pd.isna(r.round) else int(r.round),
+                    candidates=[Candidate(**c) for c in extra["candidates"]],
+                )
+            )
         meta["steps"] = []
         tr = cls.from_json(meta)
         tr.records = records
@@ -318,15 +376,30 @@ def _step_json(s: Step, digits: int | None) -> dict[str, Any]:
         return None if x is None else (float(x) if digits is None else round(float(x), digits))
 
     return {
-        "step": s.step, "position": s.position, "token_id": s.token_id, "token": s.token,
-        "prob": rnd(s.prob), "logprob": rnd(s.logprob), "saliency": rnd(s.saliency),
+        "step": s.step,
+        "position": s.position,
+        "token_id": s.token_id,
+        "token": s.token,
+        "prob": rnd(s.prob),
+        "logprob": rnd(s.logprob),
+        "saliency": rnd(s.saliency),
         "layer_scores": None if s.layer_scores is None else [rnd(x) for x in s.layer_scores],
-        "row": None if s.row is None else (s.row.tolist() if digits is None else np.round(s.row, digits).tolist()),
-        "tau": rnd(s.tau), "decision": s.decision, "round": s.round,
+        "row": None
+        if s.row is None
+        else (s.row.tolist() if digits is None else np.round(s.row, digits).tolist()),
+        "tau": rnd(s.tau),
+        "decision": s.decision,
+        "round": s.round,
         "candidates": [
-            {"token_id": c.token_id, "token": c.token, "prob": rnd(c.prob), "saliency": rnd(c.saliency),
-             "layer_scores": None if c.layer_scores is None else [rnd(x) for x in c.layer_scores],
-             "round": c.round, "accepted": c.accepted}
+            {
+                "token_id": c.token_id,
+                "token": c.token,
+                "prob": rnd(c.prob),
+                "saliency": rnd(c.saliency),
+                "layer_scores": None if c.layer_scores is None else [rnd(x) for x in c.layer_scores],
+                "round": c.round,
+                "accepted": c.accepted,
+            }
             for c in s.candidates
         ],
     }
@@ -335,9 +408,17 @@ def _step_json(s: Step, digits: int | None) -> dict[str, Any]:
 def _step_from_json(d: dict[str, Any]) -> Step:
     row = None if d.get("row") is None else np.asarray(d["row"], dtype=np.float32)
     return Step(
-        step=d["step"], position=d["position"], token_id=d["token_id"], token=d["token"], prob=d["prob"],
-        logprob=d["logprob"], saliency=d["saliency"], layer_scores=d.get("layer_scores"), row=row,
-        tau=d.get("tau"), decision=d.get("decision", "greedy"), round=d.get("round"),
+        step=d["step"],
+        position=d["position"],
+        token_id=d["token_id"],
+        token=d["token"],
+        prob=d["prob"],
+        logprob=d["logprob"],
+        saliency=d["saliency"],
+        layer_scores=d.get("layer_scores"),
+        row=row,
+        tau=d.get("tau"),
+        decision=d.get("decision", "greedy"),
+        round=d.get("round"),
         candidates=[Candidate(**c) for c in d.get("candidates", [])],
     )
-

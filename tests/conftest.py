@@ -7,6 +7,9 @@ from PIL import Image
 
 from lvsal_nb.models import tiny
 
+# Tiny models: one thread is fastest and avoids oversubscribing a shared 2-core machine.
+torch.set_num_threads(1)
+
 FAMILIES = ("llava", "qwen2_vl", "qwen2_5_vl")
 PROMPT = "describe this image ."
 

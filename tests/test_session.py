@@ -16,7 +16,7 @@ def _plain_greedy(session, image, n):
     prepared = session.adapter.prepare(image, PROMPT)
     with torch.no_grad():
         out = session.model.generate(**prepared.inputs, max_new_tokens=n, do_sample=False)
-    return out[0, prepared.n:].tolist()
+    return out[0, prepared.n :].tolist()
 
 
 def test_greedy_tokens_equal_transformers_generate(session, image):
@@ -37,7 +37,9 @@ def test_eos_stops(llava_session, image):
     eos = sorted(llava_session.adapter.eos_token_ids)[0]
     head = llava_session.model.lm_head
     saved = head.bias
-    head.bias = torch.nn.Parameter(torch.zeros(head.out_features, dtype=head.weight.dtype), requires_grad=False)
+    head.bias = torch.nn.Parameter(
+        torch.zeros(head.out_features, dtype=head.weight.dtype), requires_grad=False
+    )
     head.bias.data[eos] = 1e3  # EOS always wins
     try:
         tr = llava_session.trace(image, PROMPT, max_new_tokens=5)
@@ -78,7 +80,7 @@ def test_beam_search_through_generate(llava_session, image):
     prepared = llava_session.adapter.prepare(image, PROMPT)
     with torch.no_grad():
         ref = llava_session.model.generate(**prepared.inputs, max_new_tokens=5, num_beams=3, do_sample=False)
-    assert [s.token_id for s in tr.records] == ref[0, prepared.n:].tolist()[: len(tr)]
+    assert [s.token_id for s in tr.records] == ref[0, prepared.n :].tolist()[: len(tr)]
     assert tr.config["generate"] == {"num_beams": 3} and tr.records[0].decision == "generated"
 
 
@@ -105,17 +107,20 @@ def test_text_only_prompt(llava_session):
     assert tr.spans.image is None and len(tr) == 3
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    (dict(prompt=""), "prompt is empty"),
-    (dict(max_new_tokens=0), "max_new_tokens must be an integer >= 1"),
-    (dict(layers=[9]), r"out of range: this model has 4 decoder layers"),
-    (dict(layers=[]), "layers is empty"),
-    (dict(decoding="beam"), "decoding must be one of"),
-    (dict(temperature=0), "temperature must be > 0"),
-    (dict(context="image"), "context must be one of"),
-    (dict(engine="fast"), "engine must be one of"),
-    (dict(sgrs=lv.SGRS(), engine="sequence"), "needs engine='step'"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(prompt=""), "prompt is empty"),
+        (dict(max_new_tokens=0), "max_new_tokens must be an integer >= 1"),
+        (dict(layers=[9]), r"out of range: this model has 4 decoder layers"),
+        (dict(layers=[]), "layers is empty"),
+        (dict(decoding="beam"), "decoding must be one of"),
+        (dict(temperature=0), "temperature must be > 0"),
+        (dict(context="image"), "context must be one of"),
+        (dict(engine="fast"), "engine must be one of"),
+        (dict(sgrs=lv.SGRS(), engine="sequence"), "needs engine='step'"),
+    ],
+)
 def test_bad_input_names_the_fix(llava_session, image, kwargs, match):
     args = dict(image=image, prompt=PROMPT, max_new_tokens=2)
     args.update(kwargs)
@@ -134,10 +139,15 @@ def test_bad_images(llava_session, tmp_path):
         llava_session.trace(np.zeros((4, 4)), PROMPT)
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    (dict(k=0), "k must be an integer >= 1"), (dict(alpha=-1), "alpha must be >= 0"),
-    (dict(rounds=6), "rounds must be an integer in 1..k"), (dict(window=0), "window must be"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(k=0), "k must be an integer >= 1"),
+        (dict(alpha=-1), "alpha must be >= 0"),
+        (dict(rounds=6), "rounds must be an integer in 1..k"),
+        (dict(window=0), "window must be"),
+    ],
+)
 def test_bad_sgrs(kwargs, match):
     with pytest.raises(lv.ConfigError, match=match):
         lv.SGRS(**kwargs)

@@ -22,7 +22,13 @@ def _same(a: lv.Trace, b: lv.Trace):
     pd.testing.assert_frame_equal(a.candidates, b.candidates, check_dtype=False)
     np.testing.assert_allclose(a.matrix(), b.matrix(), atol=1e-6, equal_nan=True)
     assert (a.spans, a.tokens, a.token_ids, a.config, a.trace_id, a.image_png) == (
-        b.spans, b.tokens, b.token_ids, b.config, b.trace_id, b.image_png)
+        b.spans,
+        b.tokens,
+        b.token_ids,
+        b.config,
+        b.trace_id,
+        b.image_png,
+    )
 
 
 @pytest.mark.parametrize("suffix", [".lvsal.parquet", ".lvsal.json"])
@@ -39,7 +45,7 @@ def test_views(trace):
     m = trace.matrix()
     assert m.shape == (len(trace), len(trace.token_ids))
     q0 = trace.records[0].position
-    assert np.isnan(m[0, q0 + 1:]).all() and not np.isnan(m[0, : q0 + 1]).any()
+    assert np.isnan(m[0, q0 + 1 :]).all() and not np.isnan(m[0, : q0 + 1]).any()
     np.testing.assert_allclose(m[0, : q0 + 1], trace.records[0].row.mean(0), atol=1e-7)
     with pytest.raises(lv.ConfigError, match="traced layers"):
         trace.matrix(layer=7)

@@ -63,8 +63,8 @@ class LocoRE:
 def locore(model, cfg: LocoRE | float = 0.15, processor=None):
     """Apply LocoRE around any plain `model.generate(...)` call; the model is restored on exit.
 
-        with lv.locore(model, LocoRE(beta=0.15)):
-            out = model.generate(**inputs, max_new_tokens=64)
+    with lv.locore(model, LocoRE(beta=0.15)):
+        out = model.generate(**inputs, max_new_tokens=64)
     """
     from ..models import adapter_for
     from ..saliency.probe import Probe, attached

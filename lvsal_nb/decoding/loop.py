@@ -37,7 +37,9 @@ class StepLoop:
         self.probe.mode = "step" if self.grad else "off"
         self.probe.new_forward()
         with torch.set_grad_enabled(self.grad):
-            out = self.adapter.model(**kw, **{self.adapter.cache_kw: self.cache}, use_cache=True, logits_to_keep=1)
+            out = self.adapter.model(
+                **kw, **{self.adapter.cache_kw: self.cache}, use_cache=True, logits_to_keep=1
+            )
         return out.logits[0, -1]
 
     def push(self, token_id: int) -> None:

@@ -54,12 +54,17 @@ class Decision:
 
 def threshold(cfg: SGRS, history: list[float]) -> float:
     """τ = α · mean of the last W accepted saliencies; 0 while the history is empty."""
-    recent = history[-cfg.window:]
+    recent = history[-cfg.window :]
     return cfg.alpha * sum(recent) / len(recent) if recent else 0.0
 
 
-def choose(cfg: SGRS, probs: list[float], saliency: list[float], history: list[float],
-           generator: torch.Generator | None = None) -> Decision:
+def choose(
+    cfg: SGRS,
+    probs: list[float],
+    saliency: list[float],
+    history: list[float],
+    generator: torch.Generator | None = None,
+) -> Decision:
     """Run Algorithm 1 on K scored candidates (probs: model probabilities of the top-K, best first).
 
     A NaN saliency (no context yet) passes any threshold. The caller pushes the chosen candidate's

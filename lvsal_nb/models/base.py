@@ -47,16 +47,22 @@ def load_image(image) -> Image.Image | None:
     if isinstance(image, (str, Path)):
         p = Path(image)
         if not p.exists():
-            raise ImageError(f"image file {str(p)!r} does not exist; pass a path to a PNG/JPEG or a PIL image")
+            raise ImageError(
+                f"image file {str(p)!r} does not exist; pass a path to a PNG/JPEG or a PIL image"
+            )
         try:
             return Image.open(p).convert("RGB")
         except Exception as e:
-            raise ImageError(f"cannot read {p.name} as an image ({e}); pass a PNG/JPEG file or a PIL image") from e
+            raise ImageError(
+                f"cannot read {p.name} as an image ({e}); pass a PNG/JPEG file or a PIL image"
+            ) from e
     if isinstance(image, np.ndarray):
         if image.ndim != 3 or image.shape[-1] != 3:
             raise ImageError(f"an image array must be HxWx3, got shape {image.shape}")
         return Image.fromarray(image.astype(np.uint8))
-    raise ImageError(f"unsupported image type {type(image).__name__}; pass a PIL image, a path or an HxWx3 array")
+    raise ImageError(
+        f"unsupported image type {type(image).__name__}; pass a PIL image, a path or an HxWx3 array"
+    )
 
 
 def image_meta(image: Image.Image | None) -> tuple[bytes | None, str | None]:
@@ -128,11 +134,15 @@ class Adapter:
     def check_layers(self, layers) -> tuple[int, ...]:
         layers = tuple(sorted(set(int(l) for l in (layers if layers is not None else self.default_layers()))))
         if not layers:
-            raise ConfigError("layers is empty; pass at least one decoder layer index, or None for the default")
+            raise ConfigError(
+                "layers is empty; pass at least one decoder layer index, or None for the default"
+            )
         bad = [l for l in layers if not 0 <= l < self.num_layers]
         if bad:
-            raise ConfigError(f"layers {bad} out of range: this model has {self.num_layers} decoder layers "
-                              f"(0..{self.num_layers - 1})")
+            raise ConfigError(
+                f"layers {bad} out of range: this model has {self.num_layers} decoder layers "
+                f"(0..{self.num_layers - 1})"
+            )
         return layers
 
     @property
@@ -161,12 +171,16 @@ class Adapter:
 
     def step_inputs(self, token_ids: torch.Tensor, total_len: int) -> dict[str, torch.Tensor]:
         """Kwargs of an incremental forward of `token_ids` [1, s] after a cache of total_len - s."""
-        return {"input_ids": token_ids,
-                "attention_mask": torch.ones(1, total_len, dtype=torch.long, device=token_ids.device)}
+        return {
+            "input_ids": token_ids,
+            "attention_mask": torch.ones(1, total_len, dtype=torch.long, device=token_ids.device),
+        }
 
     def context_tokens(self, token_ids: list[int], image_span) -> list[str]:
         """Text of every position of the full sequence (image positions as "<image>")."""
-        ctx = [t if isinstance(t, str) else str(t) for t in self.tokenizer.convert_ids_to_tokens(list(token_ids))]
+        ctx = [
+            t if isinstance(t, str) else str(t) for t in self.tokenizer.convert_ids_to_tokens(list(token_ids))
+        ]
         if image_span:
             for i in range(*image_span):
                 ctx[i] = "<image>"

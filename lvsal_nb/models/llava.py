@@ -18,24 +18,29 @@ class LlavaAdapter(Adapter):
     def image_token_id(self) -> int:
         tid = getattr(self.model.config, "image_token_id", None)
         if tid is None:
-            tid = getattr(self.model.config, "image_token_index")
+            tid = self.model.config.image_token_index
         return int(tid)
 
     def format_prompt(self, prompt: str, with_image: bool) -> str:
         chat = getattr(self.processor, "chat_template", None)
         if chat:
             content = ([{"type": "image"}] if with_image else []) + [{"type": "text", "text": prompt}]
-            return self.processor.apply_chat_template([{"role": "user", "content": content}],
-                                                      add_generation_prompt=True)
+            return self.processor.apply_chat_template(
+                [{"role": "user", "content": content}], add_generation_prompt=True
+            )
         text = DEFAULT_TEMPLATE.format(prompt=prompt)
         return text if with_image else text.replace("<image>\n", "")
 
     def prepare(self, image, prompt: str) -> Prepared:
         if not prompt or not prompt.strip():
-            raise ConfigError("the prompt is empty; pass a question or an instruction such as 'Describe the image.'")
+            raise ConfigError(
+                "the prompt is empty; pass a question or an instruction such as 'Describe the image.'"
+            )
         img = load_image(image)
         if img is not None and getattr(self.processor, "image_processor", None) is None:
-            raise ImageError("this session has a tokenizer but no image processor; load the model's processor")
+            raise ImageError(
+                "this session has a tokenizer but no image processor; load the model's processor"
+            )
         text = self.format_prompt(prompt, img is not None)
         if img is not None:
             enc = self.processor(images=img, text=text, return_tensors="pt")
@@ -46,7 +51,9 @@ class LlavaAdapter(Adapter):
         n = int(ids.shape[0])
         img_span = runs(ids == self.image_token_id()) if img is not None else None
         if img is not None and img_span is None:
-            raise ImageError("the processor produced no image tokens; check the chat template has an image slot")
+            raise ImageError(
+                "the processor produced no image tokens; check the chat template has an image slot"
+            )
         if img_span:
             spans = Spans(system=(0, img_span[0]), image=img_span, prompt=(img_span[1], n), output=(n, n))
             side = int(math.isqrt(img_span[1] - img_span[0]))

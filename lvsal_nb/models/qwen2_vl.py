@@ -10,8 +10,10 @@ from ..errors import ConfigError, ImageError
 from ..trace import Spans
 from .base import Adapter, Prepared, image_meta, load_image, runs
 
-TEMPLATE = ("<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n{image}{prompt}"
-            "<|im_end|>\n<|im_start|>assistant\n")
+TEMPLATE = (
+    "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n{image}{prompt}"
+    "<|im_end|>\n<|im_start|>assistant\n"
+)
 IMAGE_SLOT = "<|vision_start|><|image_pad|><|vision_end|>"
 
 
@@ -24,7 +26,9 @@ class Qwen2VLAdapter(Adapter):
 
     def prepare(self, image, prompt: str) -> Prepared:
         if not prompt or not prompt.strip():
-            raise ConfigError("the prompt is empty; pass a question or an instruction such as 'Describe the image.'")
+            raise ConfigError(
+                "the prompt is empty; pass a question or an instruction such as 'Describe the image.'"
+            )
         img = load_image(image)
         text = TEMPLATE.format(image=IMAGE_SLOT if img is not None else "", prompt=prompt)
         ids = self.tokenizer(text, return_tensors="pt")["input_ids"]
@@ -34,7 +38,9 @@ class Qwen2VLAdapter(Adapter):
         if img is not None:
             improc = getattr(self.processor, "image_processor", None)
             if improc is None:
-                raise ImageError("this session has a tokenizer but no image processor; load the model's processor")
+                raise ImageError(
+                    "this session has a tokenizer but no image processor; load the model's processor"
+                )
             pix = improc(images=img, return_tensors="pt")
             thw = pix["image_grid_thw"]
             merge = int(getattr(improc, "merge_size", self.model.config.vision_config.spatial_merge_size))
@@ -43,7 +49,7 @@ class Qwen2VLAdapter(Adapter):
             if where.numel() != 1:
                 raise ImageError("the prompt template must hold exactly one <|image_pad|> token")
             i = int(where[0])
-            ids = torch.cat([ids[:, :i], torch.full((1, n_img), pad, dtype=ids.dtype), ids[:, i + 1:]], 1)
+            ids = torch.cat([ids[:, :i], torch.full((1, n_img), pad, dtype=ids.dtype), ids[:, i + 1 :]], 1)
             inputs.update(pixel_values=pix["pixel_values"], image_grid_thw=thw)
             grid = (int(thw[0, 1]) // merge, int(thw[0, 2]) // merge)
         inputs["input_ids"] = ids
@@ -57,7 +63,6 @@ class Qwen2VLAdapter(Adapter):
             spans = Spans(system=(0, 0), image=None, prompt=(0, n), output=(n, n))
         png, digest = image_meta(img)
         return Prepared(inputs=inputs, spans=spans, image_grid=grid, image_png=png, image_digest=digest)
-
 
     def step_inputs(self, token_ids: torch.Tensor, total_len: int) -> dict[str, torch.Tensor]:
         # transformers derives step positions from the whole 2-D mask (length total_len, not s):

@@ -34,5 +34,11 @@ class ToyAdapter(LlavaAdapter):
             grid = (side, side) if side * side == image_span[1] - image_span[0] else None
         png, digest = image_meta(img)
         inputs = {k: v for k, v in enc.items() if k in ("input_ids", "attention_mask", "pixel_values")}
-        return Prepared(inputs=inputs, spans=spans, image_grid=grid, image_png=png, image_digest=digest,
-                        extra={"task": "question" if question else "caption"})
+        return Prepared(
+            inputs=inputs,
+            spans=spans,
+            image_grid=grid,
+            image_png=png,
+            image_digest=digest,
+            extra={"task": "question" if question else "caption"},
+        )

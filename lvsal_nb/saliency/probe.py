@@ -59,8 +59,9 @@ class Probe:
         self._bias_key = self._mask_key = None
         self._bias = self._mask = None
 
-    def biased_mask(self, bias: torch.Tensor, mask: torch.Tensor | None, q_len: int, kv_len: int,
-                    like: torch.Tensor) -> torch.Tensor:
+    def biased_mask(
+        self, bias: torch.Tensor, mask: torch.Tensor | None, q_len: int, kv_len: int, like: torch.Tensor
+    ) -> torch.Tensor:
         """Additive mask + bias, built once per forward (the mask tensor is shared by all layers)."""
         key = (None if mask is None else (mask.data_ptr(), tuple(mask.shape)), q_len, kv_len, id(bias))
         if self._mask_key != key:
@@ -107,7 +108,11 @@ def lvsal_attention(
     n_rep = query.shape[1] // key.shape[1]
     q_len, kv_len = query.shape[-2], key.shape[-2]
 
-    bias = None if probe is None or layer is None else probe.bias_for(layer, q_len, kv_len, query.device, query.dtype)
+    bias = (
+        None
+        if probe is None or layer is None
+        else probe.bias_for(layer, q_len, kv_len, query.device, query.dtype)
+    )
     capture = probe is not None and probe.mode != "off" and layer in probe.layers
     isolate = probe is not None and probe.mode == "sequence" and layer is not None and layer > probe.lowest
 
@@ -117,8 +122,16 @@ def lvsal_attention(
         if bias is not None:
             mask = probe.biased_mask(bias, mask, q_len, kv_len, query)
         is_causal = mask is None and q_len > 1 and getattr(module, "is_causal", True)
-        out = F.scaled_dot_product_attention(query, key, value, attn_mask=mask, dropout_p=dropout, scale=scale,
-                                             is_causal=is_causal, enable_gqa=n_rep > 1)
+        out = F.scaled_dot_product_attention(
+            query,
+            key,
+            value,
+            attn_mask=mask,
+            dropout_p=dropout,
+            scale=scale,
+            is_causal=is_causal,
+            enable_gqa=n_rep > 1,
+        )
         return out.transpose(1, 2).contiguous(), None
 
     k, v = _repeat_kv(key, n_rep), _repeat_kv(value, n_rep)
@@ -129,7 +142,7 @@ def lvsal_attention(
         own = torch.arange(kv_len - q_len, kv_len, device=query.device)
         k_own = k[:, :, own]  # [b, h, q, d]
         scores = torch.matmul(query, kd.transpose(-1, -2)) * scale
-        diag = ((query * (k_own - k_own.detach())).sum(-1) * scale)  # zero in value, own-key gradient
+        diag = (query * (k_own - k_own.detach())).sum(-1) * scale  # zero in value, own-key gradient
         scores = scores + _place_diag(diag, own, kv_len)
     else:
         scores = torch.matmul(query, k.transpose(-1, -2)) * scale
@@ -156,7 +169,9 @@ def _additive(mask: torch.Tensor | None, q_len: int, kv_len: int, like: torch.Te
         mask = torch.ones(1, 1, q_len, kv_len, dtype=torch.bool, device=like.device).tril(kv_len - q_len)
     if mask.dtype != torch.bool:
         return mask
-    return torch.zeros(mask.shape, dtype=like.dtype, device=like.device).masked_fill(~mask, torch.finfo(like.dtype).min)
+    return torch.zeros(mask.shape, dtype=like.dtype, device=like.device).masked_fill(
+        ~mask, torch.finfo(like.dtype).min
+    )
 
 
 def _place_diag(diag: torch.Tensor, own: torch.Tensor, kv_len: int) -> torch.Tensor:
@@ -183,8 +198,11 @@ def register() -> None:
 
 def attention_modules(language_model: nn.Module) -> list[nn.Module]:
     """The decoder's self-attention modules, indexed by layer (each has `layer_idx`)."""
-    mods = [m for m in language_model.modules() if isinstance(getattr(m, "layer_idx", None), int)
-            and hasattr(m, "q_proj")]
+    mods = [
+        m
+        for m in language_model.modules()
+        if isinstance(getattr(m, "layer_idx", None), int) and hasattr(m, "q_proj")
+    ]
     mods.sort(key=lambda m: m.layer_idx)
     if not mods:
         raise UnsupportedModelError(

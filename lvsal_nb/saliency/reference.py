@@ -78,8 +78,16 @@ def _installed(adapter: Adapter, rec: _Recorder):
             p.requires_grad_(g)
 
 
-def reference_step(adapter: Adapter, prepared: Prepared, output_ids: list[int], t: int, candidates: list[int],
-                   layers, context: str = "text", locore=None) -> dict:
+def reference_step(
+    adapter: Adapter,
+    prepared: Prepared,
+    output_ids: list[int],
+    t: int,
+    candidates: list[int],
+    layers,
+    context: str = "text",
+    locore=None,
+) -> dict:
     """Saliency of each candidate for step t (predicting output t from q = n + t - 1), the slow way.
 
     Returns: {"q": int, "scores": [K] floats (NaN if J empty), "layer_scores": [K][L], "rows": [K][L][q+1]}.

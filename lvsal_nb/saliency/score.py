@@ -40,8 +40,10 @@ def context_scores(rows: torch.Tensor, q_positions: torch.Tensor, spans: Spans, 
         layer scores [K, q, layers]; NaN where J is empty (context="outputs", first step).
     """
     csum = torch.nn.functional.pad(rows.cumsum(-1), (1, 0))  # csum[..., j] = sum of keys < j
-    starts = [int(spans.context(int(q), context)[0]) if len(spans.context(int(q), context)) else int(q) + 1
-              for q in q_positions]
+    starts = [
+        int(spans.context(int(q), context)[0]) if len(spans.context(int(q), context)) else int(q) + 1
+        for q in q_positions
+    ]
     start = torch.tensor(starts, device=rows.device)
     stop = q_positions.to(rows.device) + 1
     idx_hi = stop.view(1, -1, 1, 1).expand(*rows.shape[:3], 1)

@@ -32,8 +32,17 @@ class SequenceEngine:
             loop's, right after its prefill); it is copied, not recomputed.
     """
 
-    def __init__(self, adapter: Adapter, prepared: Prepared, probe: Probe, inputs: dict, context: str,
-                 alternatives: int = 0, chunk: int | None = None, prefilled=None):
+    def __init__(
+        self,
+        adapter: Adapter,
+        prepared: Prepared,
+        probe: Probe,
+        inputs: dict,
+        context: str,
+        alternatives: int = 0,
+        chunk: int | None = None,
+        prefilled=None,
+    ):
         self.adapter, self.prepared, self.probe, self.inputs = adapter, prepared, probe, inputs
         self.context, self.alternatives, self.chunk = context, alternatives, chunk
         self.ids = inputs["input_ids"][0].tolist()
@@ -64,11 +73,14 @@ class SequenceEngine:
         with torch.enable_grad():
             logits = ad.model(**kw, **{ad.cache_kw: self.cache}, use_cache=True).logits[0]  # [C, V]
             logp = torch.log_softmax(logits if logits.dtype == torch.float64 else logits.float(), dim=-1)
-            target = torch.tensor(self.ids[start + 1: stop + 1], device=self.device)
+            target = torch.tensor(self.ids[start + 1 : stop + 1], device=self.device)
             cands = target[:, None]
             if self.alternatives:
                 top = logp.detach().topk(self.alternatives + 1, dim=-1).indices  # [C, a+1]
-                alt = [[t for t in row if t != int(target[i])][: self.alternatives] for i, row in enumerate(top.tolist())]
+                alt = [
+                    [t for t in row if t != int(target[i])][: self.alternatives]
+                    for i, row in enumerate(top.tolist())
+                ]
                 cands = torch.cat([cands, torch.tensor(alt, device=self.device)], 1)
             losses = -logp.gather(1, cands)  # [C, K]
             layers = list(probe.layers)
@@ -77,7 +89,9 @@ class SequenceEngine:
             if k == 1:
                 grads = [g.unsqueeze(0) for g in torch.autograd.grad(losses.sum(), attn)]
             else:
-                eye = torch.eye(k, dtype=losses.dtype, device=self.device)[:, None, :].expand(k, losses.shape[0], k)
+                eye = torch.eye(k, dtype=losses.dtype, device=self.device)[:, None, :].expand(
+                    k, losses.shape[0], k
+                )
                 grads = list(torch.autograd.grad(losses, attn, grad_outputs=eye, is_grads_batched=True))
         detach_cache(self.cache)
         probe.captured = {}
@@ -89,5 +103,13 @@ class SequenceEngine:
             # one device->host copy per chunk, not per step
             rows, ls, ids = rows.cpu(), ls.cpu(), cands.tolist()
             for i, q in enumerate(range(start, stop)):
-                yield StepScores(q=q, token_ids=ids[i], scores=ls[:, i].mean(-1), layer_scores=ls[:, i],
-                                 rows=rows[:, i, :, : q + 1]), cand_logp[i]
+                yield (
+                    StepScores(
+                        q=q,
+                        token_ids=ids[i],
+                        scores=ls[:, i].mean(-1),
+                        layer_scores=ls[:, i],
+                        rows=rows[:, i, :, : q + 1],
+                    ),
+                    cand_logp[i],
+                )

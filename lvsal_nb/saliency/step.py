@@ -36,8 +36,9 @@ def detach_cache(cache) -> None:
                 setattr(layer, name, t.detach())
 
 
-def score_candidates(probe: Probe, logits: torch.Tensor, candidates: list[int], q: int, spans: Spans,
-                     context: str) -> StepScores:
+def score_candidates(
+    probe: Probe, logits: torch.Tensor, candidates: list[int], q: int, spans: Spans, context: str
+) -> StepScores:
     """Batched backward of L_k = -log p(c_k) into the rows captured by the last step forward.
 
     Args:
@@ -59,5 +60,10 @@ def score_candidates(probe: Probe, logits: torch.Tensor, candidates: list[int], 
         rows = saliency_rows(attn, grads)  # [K, 1, layers, kv]
         qpos = torch.tensor([q], device=rows.device)
         layer_scores = context_scores(rows, qpos, spans, context)[:, 0]  # [K, layers]
-    return StepScores(q=q, token_ids=list(candidates), scores=layer_scores.mean(-1), layer_scores=layer_scores,
-                      rows=rows[:, 0])
+    return StepScores(
+        q=q,
+        token_ids=list(candidates),
+        scores=layer_scores.mean(-1),
+        layer_scores=layer_scores,
+        rows=rows[:, 0],
+    )

@@ -30,15 +30,19 @@ def test_attention_row_is_scaled_and_renormalised(llava_session, image):
     rows = {}
     beta, w = 0.3, 3
     for name, bias in (("plain", None), ("locore", lv.LocoRE(beta=beta, window=w, layers=(0,)))):
-        probe = Probe(layers=(0,), mode="sequence",
-                      bias_fn=bias.bias_fn(prepared.n) if bias else None, bias_layers=frozenset({0}) if bias else None)
+        probe = Probe(
+            layers=(0,),
+            mode="sequence",
+            bias_fn=bias.bias_fn(prepared.n) if bias else None,
+            bias_layers=frozenset({0}) if bias else None,
+        )
         with attached(s.model, s.adapter.language_model, s.adapter.text_config, probe), torch.enable_grad():
             s.model(**inputs)
             rows[name] = probe.captured[0][0, :, -1].detach()  # layer 0's input is unbiased: same scores
     q = inputs["input_ids"].shape[1] - 1
     plain = rows["plain"]
     scale = torch.ones(q + 1, dtype=plain.dtype)
-    scale[q - w + 1: q + 1] = 1 + beta  # the last w generated keys, the query itself included
+    scale[q - w + 1 : q + 1] = 1 + beta  # the last w generated keys, the query itself included
     expect = plain * scale
     expect = expect / expect.sum(-1, keepdim=True)
     assert torch.allclose(rows["locore"], expect, atol=1e-12)
@@ -55,7 +59,9 @@ def test_locore_changes_the_forward_when_beta_positive(llava_session, image):
     a = llava_session.trace(image, PROMPT, max_new_tokens=5)
     b = llava_session.trace(image, PROMPT, max_new_tokens=5, locore=3.0)
     assert [s.logprob for s in a.records][1:] != [s.logprob for s in b.records][1:]
-    assert a.records[0].logprob == pytest.approx(b.records[0].logprob, abs=1e-12)  # step 0 has no generated key
+    assert a.records[0].logprob == pytest.approx(
+        b.records[0].logprob, abs=1e-12
+    )  # step 0 has no generated key
     assert b.config["locore"]["beta"] == 3.0
 
 
@@ -70,7 +76,7 @@ def test_generate_context_manager_matches_trace_and_leaves_no_trace(llava_sessio
         after = s.model.generate(**prepared.inputs, max_new_tokens=6, do_sample=False)
     assert torch.equal(before, after)
     traced = s.trace(image, PROMPT, max_new_tokens=6, locore=lc)
-    assert inside[0, prepared.n:].tolist()[: len(traced)] == [r.token_id for r in traced.records]
+    assert inside[0, prepared.n :].tolist()[: len(traced)] == [r.token_id for r in traced.records]
     assert s.adapter.text_config._attn_implementation != "lvsal"
     assert not any(hasattr(m, "_lvsal_probe") for m in s.model.modules())
 

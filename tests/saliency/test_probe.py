@@ -24,8 +24,12 @@ def _logits(session, image, impl=None):
 
 def _fingerprint(session):
     mods = [m for m in session.model.modules() if hasattr(m, "_lvsal_probe")]
-    return (session.adapter.text_config._attn_implementation, [p.requires_grad for p in session.model.parameters()],
-            session.model.training, len(mods))
+    return (
+        session.adapter.text_config._attn_implementation,
+        [p.requires_grad for p in session.model.parameters()],
+        session.model.training,
+        len(mods),
+    )
 
 
 @pytest.mark.parametrize("mode", ["off", "step", "sequence"])
@@ -67,5 +71,7 @@ def test_unsupported_attention_dispatch_is_refused(llava_session):
             return False
 
     with pytest.raises(lv.UnsupportedModelError, match="AttentionInterface"):
-        with attached(Legacy(), llava_session.adapter.language_model, llava_session.adapter.text_config, Probe()):
+        with attached(
+            Legacy(), llava_session.adapter.language_model, llava_session.adapter.text_config, Probe()
+        ):
             pass

@@ -5,6 +5,7 @@ import pytest
 
 import lvsal_nb as lv
 from lvsal_nb.saliency.reference import reference_step
+
 PROMPT = "describe this image ."
 
 TOL = 1e-5
@@ -41,7 +42,9 @@ def test_engine_equals_reference(session, image, engine):
 @pytest.mark.parametrize("engine", ["sequence", "step"])
 def test_engine_equals_reference_with_locore(session, image, engine):
     lc = lv.LocoRE(beta=0.5, window=3)
-    tr = session.trace(image, PROMPT, max_new_tokens=6, layers=LAYERS, engine=engine, alternatives=1, locore=lc)
+    tr = session.trace(
+        image, PROMPT, max_new_tokens=6, layers=LAYERS, engine=engine, alternatives=1, locore=lc
+    )
     _assert_matches_reference(session, image, tr, locore=lc)
 
 
@@ -58,12 +61,16 @@ def test_sequence_equals_step_engine(session, image):
     assert [s.token_id for s in a.records] == [s.token_id for s in b.records]
     for x, y in zip(a.records, b.records):
         np.testing.assert_allclose(x.row, y.row, atol=1e-6)
-        np.testing.assert_allclose([c.saliency for c in x.candidates], [c.saliency for c in y.candidates], atol=1e-9)
+        np.testing.assert_allclose(
+            [c.saliency for c in x.candidates], [c.saliency for c in y.candidates], atol=1e-9
+        )
 
 
 def test_chunk_sizes_give_identical_rows(llava_session, image):
-    runs = [llava_session.trace(image, PROMPT, max_new_tokens=9, layers=LAYERS, chunk=c, alternatives=1)
-            for c in (1, 7, None)]
+    runs = [
+        llava_session.trace(image, PROMPT, max_new_tokens=9, layers=LAYERS, chunk=c, alternatives=1)
+        for c in (1, 7, None)
+    ]
     for other in runs[1:]:
         for x, y in zip(runs[0].records, other.records):
             np.testing.assert_allclose(x.row, y.row, atol=1e-7)
