@@ -1,0 +1,162 @@
+"""LiveTrace: `session.trace(...)` in a worker thread, seen as a growing Trace while it runs.
+
+Two threads: the decode thread only runs `session.trace(on_step=..., stop=event)` and appends
+each Step to a list; a pump thread turns the list into a partial Trace every `interval` seconds
+(only when steps arrived) and hands it to `on_update`. So the decode loop never waits on the UI,
+bursts of steps (the sequence engine emits a chunk at once) cost one redraw, and the kernel's main
+thread stays free for the notebook. Runs on one Session take turns (`session_lock`).
+When decoding ends (or the stop event is set), the decode thread stops the pump, gives the final
+Trace the same trace id as the partial ones (marks made while streaming stay attached) and calls
+`on_done(trace, error)`.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable
+
+from ..decoding.locore import LocoRE
+from ..errors import ConfigError
+from ..trace import Spans, Step, Trace
+
+_FALLBACK = threading.RLock()  # for duck-typed sessions without their own lock
+
+
+def session_lock(session) -> threading.RLock:
+    """The Session's own lock: two traces on one model at once would mix their attention probes, so
+    live views and tuner runs on the same session take turns (Session.trace takes it too)."""
+    return getattr(session, "_lock", _FALLBACK)
+
+
+class LiveTrace:
+    """A trace being generated. Build, `start()`, then `stop()` / `wait()`.
+
+    Args:
+        session: a lvsal_nb Session.
+        image, prompt, **trace_kwargs: as for `Session.trace` (on_step and stop are taken here).
+        on_update: called with a partial Trace (from the pump thread).
+        on_done: called with (final Trace or None, exception or None) from the decode thread.
+        interval: seconds between redraws while steps arrive. Default: 0.15.
+    """
+
+    def __init__(self, session, image, prompt: str, *, on_update: Callable[[Trace], None] | None = None,
+                 on_done: Callable[[Trace | None, BaseException | None], None] | None = None,
+                 interval: float = 0.15, **trace_kwargs):
+        for k in ("on_step", "stop"):
+            if k in trace_kwargs:
+                raise ConfigError(f"a live view sets {k}= itself; drop it (use LiveTrace.stop() to stop)")
+        self.session, self.image, self.prompt, self.kwargs = session, image, prompt, trace_kwargs
+        self.on_update, self.on_done, self.interval = on_update, on_done, interval
+        self.trace_id = uuid.uuid4().hex[:12]
+        self.trace: Trace | None = None  # the final trace, once done
+        self.error: BaseException | None = None
+        self.ui_error: BaseException | None = None  # the last exception of on_update, if any
+        self.started = self.finished_at = None
+        self._steps: list[Step] = []
+        self._lock = threading.Lock()
+        self._dirty = False
+        self._stop, self._finished = threading.Event(), threading.Event()
+        self._skeleton = self._prepare()  # errors in the image or prompt surface here, not in a thread
+        self._threads: list[threading.Thread] = []
+
+    def _prepare(self) -> Trace:
+        """An empty Trace with the prompt's tokens, spans, image and layers (from the adapter only)."""
+        ad = self.session.adapter
+        n = self.kwargs.get("max_new_tokens", 64)
+        if not isinstance(n, int) or isinstance(n, bool) or n < 1:  # fail here, not later in the thread
+            raise ConfigError(f"max_new_tokens must be an integer >= 1, got {n!r}")
+        loc = self.kwargs.get("locore")
+        if isinstance(loc, (int, float)) and not isinstance(loc, bool):
+            self.kwargs["locore"] = LocoRE(beta=float(loc))  # validates beta
+        prepared = ad.prepare(self.image, self.prompt)
+        ids = prepared.input_ids[0].tolist()
+        tokens = ad.context_tokens(ids, prepared.spans.image)
+        layers = list(ad.check_layers(self.kwargs.get("layers")))
+        cfg = {"layers": layers, "context": self.kwargs.get("context", "text"), "engine": "live",
+               "model_id": self.session.model_id, "seed": self.kwargs.get("seed", 0)}
+        return Trace(records=[], token_ids=ids, tokens=tokens, spans=prepared.spans, config=cfg,
+                     prompt=self.prompt, image_digest=prepared.image_digest, image_grid=prepared.image_grid,
+                     image_png=prepared.image_png, trace_id=self.trace_id)
+
+    # ---- control ------------------------------------------------------------------------------
+    def start(self) -> LiveTrace:
+        if self._threads:
+            raise ConfigError("this LiveTrace was started already; make a new one to trace again")
+        self.started = time.monotonic()
+        self._threads = [threading.Thread(target=self._pump, name="lvsal-pump", daemon=True),
+                         threading.Thread(target=self._decode, name="lvsal-decode", daemon=True)]
+        for t in self._threads:
+            t.start()
+        return self
+
+    def stop(self) -> None:
+        """Ask decoding to stop after the current step; the partial trace is kept."""
+        self._stop.set()
+
+    @property
+    def running(self) -> bool:
+        return bool(self._threads) and not self._finished.is_set()
+
+    @property
+    def stopped(self) -> bool:
+        return self._stop.is_set()
+
+    def wait(self, timeout: float | None = None) -> Trace:
+        """Block until decoding ends; returns the final Trace, re-raising a decode error."""
+        if not self._threads:
+            raise ConfigError("the live trace was not started; call start() first")
+        self._threads[1].join(timeout)
+        if self._threads[1].is_alive():
+            raise TimeoutError(f"the trace is still running after {timeout} s; call stop() to end it early")
+        if self.error is not None:
+            raise self.error
+        return self.trace  # type: ignore[return-value]
+
+    # ---- the partial trace ----------------------------------------------------------------------
+    def partial(self) -> Trace:
+        """The steps so far as a Trace (spans, tokens and token ids grown to match)."""
+        with self._lock:
+            steps = list(self._steps)
+        sk = self._skeleton
+        n = len(sk.token_ids)
+        sp = sk.spans
+        spans = Spans(system=sp.system, image=sp.image, prompt=sp.prompt, output=(n, n + len(steps)))
+        ids = sk.token_ids + [s.token_id for s in steps]
+        return Trace(records=steps, token_ids=ids, tokens=self.session.adapter.context_tokens(ids, sp.image),
+                     spans=spans, config=sk.config, prompt=sk.prompt, image_digest=sk.image_digest,
+                     image_grid=sk.image_grid, image_png=sk.image_png, trace_id=self.trace_id,
+                     interrupted=self.stopped)
+
+    # ---- threads ------------------------------------------------------------------------------
+    def _on_step(self, step: Step) -> None:
+        with self._lock:
+            self._steps.append(step)
+            self._dirty = True
+
+    def _pump(self) -> None:
+        while not self._finished.wait(self.interval):
+            with self._lock:
+                dirty, self._dirty = self._dirty, False
+            if dirty and self.on_update is not None:
+                try:
+                    self.on_update(self.partial())
+                except Exception as e:  # a broken redraw must not stop the next ones (or decoding)
+                    self.ui_error = e
+
+    def _decode(self) -> None:
+        tr, err = None, None
+        try:
+            with session_lock(self.session):  # waits for a run still going on this session
+                # one id from the first step on: marks made while streaming stay attached
+                tr = self.session.trace(self.image, self.prompt, on_step=self._on_step, stop=self._stop,
+                                        trace_id=self.trace_id, **self.kwargs)
+        except BaseException as e:  # shown by the viewer, re-raised by wait()
+            err = e
+        self.trace, self.error = tr, err
+        self.finished_at = time.monotonic()
+        self._finished.set()
+        self._threads[0].join()  # no partial redraw after the final one
+        if self.on_done is not None:
+            self.on_done(tr, err)

@@ -1,0 +1,170 @@
+"""Tuner: rerun one image + prompt with other SGRS / LocoRE settings and compare two runs (A/B).
+
+    t = lv.tune(session, image, "Describe the image.", truth=scene)   # truth: a toy Scene or names
+    t.k.value, t.beta.value = 3, 0.3       # or move the sliders
+    t.run("A", wait=True); t.run("B", wait=True)
+    t.differences()                        # steps whose tokens differ, per run
+    t.scores("B")                          # CHAIR of run B against the truth
+
+Every run uses the same seed, so two runs differ only by the settings. Runs go through LiveTrace
+(a worker thread): the notebook stays usable and the progress bar moves while decoding.
+"""
+
+from __future__ import annotations
+
+import html
+
+import ipywidgets as W
+from bokeh.models import ColumnDataSource
+
+from ..decoding.locore import LocoRE
+from ..decoding.sgrs import SGRS
+from ..errors import ConfigError, LvsalError
+from ..trace import Trace
+from .bokehjs import bokeh_widget, load_bokehjs, refresh_bundle
+from .columns import score
+from .comparison import chair, run_panel, token_differences
+from .curves import compare_curve
+from .live import LiveTrace
+
+SLOTS = ("A", "B")
+
+
+def _truth_set(truth) -> set[str] | None:
+    if truth is None:
+        return None
+    if hasattr(truth, "object_names"):  # a toy Scene
+        return set(truth.object_names())
+    if isinstance(truth, str):
+        raise ConfigError(f"truth must be a set of object names such as {{{truth!r}}} or a Scene, "
+                          "not a string")
+    return {str(t) for t in truth}
+
+
+class Tuner(W.VBox):
+    """Sliders for SGRS (K, α, W, R) and LocoRE (β, w_s, layers), Run into slot A or B, and the
+    two runs side by side: tokens that differ highlighted, CHAIR of each when `truth` is known.
+
+    Args:
+        session, image, prompt: what every run traces.
+        truth: ground-truth object names (a set) or a toy Scene; enables CHAIR. Default: None.
+        max_new_tokens, seed, decoding, layers, context: fixed Session.trace settings of every run.
+    """
+
+    def __init__(self, session, image, prompt: str, *, truth=None, max_new_tokens: int = 32, seed: int = 0,
+                 decoding: str = "greedy", layers=None, context: str = "text"):
+        self.session, self.image, self.prompt, self.truth = session, image, prompt, _truth_set(truth)
+        self.fixed = dict(max_new_tokens=max_new_tokens, seed=seed, decoding=decoding, layers=layers,
+                          context=context)
+        self.runs: dict[str, Trace] = {}
+        self.settings_of: dict[str, dict] = {}
+        self.live: LiveTrace | None = None
+        self.error: BaseException | None = None
+        sl = {"style": {"description_width": "40px"}, "layout": W.Layout(width="230px")}
+        self.use_sgrs = W.Checkbox(value=True, description="SGRS", indent=False)
+        self.k = W.IntSlider(5, min=1, max=10, description="K", **sl)
+        self.alpha = W.FloatSlider(0.6, min=0.0, max=1.5, step=0.05, description="α", **sl)
+        self.window = W.IntSlider(5, min=1, max=16, description="W", **sl)
+        self.rounds = W.IntSlider(3, min=1, max=5, description="R", **sl)
+        self.use_locore = W.Checkbox(value=False, description="LocoRE", indent=False)
+        self.beta = W.FloatSlider(0.15, min=0.0, max=1.0, step=0.01, description="β", **sl)
+        self.w_s = W.IntSlider(5, min=1, max=16, description="w_s", **sl)
+        self.locore_layers = W.SelectMultiple(options=list(range(session.adapter.num_layers)), rows=4,
+                                              description="layers", tooltip="LocoRE layers (none = all)",
+                                              **sl)
+        self.k.observe(lambda ch: setattr(self.rounds, "max", ch["new"]), "value")  # R <= K
+        self.slot = W.ToggleButtons(options=SLOTS, value="A", tooltips=["run into slot A", "run into slot B"],
+                                    style={"button_width": "36px"}, layout=W.Layout(width="90px"))
+        self.run_button = W.Button(description="▶ run", button_style="primary", layout=W.Layout(width="80px"))
+        self.stop_button = W.Button(description="■ stop", layout=W.Layout(width="80px"), disabled=True)
+        self.progress = W.IntProgress(min=0, max=max_new_tokens, layout=W.Layout(width="200px"))
+        self.status = W.HTML()
+        self.panels = {s: W.HTML(layout=W.Layout(width="50%", padding="0 8px")) for s in SLOTS}
+        self.sources = {s: ColumnDataSource({"step": [], "saliency": []}, name=f"curve_{s}") for s in SLOTS}
+        self.bokeh = bokeh_widget(compare_curve(self.sources["A"], self.sources["B"]))
+        self.run_button.on_click(lambda _b: self._run_clicked())
+        self.stop_button.on_click(lambda _b: self.live and self.live.stop())
+        controls = W.HBox([W.VBox([self.use_sgrs, self.k, self.alpha, self.window, self.rounds]),
+                           W.VBox([self.use_locore, self.beta, self.w_s, self.locore_layers])])
+        bar = W.HBox([self.slot, self.run_button, self.stop_button, self.progress, self.status])
+        super().__init__([controls, bar, W.HBox([self.panels["A"], self.panels["B"]]), self.bokeh])
+        self._render()
+
+    def _repr_mimebundle_(self, **kwargs):
+        load_bokehjs()
+        refresh_bundle(self.bokeh)  # runs that finished before display are in the snapshot
+        return super()._repr_mimebundle_(**kwargs)
+
+    # ---- runs ---------------------------------------------------------------------------------
+    def settings(self) -> dict:
+        """The Session.trace keywords of a run with the current slider values."""
+        sgrs = loco = None
+        if self.use_sgrs.value:
+            sgrs = SGRS(k=self.k.value, alpha=self.alpha.value, window=self.window.value,
+                        rounds=min(self.rounds.value, self.k.value))
+        if self.use_locore.value:
+            loco = LocoRE(beta=self.beta.value, window=self.w_s.value,
+                          layers=tuple(self.locore_layers.value) or None)
+        return {**self.fixed, "sgrs": sgrs, "locore": loco}
+
+    def run(self, slot: str | None = None, wait: bool = False) -> Trace | None:
+        """Trace with the current settings into `slot` (default: the selected one) in a worker
+        thread; with wait=True block and return the Trace (re-raising a decoding error)."""
+        slot = slot or self.slot.value
+        if slot not in SLOTS:
+            raise ConfigError(f"slot must be one of {SLOTS}, got {slot!r}")
+        if self.live is not None and self.live.running:
+            raise ConfigError("a run is in progress; wait for it or press stop")
+        kw = self.settings()
+        self.progress.value, self.error = 0, None
+        self.live = LiveTrace(self.session, self.image, self.prompt, interval=0.2,
+                              on_update=lambda tr: setattr(self.progress, "value", len(tr.records)),
+                              on_done=lambda tr, err: self._done(slot, kw, tr, err), **kw)
+        self.run_button.disabled, self.stop_button.disabled = True, False
+        self.status.value = f"<i>running {slot}…</i>"
+        self.live.start()
+        return self.live.wait() if wait else None
+
+    def _run_clicked(self) -> None:
+        try:
+            self.run()
+        except LvsalError as e:
+            self.status.value = f"<span style='color:#d62728'>{html.escape(str(e))}</span>"
+
+    def _done(self, slot: str, kw: dict, tr: Trace | None, err: BaseException | None) -> None:
+        self.run_button.disabled, self.stop_button.disabled = False, True
+        if err is not None:
+            self.error = err
+            msg = html.escape(f"{type(err).__name__}: {err}")
+            self.status.value = f"<span style='color:#d62728'>{msg}</span>"
+            return
+        self.runs[slot], self.settings_of[slot] = tr, kw
+        self.progress.value = len(tr.records)
+        self.status.value = f"{slot}: {len(tr.records)} tokens" + (" (stopped)" if tr.interrupted else "")
+        self.slot.value = SLOTS[1 - SLOTS.index(slot)]  # the next run goes into the other slot
+        self._render()
+        refresh_bundle(self.bokeh)
+
+    # ---- comparison ---------------------------------------------------------------------------
+    def differences(self) -> dict[str, set[int]]:
+        """Steps of each run whose tokens differ from the other run (comparison.token_differences)."""
+        if any(s not in self.runs for s in SLOTS):
+            return {s: set() for s in SLOTS}
+        da, db = token_differences(self.runs["A"], self.runs["B"])
+        return {"A": da, "B": db}
+
+    def scores(self, slot: str) -> dict | None:
+        """CHAIR of a run against `truth`, with its mentioned and hallucinated objects (None
+        without truth or run)."""
+        tr = self.runs.get(slot)
+        return None if tr is None or self.truth is None else chair(tr, self.truth)
+
+    def _render(self) -> None:
+        diff = self.differences()
+        for slot in SLOTS:
+            tr = self.runs.get(slot)
+            self.panels[slot].value = run_panel(slot, tr, self.settings_of.get(slot, {}), diff[slot],
+                                                self.scores(slot))
+            recs = tr.records if tr else []
+            self.sources[slot].data = {"step": [s.step for s in recs],
+                                       "saliency": [score(s, tr.layers, None) for s in recs]}

@@ -1,0 +1,204 @@
+"""TraceViewer: scrub through the decoding steps of a Trace (saved or streaming) and mark tokens.
+
+    v = TraceViewer(trace)                       # or lv.view(trace) / lv.view("run.lvsal.parquet")
+    v = TraceViewer.live(session, image, prompt, sgrs=lv.SGRS())   # streams while it decodes
+    v.state.set_step(3); v.state.set_layer(7); v.state.mark("hallucinated")
+    v.stop(); v.trace                            # the partial trace is kept
+
+Layout: step controls (play, slider, layer, stop), then one Bokeh layout (token strip; image
+heatmap + text row of the cursor's step; saliency curve with τ), then the mark panel. The state
+model (state.py) owns cursor, layer and marks; this class only maps state -> sources and widget
+events -> state. Sources are updated by assigning `.data` (stream() was seen to duplicate rows).
+Every change of the Bokeh document happens under `state.lock`, whichever thread makes it:
+jupyter_bokeh sends one patch as several comm messages, which must not interleave.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+
+import ipywidgets as W
+
+from ..annotations import MarkStore
+from ..trace import Trace
+from . import columns as C
+from . import row_columns as R
+from .bokehjs import bokeh_widget, load_bokehjs, refresh_bundle
+from .figures import fit_strip, label_context, new_sources, thumbnail_columns, viewer_layout
+from .live import LiveTrace
+from .marking import MarkPanel
+from .state import ViewerState
+
+MEAN = "mean"  # the layer dropdown's value for the mean over layers (None in the state)
+
+
+class TraceViewer(W.VBox):
+    """Widget over one Trace. `state` drives it; `sources` are its Bokeh data (by view name).
+
+    Args:
+        trace: the Trace to show (a live view starts from an empty one).
+        store: the MarkStore for marks. Default: MarkStore() (the user's default file).
+        author: name saved with marks. Default: $LVSAL_AUTHOR or the login name.
+    """
+
+    def __init__(self, trace: Trace, *, store: MarkStore | None = None, author: str | None = None):
+        self.state = ViewerState(trace, store, author)
+        self.sources = new_sources()
+        layout, self.figures = viewer_layout(self.sources, trace.image_grid, trace.image_png)
+        self.live_trace: LiveTrace | None = None
+        self._syncing = False
+        self._cells: dict = {}
+        self.play = W.Play(interval=500, min=0, max=0, tooltip="play through the steps")
+        self.slider = W.IntSlider(min=0, max=0, description="step", layout=W.Layout(width="420px"))
+        W.jslink((self.play, "value"), (self.slider, "value"))
+        self.layer = W.Dropdown(options=self._layer_options(trace), value=MEAN, description="layer",
+                                style={"description_width": "40px"}, layout=W.Layout(width="210px"))
+        self.show_rejected = W.Checkbox(value=True, description="rejected", indent=False, layout=W.Layout(
+            width="90px"), tooltip="list SGRS's rejected candidates under each token")
+        self.stop_button = W.Button(description="■ stop", button_style="danger", layout=W.Layout(
+            width="80px", display="none"), tooltip="stop decoding, keep the partial trace")
+        self.info, self.status = W.HTML(), W.HTML()
+        self.marker = MarkPanel(self.state)
+        self._render("trace")  # fill every source before the BokehModel snapshots the document
+        self.bokeh = bokeh_widget(layout)
+        bar = W.HBox([self.play, self.slider, self.layer, self.show_rejected, self.stop_button])
+        super().__init__([bar, self.info, self.bokeh, self.marker, self.status])
+        self.slider.observe(self._on_slider, "value")
+        self.layer.observe(lambda ch: self.state.set_layer(None if ch["new"] == MEAN else ch["new"]), "value")
+        self.stop_button.on_click(lambda _b: self.stop())
+        self.show_rejected.observe(lambda _ch: self._render("layer"), "value")
+        for name in ("strip", "curve"):  # a tap selects a glyph: move the cursor to its step
+            src = self.sources[name]
+            src.selected.on_change("indices", lambda a, o, new, src=src: self._on_tap(src, new))
+        self.state.observe(self._render)
+
+    # ---- construction -------------------------------------------------------------------------
+    @classmethod
+    def live(cls, session, image, prompt: str, *, store: MarkStore | None = None, author: str | None = None,
+             **trace_kwargs) -> TraceViewer:
+        """Start `session.trace(image, prompt, **trace_kwargs)` in a worker thread and show the steps
+        as they arrive. The Stop button (or `stop()`) ends it early; `wait()` blocks until done."""
+        lt = LiveTrace(session, image, prompt, **trace_kwargs)
+        viewer = cls(lt.partial(), store=store, author=author)
+        viewer.live_trace = lt
+        lt.on_update, lt.on_done = viewer.state.set_trace, viewer._live_done
+        viewer.stop_button.layout.display = None
+        viewer.status.value = "<i>decoding…</i>"
+        lt.start()
+        return viewer
+
+    @staticmethod
+    def _layer_options(trace: Trace):
+        return [("mean of layers", MEAN)] + [(f"layer {l}", l) for l in trace.layers]
+
+    # ---- public -------------------------------------------------------------------------------
+    @property
+    def trace(self) -> Trace:
+        """The trace shown: the final one when a live trace is done, else the steps so far."""
+        return self.state.trace
+
+    def stop(self) -> None:
+        """Stop a live trace after its current step; the partial trace stays in `trace`."""
+        if self.live_trace is not None and self.live_trace.running:
+            self.live_trace.stop()
+            self.status.value = "<i>stopping…</i>"
+
+    def wait(self, timeout: float | None = None) -> Trace:
+        """Block until a live trace ends; returns `trace` (re-raises a decoding error)."""
+        if self.live_trace is not None:
+            self.live_trace.wait(timeout)
+        return self.trace
+
+    def _repr_mimebundle_(self, **kwargs):
+        load_bokehjs()  # BokehJS must be on the page before the BokehModel renders
+        with self.state.lock:
+            refresh_bundle(self.bokeh)  # the view starts from the current data, not the first
+        return super()._repr_mimebundle_(**kwargs)
+
+    # ---- events -> state ---------------------------------------------------------------------
+    def _on_slider(self, change) -> None:
+        if not self._syncing:
+            self.state.set_step(change["new"])
+
+    def _on_tap(self, src, indices) -> None:
+        if indices:
+            with self.state.lock:  # every document change under the lock (see the module docstring)
+                self.state.set_step(src.data["step"][indices[0]])
+                src.selected.indices = []  # so tapping the same token again is a change too
+
+    def _live_done(self, trace: Trace | None, error: BaseException | None) -> None:
+        lt = self.live_trace
+        secs = (lt.finished_at or 0) - (lt.started or 0)
+        if trace is not None:
+            self.state.set_trace(trace)
+        with self.state.lock:
+            refresh_bundle(self.bokeh)  # a page reload then shows the final trace, not an empty one
+        self.stop_button.layout.display = "none"
+        n = len(self.trace.records)
+        if error is not None:
+            self.status.value = (f"<span style='color:#d62728'>decoding failed after {n} steps: "
+                                 f"{html.escape(type(error).__name__)}: {html.escape(str(error))}</span>")
+        elif trace is not None and trace.interrupted:
+            self.status.value = f"stopped: partial trace of {n} steps ({secs:.1f} s)"
+        else:
+            self.status.value = f"done: {n} steps in {secs:.1f} s"
+
+    # ---- state -> views ----------------------------------------------------------------------
+    def _render(self, what: str) -> None:
+        """Refresh what depends on the change ("trace", "layer", "step" or "marks")."""
+        st = self.state
+        with st.lock:
+            tr, step, layer = st.trace, st.step, st.layer
+            if what == "trace" and self.layer.options != tuple(self._layer_options(tr)):
+                self.layer.options = self._layer_options(tr)
+            if self.layer.value != (MEAN if layer is None else layer):
+                self.layer.value = MEAN if layer is None else layer
+            if what in ("trace", "layer", "marks"):
+                self._cells, cands = C.strip(tr, layer, st.marks, show_rejected=self.show_rejected.value)
+                self.sources["strip"].data = self._cells
+                fit_strip(self.figures["strip"], self._cells)
+                self.sources["curve"].data = C.curve(tr, layer, st.marks)
+            if what in ("trace", "layer"):
+                self.sources["candidates"].data = cands
+                self.sources["rejected"].data = C.curve_rejected(tr, layer)
+            if what == "trace" and not self.sources["thumb"].data.get("image"):
+                self.sources["thumb"].data = thumbnail_columns(tr.image_png, tr.image_grid)
+            if what in ("trace", "layer", "step"):
+                ctx = R.context_bars(tr, step, layer)
+                self.sources["context"].data = ctx
+                if what != "step":
+                    label_context(self.figures["context"], ctx, R.context_top(tr, layer))
+                self.sources["image"].data = R.image_patches(tr, step, layer)
+                self.sources["context_cursor"].data = R.context_cursor(tr, step)
+                self.sources["curve_cursor"].data = C.curve_cursor(step, st.n_steps)
+                self.sources["strip_cursor"].data = C.strip_cursor(self._cells, step)
+            self._sync_slider(step, st.n_steps)
+            self.info.value = self._info_line()
+            self.marker.refresh()
+            if what == "trace" and self.live_trace is not None and self.live_trace.running:
+                self.status.value = f"<i>decoding… {st.n_steps} steps so far</i>"
+
+    def _sync_slider(self, step: int, n: int) -> None:
+        self._syncing = True
+        try:
+            top = max(n - 1, 0)
+            if self.slider.max != top:
+                self.slider.max = self.play.max = top
+            if self.slider.value != step:
+                self.slider.value = step
+        finally:
+            self._syncing = False
+
+    def _info_line(self) -> str:
+        st = self.state
+        if st.n_steps == 0:
+            return "<i>no steps yet</i>"
+        s = st.trace.records[st.step]
+        v = C.score(s, st.trace.layers, st.layer)
+        tau = "" if s.tau is None else f" (τ {s.tau:.3f})"
+        rnd = "" if s.round is None else f", round {s.round}"
+        where = "mean of layers" if st.layer is None else f"layer {st.layer}"
+        val = "–" if math.isnan(v) else f"{v:.3f}"
+        return (f"step <b>{st.step}</b> / {st.n_steps - 1} · <b>{html.escape(C.display(s.token))}</b> · "
+                f"saliency {val}{tau} ({where}) · p {s.prob:.3f} · {s.decision}{rnd}")

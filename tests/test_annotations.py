@@ -1,0 +1,134 @@
+"""The marks store: round trips, labels for the detector, two writing processes, damaged files."""
+
+import multiprocessing as mp
+import sqlite3
+
+import pandas as pd
+import pytest
+
+from lvsal_nb.annotations import MarkStore, default_path
+from lvsal_nb.errors import AnnotationStoreError, ConfigError
+
+
+@pytest.fixture
+def store(tmp_path):
+    return MarkStore(tmp_path / "marks.sqlite3")
+
+
+def test_default_path_follows_env(monkeypatch, tmp_path):
+    monkeypatch.setenv("LVSAL_DATA_DIR", str(tmp_path / "d"))
+    assert default_path() == tmp_path / "d" / "marks.sqlite3"
+    monkeypatch.delenv("LVSAL_DATA_DIR")
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "x"))
+    assert default_path() == tmp_path / "x" / "lvsal-nb" / "marks.sqlite3"
+
+
+def test_reading_a_missing_store_creates_nothing(store):
+    assert store.marks().empty and store.labels_for("t").empty
+    assert not store.path.exists()
+
+
+def test_add_replace_remove_round_trip(store):
+    store.add("t1", 3, "hallucinated", token=" moon", note="no moon", author="ann")
+    store.add("t1", 5, "correct", token=" star", author="ann")
+    store.add("t2", 0, "unsure", author="bob")
+    store.add("t1", 3, "correct", token=" moon", note="it is there", author="ann")  # replaces ann's mark
+    df = MarkStore(store.path).marks("t1")  # a fresh object on the same file: reopening shows the marks
+    assert list(df.columns) == ["trace_id", "step", "token", "label", "note", "author", "time"]
+    assert sorted(zip(df.step, df.label, df.note)) == [(3, "correct", "it is there"), (5, "correct", "")]
+    assert len(store.marks()) == 3
+    assert store.remove("t1", 5, author="ann") == 1
+    assert store.remove("t1", 5, author="ann") == 0
+    assert list(store.marks("t1").step) == [3]
+
+
+def test_labels_for_takes_latest_mark_and_drops_unsure(store):
+    store.add("t", 1, "correct", author="ann")
+    store.add("t", 1, "hallucinated", author="bob")  # later: wins
+    store.add("t", 2, "unsure", author="ann")
+    store.add("t", 0, "correct", author="ann")
+    lab = store.labels_for("t")
+    assert lab.to_dict("list") == {
+        "step": [0, 1],
+        "label": ["correct", "hallucinated"],
+        "hallucinated": [False, True],
+    }
+    assert lab["hallucinated"].dtype == bool
+    full = store.labels_for("t", include_unsure=True)
+    assert list(full.step) == [0, 1, 2] and pd.isna(full.hallucinated[2])
+
+
+def test_labels_feed_the_detector_table(store):
+    from lvsal_nb.eval.detect import detector_table
+
+    steps = pd.DataFrame({"step": [0, 1, 2, 3], "saliency": [0.5, 0.1, 0.45, 0.2]})
+    for s, lab in [(0, "correct"), (1, "hallucinated"), (2, "correct"), (3, "hallucinated")]:
+        store.add("t", s, lab, author="a")
+    df = steps.merge(store.labels_for("t"), on="step")
+    assert detector_table(df, "saliency", "hallucinated").loc["saliency", "auroc"] == 1.0
+
+
+@pytest.mark.parametrize("bad", [dict(label="wrong"), dict(step=-1), dict(trace_id="")])
+def test_add_validates(store, bad):
+    kw = dict(trace_id="t", step=0, label="correct") | bad
+    with pytest.raises(ConfigError, match=list(bad)[0]):
+        store.add(kw["trace_id"], kw["step"], kw["label"])
+
+
+def test_store_is_in_wal_mode(store):
+    store.add("t", 0, "correct")
+    with sqlite3.connect(store.path) as con:
+        assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def _writer(path, who, n, start):
+    start.wait()
+    s = MarkStore(path)
+    for i in range(n):
+        s.add(f"trace-{who}", i, "hallucinated" if i % 2 else "correct", note=f"{who}{i}", author=who)
+
+
+def test_two_processes_writing_at_once_lose_nothing(store):
+    n = 60
+    ctx = mp.get_context("spawn")
+    start = ctx.Event()
+    procs = [ctx.Process(target=_writer, args=(store.path, who, n, start)) for who in ("p1", "p2")]
+    for p in procs:
+        p.start()
+    start.set()
+    for p in procs:
+        p.join(60)
+        assert p.exitcode == 0
+    df = store.marks()
+    assert len(df) == 2 * n
+    for who in ("p1", "p2"):
+        mine = df[df.author == who]
+        assert sorted(mine.step) == list(range(n)) and set(mine.trace_id) == {f"trace-{who}"}
+
+
+def test_corrupt_store_raises_clear_error_and_keeps_the_file(tmp_path):
+    path = tmp_path / "marks.sqlite3"
+    junk = b"this is not a database, but it is the user's file\n" * 200
+    path.write_bytes(junk)
+    other = tmp_path / "notes.txt"
+    other.write_text("keep me")
+    s = MarkStore(path)
+    for op in (lambda: s.marks(), lambda: s.add("t", 0, "correct")):
+        with pytest.raises(AnnotationStoreError, match=r"marks\.sqlite3.*left untouched.*move_aside"):
+            op()
+    assert path.read_bytes() == junk and other.read_text() == "keep me"
+    moved = s.move_aside()
+    assert moved.read_bytes() == junk and not path.exists() and moved.parent == tmp_path
+    s.add("t", 0, "correct")  # a fresh store now
+    assert len(s.marks()) == 1 and moved.read_bytes() == junk
+
+
+def test_sqlite_file_of_another_program_is_refused(tmp_path):
+    path = tmp_path / "other.db"
+    with sqlite3.connect(path) as con:
+        con.execute("CREATE TABLE customers (name TEXT)")
+        con.execute("INSERT INTO customers VALUES ('ada')")
+    with pytest.raises(AnnotationStoreError, match="another program"):
+        MarkStore(path).add("t", 0, "correct")
+    with sqlite3.connect(path) as con:
+        assert con.execute("SELECT name FROM customers").fetchall() == [("ada",)]

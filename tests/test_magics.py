@@ -1,0 +1,117 @@
+"""%lvsal / %%lvsal through IPython's InteractiveShell: commands, help, one-line errors."""
+
+import pytest
+import torch
+from IPython.core.error import UsageError
+from IPython.testing.globalipapp import start_ipython
+
+from lvsal_nb import magics
+from lvsal_nb.annotations import MarkStore
+from lvsal_nb.widgets import TraceViewer, Tuner
+
+
+@pytest.fixture(scope="module")
+def ip():
+    shell = start_ipython()
+    shell.run_line_magic("load_ext", "lvsal_nb")
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)  # see tests/widgets/conftest.py: tiny models, busy shared cores
+    yield shell
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(autouse=True)
+def fresh_state(tmp_path, monkeypatch, llava_session):
+    monkeypatch.setenv("LVSAL_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("LVSAL_AUTHOR", "tester")
+    monkeypatch.setattr(magics, "state", magics.MagicState())
+    return llava_session
+
+
+def test_help_lists_commands_and_options(ip, capsys):
+    assert ip.run_line_magic("lvsal", "--help") is None
+    out = capsys.readouterr().out
+    for cmd in ("load", "trace", "view", "tune", "marks", "save"):
+        assert cmd in out
+    ip.run_line_magic("lvsal", "trace --help")
+    out = capsys.readouterr().out
+    assert "--max-new-tokens" in out and "--locore BETA" in out and "toy:SEED" in out
+
+
+@pytest.mark.parametrize(
+    "line, match",
+    [
+        ("", "name a command"),
+        ("frobnicate", "invalid choice"),
+        ("trace --image toy:1 --prompt hi", "no model loaded"),
+        ("trace --bogus", "unrecognized arguments"),
+        ("view", "no trace yet"),
+        ("marks", "no trace yet"),
+        ("load tiny:nothing", "unknown tiny model"),
+        ("trace --prompt 'unclosed", "quotes"),
+    ],
+)
+def test_errors_are_usage_errors(ip, line, match):
+    with pytest.raises(UsageError, match=match):
+        ip.run_line_magic("lvsal", line)
+
+
+def test_an_error_in_a_cell_prints_one_line_no_traceback(ip, capsys):
+    ip.run_cell("%lvsal trace --image toy:1 --prompt 'describe'")
+    cap = capsys.readouterr()
+    text = (cap.out + cap.err).strip()
+    assert "Traceback" not in text and len(text.splitlines()) == 1
+    assert "no model loaded" in text
+
+
+def test_load_trace_marks_save_view(ip, tmp_path, image, fresh_state):
+    session = ip.run_line_magic("lvsal", "load tiny:llava --device cpu")
+    assert magics.state.session is session and "tiny:llava" in repr(session)
+    ip.user_ns["sess"] = fresh_state  # the cached float64 session: faster, same model family
+    assert ip.run_line_magic("lvsal", "load sess") is fresh_state and magics.state.session is fresh_state
+    ip.user_ns["img"] = image
+    v = ip.run_line_magic(
+        "lvsal", "trace --image img --prompt 'describe this image .' --max-new-tokens 5 --sgrs"
+    )
+    assert isinstance(v, TraceViewer)
+    tr = v.wait(timeout=60)
+    assert len(tr) == 5 and tr.config["sgrs"]["k"] == 5 and magics.state.trace is tr
+    v.state.mark("hallucinated", step=1)
+    marks = ip.run_line_magic("lvsal", "marks")
+    assert list(marks.step) == [1] and set(marks.trace_id) == {tr.trace_id}
+    assert MarkStore(tmp_path / "marks.sqlite3").marks().shape[0] == 1
+    ip.run_line_magic("lvsal", f"save {tmp_path / 'run.lvsal.parquet'}")
+    v2 = ip.run_line_magic("lvsal", f"view {tmp_path / 'run.lvsal.parquet'}")
+    assert v2.trace.trace_id == tr.trace_id and 1 in v2.state.marks  # reopened with its marks
+    assert ip.run_line_magic("lvsal", "marks --all").shape[0] == 1
+
+
+def test_cell_magic_takes_the_body_as_prompt(ip, fresh_state):
+    magics.state.session = fresh_state
+    v = ip.run_cell_magic("lvsal", "--image toy:2 --max-new-tokens 4 --locore 0.2", "describe this image .\n")
+    tr = v.wait(timeout=60)
+    assert tr.prompt == "describe this image ." and tr.config["locore"]["beta"] == 0.2 and len(tr) == 4
+    from lvsal_nb.toy.scenes import make_scene
+
+    assert magics.state.truth == set(make_scene(2).object_names())
+    with pytest.raises(UsageError, match="drop --prompt"):
+        ip.run_cell_magic("lvsal", "--prompt x", "body")
+    with pytest.raises(UsageError, match="beta"):
+        ip.run_cell_magic("lvsal", "--locore -1", "describe this image .")
+
+
+def test_tune_uses_the_last_image_prompt_and_toy_truth(ip, fresh_state):
+    magics.state.session = fresh_state
+    ip.run_line_magic(
+        "lvsal", "trace --image toy:5 --prompt 'describe this image .' --max-new-tokens 3"
+    ).wait(60)
+    t = ip.run_line_magic("lvsal", "tune --max-new-tokens 3")
+    assert isinstance(t, Tuner) and t.prompt == "describe this image ." and t.truth == magics.state.truth
+    t2 = ip.run_cell_magic("lvsal", "tune --truth star,moon", "describe it")
+    assert t2.truth == {"star", "moon"} and t2.prompt == "describe it"
+
+
+def test_missing_image_file_is_one_line(ip, fresh_state, tmp_path):
+    magics.state.session = fresh_state
+    with pytest.raises(UsageError, match=r"%lvsal trace: .*nope\.png"):
+        ip.run_line_magic("lvsal", f"trace --image {tmp_path / 'nope.png'} --prompt hi")

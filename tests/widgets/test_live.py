@@ -1,0 +1,113 @@
+"""Live views: decoding in a worker thread, views updated while steps arrive, Stop keeps a partial trace."""
+
+import threading
+
+import pytest
+
+import lvsal_nb as lv
+from lvsal_nb.errors import ConfigError
+from lvsal_nb.widgets import view
+from lvsal_nb.widgets.live import LiveTrace
+
+PROMPT = "describe this image ."
+
+
+def wait_for_steps(v, n, timeout=10.0):
+    """Poll until the viewer shows n steps; returns once that render is done (renders hold the lock)."""
+    for _ in range(int(timeout / 0.02)):
+        if v.state.n_steps == n:
+            break
+        threading.Event().wait(0.02)
+    with v.state.lock:  # the render of that update has finished once we get the lock
+        return v.state.n_steps
+
+
+class GatedSession:
+    """A Session whose trace pauses after `gate` steps until released (or stopped): lets a test
+    look at the viewer while decoding is provably still running."""
+
+    def __init__(self, session, gate: int):
+        self.inner, self.gate = session, gate
+        self.adapter, self.model_id = session.adapter, session.model_id
+        self.reached, self.release = threading.Event(), threading.Event()
+
+    def trace(self, image, prompt, *, on_step, stop, **kw):
+        def step(s):
+            on_step(s)
+            if s.step + 1 == self.gate:
+                self.reached.set()
+                while not (self.release.is_set() or stop.is_set()):
+                    self.release.wait(0.01)
+
+        return self.inner.trace(image, prompt, on_step=step, stop=stop, **kw)
+
+
+def test_live_view_ends_with_all_steps_shown(llava_session, image, store):
+    kw = dict(max_new_tokens=9, sgrs=lv.SGRS(alpha=1.0), seed=3)
+    v = view(llava_session, image, PROMPT, store=store, **kw)
+    tr = v.wait(timeout=60)
+    ref = llava_session.trace(image, PROMPT, **kw)  # the same run, not streamed
+    assert [s.token_id for s in tr.records] == [s.token_id for s in ref.records]
+    assert tr.config["engine"] == "step" and not tr.interrupted
+    assert v.trace is tr and v.live_trace.trace is tr
+    assert v.sources["strip"].data["step"] == list(range(len(ref)))
+    assert v.sources["curve"].data["saliency"] == [s.saliency for s in ref.records]
+    assert v.slider.max == len(ref) - 1 and v.slider.value == len(ref) - 1  # followed the newest step
+    assert "done" in v.status.value and v.stop_button.layout.display == "none"
+
+
+def test_views_update_while_decoding_and_stop_keeps_the_partial_trace(llava_session, image, store):
+    gated = GatedSession(llava_session, gate=4)
+    v = view(gated, image, PROMPT, store=store, max_new_tokens=30, engine="step")
+    assert gated.reached.wait(30)
+    lt = v.live_trace
+    assert lt.running
+    assert wait_for_steps(v, 4) == 4 and lt.running  # the pump redrew while decoding waits
+    assert len(v.sources["strip"].data["step"]) == 4 and v.slider.max == 3
+    assert "decoding" in v.status.value
+    v.state.mark("hallucinated", step=2)  # marked while streaming
+    v.stop_button.click()
+    tr = v.wait(timeout=30)
+    assert tr.interrupted and len(tr) == 4 and v.trace is tr
+    assert "stopped" in v.status.value and "4 steps" in v.status.value
+    assert list(store.labels_for(tr.trace_id).step) == [2]  # the final trace keeps the live id
+    assert v.state.marks[2].label == "hallucinated"
+
+
+def test_user_scrubbing_stops_following(llava_session, image, store):
+    gated = GatedSession(llava_session, gate=5)
+    v = view(gated, image, PROMPT, store=store, max_new_tokens=8, engine="step")
+    assert gated.reached.wait(30)
+    assert wait_for_steps(v, 5) == 5
+    v.slider.value = 1  # the user looks at an old step
+    gated.release.set()
+    tr = v.wait(timeout=30)
+    assert len(tr) == 8 and v.slider.value == 1 and v.slider.max == 7
+
+
+def test_two_live_views_on_one_session_take_turns(llava_session, image, store):
+    kw = [dict(max_new_tokens=7, seed=1), dict(max_new_tokens=6, sgrs=lv.SGRS(), seed=2)]
+    views = [view(llava_session, image, PROMPT, store=store, **k) for k in kw]  # both start at once
+    got = [v.wait(timeout=60) for v in views]
+    for tr, k in zip(got, kw):
+        ref = llava_session.trace(image, PROMPT, **k)
+        assert [s.token_id for s in tr.records] == [s.token_id for s in ref.records]
+        assert [s.saliency for s in tr.records] == pytest.approx([s.saliency for s in ref.records])
+
+
+def test_decode_errors_show_and_reraise(llava_session, image, store):
+    v = view(llava_session, image, PROMPT, store=store, max_new_tokens=3, decoding="beam-search")
+    with pytest.raises(ConfigError):
+        v.wait(timeout=30)
+    assert "decoding failed" in v.status.value
+
+
+def test_bad_inputs_fail_before_the_thread_starts(llava_session, image):
+    with pytest.raises(ConfigError, match="max_new_tokens"):
+        view(llava_session, image, PROMPT, max_new_tokens=0)
+    with pytest.raises(ConfigError, match="beta"):
+        view(llava_session, image, PROMPT, locore=-1.0)
+    with pytest.raises(ConfigError, match="stop"):
+        LiveTrace(llava_session, image, PROMPT, stop=threading.Event())
+    with pytest.raises(ConfigError, match="prompt"):
+        view(llava_session, image)

@@ -1,0 +1,168 @@
+"""TraceViewer driven through its widgets: scrubbing, layers, taps, marks, files."""
+
+import numpy as np
+import pytest
+from jupyter_bokeh import BokehModel
+
+import lvsal_nb as lv
+from lvsal_nb.annotations import MarkStore
+from lvsal_nb.errors import ConfigError
+from lvsal_nb.widgets import TraceViewer, view
+from lvsal_nb.widgets.columns import MARK_COLORS
+
+
+def test_scrubbing_moves_the_cursor_in_every_view(sgrs_trace, store):
+    tr = sgrs_trace
+    v = view(tr, store=store)
+    assert v.slider.max == len(tr) - 1 and v.play.max == len(tr) - 1
+    for step in (0, 6, 3):
+        v.slider.value = step
+        assert v.state.step == step
+        src = v.sources
+        assert src["strip_cursor"].data["step"] == [step]
+        i = src["strip"].data["step"].index(step)
+        assert src["strip_cursor"].data["x"] == [src["strip"].data["x"][i]]
+        assert src["curve_cursor"].data["x"] == [step]
+        assert src["context_cursor"].data["position"] == [tr.records[step].position + 1]
+        a, b = tr.spans.image
+        assert np.allclose(src["image"].data["value"], tr.records[step].row.mean(0)[a:b])
+        q = tr.records[step].position
+        vals = dict(zip(src["context"].data["position"], src["context"].data["value"]))
+        assert (
+            vals[q] == pytest.approx(float(tr.records[step].row.mean(0)[q])) and vals.get(q + 1, 0.0) == 0.0
+        )
+        assert f"step <b>{step}</b>" in v.info.value
+
+
+def test_state_changes_reach_the_widgets(sgrs_trace, store):
+    v = view(sgrs_trace, store=store)
+    v.state.set_step(5)
+    assert v.slider.value == 5
+    v.state.set_step(999)  # clamped
+    assert v.slider.value == len(sgrs_trace) - 1
+
+
+def test_layer_selection_changes_the_curve_and_rows(sgrs_trace, store):
+    tr = sgrs_trace
+    v = view(tr, store=store)
+    v.slider.value = 2
+    assert v.sources["curve"].data["saliency"] == [s.saliency for s in tr.records]
+    layer = tr.layers[1]
+    v.layer.value = layer
+    assert v.state.layer == layer
+    assert v.sources["curve"].data["saliency"] == [s.layer_scores[1] for s in tr.records]
+    assert v.sources["strip"].data["saliency"] == [s.layer_scores[1] for s in tr.records]
+    a, b = tr.spans.image
+    assert np.allclose(v.sources["image"].data["value"], tr.records[2].row[1][a:b])
+    v.state.set_layer(None)
+    assert v.layer.value == "mean"
+    with pytest.raises(ConfigError, match="not traced"):
+        v.state.set_layer(99)
+
+
+def test_tapping_a_token_or_a_curve_point_moves_the_cursor(sgrs_trace, store):
+    v = view(sgrs_trace, store=store)
+    strip = v.sources["strip"]
+    strip.selected.indices = [7]  # what a tap in the browser does to the selection
+    assert v.state.step == strip.data["step"][7] and v.slider.value == 7
+    assert strip.selected.indices == []  # cleared, so the same token can be tapped again
+    v.sources["curve"].selected.indices = [2]
+    assert v.state.step == 2
+
+
+def test_marking_writes_the_store_and_reopening_shows_it(sgrs_trace, store):
+    tr = sgrs_trace
+    v = view(tr, store=store)
+    v.slider.value = 4
+    v.marker.note.value = "nothing like it in the image"
+    v.marker.buttons["hallucinated"].click()
+    v.slider.value = 6
+    v.marker.buttons["correct"].click()
+    df = store.marks(tr.trace_id)
+    assert sorted(zip(df.step, df.label)) == [(4, "hallucinated"), (6, "correct")]
+    assert df.set_index("step").loc[4, "note"] == "nothing like it in the image"
+    assert df.token.tolist() == [tr.records[4].token, tr.records[6].token] and set(df.author) == {"tester"}
+    assert v.marker.note.value == ""
+    assert v.sources["strip"].data["mark_color"][4] == MARK_COLORS["hallucinated"]
+    assert v.sources["curve"].data["mark"][6] == "correct"
+    assert "correct" in v.marker.info.value
+
+    again = view(tr, store=MarkStore(store.path))  # a new viewer on the same trace
+    assert {s: m.label for s, m in again.state.marks.items()} == {4: "hallucinated", 6: "correct"}
+    assert again.sources["strip"].data["mark"][4] == "hallucinated"
+    again.slider.value = 4
+    assert "nothing like it" in again.marker.info.value
+    again.marker.clear.click()
+    assert list(store.marks(tr.trace_id).step) == [6]
+    assert 4 not in again.state.marks and again.sources["strip"].data["mark_alpha"][4] == 0.0
+
+
+def test_a_store_error_shows_in_the_panel(sgrs_trace, tmp_path):
+    bad = tmp_path / "bad.sqlite3"
+    bad.write_bytes(b"not sqlite " * 100)
+    with pytest.raises(lv.AnnotationStoreError):  # opening reads the trace's marks
+        view(sgrs_trace, store=MarkStore(bad))
+    v = view(sgrs_trace, store=MarkStore(tmp_path / "ok.sqlite3"))
+    v.state.store = MarkStore(bad)
+    v.marker.buttons["unsure"].click()
+    assert "left untouched" in v.marker.info.value and bad.read_bytes() == b"not sqlite " * 100
+
+
+def test_view_of_a_saved_file(sgrs_trace, store, tmp_path):
+    path = sgrs_trace.save(tmp_path / "run.lvsal.parquet")
+    v = view(str(path), store=store)
+    assert v.trace.trace_id == sgrs_trace.trace_id and len(v.sources["strip"].data["step"]) == len(sgrs_trace)
+    assert isinstance(v, TraceViewer)
+    with pytest.raises(lv.TraceFileError):
+        view(tmp_path / "missing.parquet")
+    with pytest.raises(ConfigError, match="takes a Trace"):
+        view(42)
+    with pytest.raises(ConfigError, match="live view"):
+        view(sgrs_trace, prompt="hi")
+
+
+def test_data_changes_go_to_the_browser_as_patches(sgrs_trace, store):
+    """The sources live in the document the BokehModel syncs: assigning .data sends a PATCH-DOC."""
+    v = view(sgrs_trace, store=store)
+    assert isinstance(v.bokeh, BokehModel) and v.bokeh in v.children
+    sent = []
+    v.bokeh.send = lambda content, buffers=None: sent.append(content)
+    v.slider.value = 3
+    payloads = [c["payload"] for c in sent if c.get("msg") == "patch"]
+    cursor_id = v.sources["curve_cursor"].id
+    assert any(cursor_id in p and "ColumnDataChanged" in p for p in payloads), "no patch for the curve cursor"
+
+
+def test_an_empty_trace_without_image(store):
+    empty = lv.Trace(
+        records=[],
+        token_ids=[1, 2],
+        tokens=["a", "b"],
+        spans=lv.Spans(system=(0, 1), image=None, prompt=(1, 2), output=(2, 2)),
+        config={"layers": [1]},
+    )
+    v = view(empty, store=store)
+    assert v.state.n_steps == 0 and v.slider.max == 0
+    assert all(len(v.sources[n].data.get("x", [])) == 0 for n in ("strip", "image", "context_cursor"))
+    assert "no steps" in v.info.value and v.marker.buttons["correct"].disabled
+
+
+def test_rejected_candidates_can_be_hidden(sgrs_trace, store):
+    v = view(sgrs_trace, store=store)
+    n_rej = len(v.sources["candidates"].data["text"])
+    tall = v.figures["strip"].height
+    assert n_rej > 0
+    v.show_rejected.value = False
+    assert v.sources["candidates"].data["text"] == [] and v.figures["strip"].height < tall
+    assert "✗" in v.sources["strip"].data["rejected"][1]  # still in the hover
+    v.show_rejected.value = True
+    assert len(v.sources["candidates"].data["text"]) == n_rej and v.figures["strip"].height == tall
+
+
+def test_showing_a_viewer_snapshots_its_current_data(sgrs_trace, store, bundle_data):
+    """A browser view starts from the bundle: a viewer shown after scrubbing shows the cursor."""
+    v = view(sgrs_trace, store=store)
+    v.slider.value = 5
+    assert bundle_data(v.bokeh, v.sources["curve_cursor"])["x"] == [0]  # the snapshot at creation
+    v._repr_mimebundle_()
+    assert bundle_data(v.bokeh, v.sources["curve_cursor"])["x"] == [5]
