@@ -228,3 +228,86 @@ def installed_extensions(server: LabServer) -> list[str]:
     return [e["name"] for e in json.loads(body).get("federated_extensions", [])]
 
 
+
+
+def _wait_kernel_idle(page, timeout: float) -> None:
+    page.wait_for_function(
+        "() => { const w = window.jupyterapp.shell.currentWidget;"
+        " const k = w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel;"
+        " const busy = w && [...w.node.querySelectorAll('.jp-InputArea-prompt')]"
+        "   .some(p => p.textContent.includes('*'));"
+        " return k && k.connectionStatus === 'connected' && k.status === 'idle' && !busy; }",
+        timeout=timeout * 1000, polling=500,
+    )
+
+
+def run_cell(page, index: int, timeout: float = 120) -> None:
+    """Run one cell (0-based index) of the current notebook; wait until the kernel is idle again."""
+    _wait_kernel_idle(page, timeout)
+    page.evaluate(
+        "i => { const nb = window.jupyterapp.shell.currentWidget.content;"
+        " nb.activeCellIndex = i; nb.deselectAll();"
+        " return window.jupyterapp.commands.execute('notebook:run-cell').then(() => true); }",
+        index,
+    )
+    _wait_kernel_idle(page, timeout)
+
+
+def restart_kernel(page, timeout: float = 60) -> None:
+    """Restart the current notebook's kernel as a user does (`kernelmenu:restart`, then "Restart" in
+    the confirmation dialog); wait until the new kernel is connected and idle. Outputs stay."""
+    page.evaluate(
+        "() => { window.__labdriverRestarted = false;"
+        " window.jupyterapp.commands.execute('kernelmenu:restart')"
+        "   .finally(() => { window.__labdriverRestarted = true; }); return true; }"
+    )
+    page.locator(".jp-Dialog .jp-mod-accept").click(timeout=timeout * 1000)
+    page.wait_for_function("() => window.__labdriverRestarted === true", timeout=timeout * 1000)
+    _wait_kernel_idle(page, timeout)
+
+
+# The connected root view of the Bokeh document rendered in one notebook cell's output (the last
+# one, if the cell shows several); `Bokeh.index` holds every root view on the page.
+_BOKEH_ROOT_JS = """
+const bokehRoot = (cellIndex) => {
+  const nb = window.jupyterapp.shell.currentWidget.content;
+  const cell = nb.widgets[cellIndex].node;
+  if (!window.Bokeh || !window.Bokeh.index) return null;
+  const roots = window.Bokeh.index.roots.filter(
+    v => v.el && v.el.isConnected && cell.contains(v.el) && v.model.type !== 'Notifications');
+  return roots.length ? roots[roots.length - 1] : null;
+};
+"""
+
+
+def bokeh_sources(page, cell_index: int, names: list[str]) -> dict[str, dict[str, list]] | None:
+    """The columns of the named ColumnDataSources of the Bokeh document shown in a cell's output, as
+    BokehJS has them in the browser (after every patch it applied); None while nothing is rendered."""
+    return page.evaluate(
+        "([ci, names]) => {" + _BOKEH_ROOT_JS +
+        " const root = bokehRoot(ci); if (!root) return null;"
+        " const out = {};"
+        " for (const n of names) {"
+        "   const s = root.model.document.get_model_by_name(n); if (!s) return null;"
+        "   const d = s.data instanceof Map ? Object.fromEntries(s.data) : s.data;"
+        "   out[n] = Object.fromEntries(Object.entries(d).map(([k, v]) => [k, Array.from(v)]));"
+        " }"
+        " return out; }",
+        [cell_index, names],
+    )
+
+
+def bokeh_point(page, cell_index: int, title: str, x: float, y: float) -> dict[str, float] | None:
+    """Viewport coordinates {x, y} of data point (x, y) in the Bokeh figure (in a cell's output)
+    whose title starts with `title`, scrolled into view first; for page.mouse.click."""
+    return page.evaluate(
+        "([ci, title, x, y]) => {" + _BOKEH_ROOT_JS +
+        " const root = bokehRoot(ci); if (!root) return null;"
+        " const pv = root.owner.query_one(v => v.frame && v.model.title && v.model.title.text"
+        "   && String(v.model.title.text).startsWith(title));"
+        " if (!pv) return null;"
+        " pv.el.scrollIntoView({block: 'center'});"
+        " const r = pv.canvas_view.el.getBoundingClientRect();"
+        " return {x: r.left + pv.frame.x_scale.compute(x), y: r.top + pv.frame.y_scale.compute(y)}; }",
+        [cell_index, title, x, y],
+    )
