@@ -49,11 +49,12 @@ def token_strip(src: dict[str, ColumnDataSource]) -> figure:
     cells.nonselection_glyph = cells.selection_glyph = None  # a tap must not grey out the other tokens
     fig.text("x", "y", text="text", source=src["strip"], text_align="center", text_baseline="middle",
              text_font=MONO, text_font_size="12px")
-    fig.rect("x", "mark_y", "w", 0.14, source=src["strip"], fill_color="mark_color", fill_alpha="mark_alpha",
-             line_color=None)
     fig.text("x", "y", text="text", source=src["candidates"], text_align="left", text_baseline="middle",
              text_font=MONO, text_font_size="10px", text_color="#8a8a8a")
     fig.rect("x", "y", "w", "h", source=src["strip_cursor"], fill_alpha=0, line_color="black", line_width=2.5)
+    # drawn after the cursor outline, so a mark stays visible under the cursor
+    fig.rect("x", "mark_y", "w", 0.14, source=src["strip"], fill_color="mark_color", fill_alpha="mark_alpha",
+             line_color=None)
     tips = [("step", "@step"), ("token", "@text"), ("saliency", "@value"), ("p", "@prob"), ("τ", "@tau"),
             ("decision", "@decision"), ("rejected", "@rejected"), ("mark", "@mark")]
     fig.add_tools(TapTool(renderers=[cells]), HoverTool(renderers=[cells], tooltips=tips))
