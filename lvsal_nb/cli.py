@@ -12,10 +12,10 @@ DEMO_SEED = 7
 DEMO_PROMPT = "Describe the image."
 
 
-def _bar(x: float | None, width: int = 20) -> str:
-    if x is None:
+def _bar(x: float | None, top: float, width: int = 20) -> str:
+    if x is None or top <= 0:
         return " " * width
-    n = max(0, min(width, round(x * width / 0.5)))  # 0.5 fills the bar: scores live in [0, ~0.5]
+    n = max(0, min(width, round(x * width / top)))  # the trace's highest score fills the bar
     return "█" * n + "·" * (width - n)
 
 
@@ -26,6 +26,7 @@ def print_table(
     (the SGRS threshold). `truth` maps step -> "ok"/"HALLUCINATED" where ground truth is known."""
     print(f"{'step':>4}  {'token':<14} {'p':>6}  {'saliency':>8}  {'':20}  flag", file=out)
     hist: list[float] = []
+    top = max((s.saliency for s in trace.records if s.saliency is not None), default=0.0)
     for s in trace.records:
         recent = hist[-window:]
         tau = alpha * sum(recent) / len(recent) if recent else 0.0
@@ -34,7 +35,7 @@ def print_table(
             flag = (flag + " " + truth[s.step]).strip()
         sal = "    -   " if s.saliency is None else f"{s.saliency:8.4f}"
         print(
-            f"{s.step:>4}  {s.token.strip()[:14]:<14} {s.prob:6.3f}  {sal}  {_bar(s.saliency)}  {flag}",
+            f"{s.step:>4}  {s.token.strip()[:14]:<14} {s.prob:6.3f}  {sal}  {_bar(s.saliency, top)}  {flag}",
             file=out,
         )
         if s.saliency is not None:
@@ -64,7 +65,15 @@ def demo(args) -> int:
         locore=args.locore,
     )
     print(f"\nprompt: {DEMO_PROMPT}\noutput: {tr.text.strip()}\n")
-    print_table(tr, truth=_toy_truth(tr, scene))
+    truth = _toy_truth(tr, scene)
+    print_table(tr, truth=truth)
+    print("\ndrop: saliency below 0.6 x the mean of the last 5 (SGRS's threshold); "
+          "ok / HALLUCINATED: the named object is / is not in the scene")
+    for label in ("ok", "HALLUCINATED"):
+        vals = [tr.records[i].saliency for i, v in truth.items() if v == label]
+        vals = [v for v in vals if v is not None]
+        if vals:
+            print(f"mean saliency at {label.lower()} objects: {sum(vals) / len(vals):.4f} ({len(vals)})")
     path = tr.save(out / "demo.lvsal.parquet")
     tr.save(out / "demo.lvsal.json")
     print(
