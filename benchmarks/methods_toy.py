@@ -7,10 +7,11 @@
 Two resumable `lvsal eval` runs on the embedded toy model (`lvsal_nb.load("toy")`) with exact ground
 truth: CHAIR on the captions of scenes 0..n-1 of the "eval" stream (max_new_tokens 64, longer than
 any toy caption; traces kept, so the mean saliency of each method's tokens is reported), and POPE's
-three splits on the same scenes (those with >= 3 objects, 6 questions each; max_new_tokens 4, no
-traces). Method settings are the runner's: SGRS official defaults (K=5, α=0.6, W=5, R=3, seeded
-sampling order), LocoRE β=0.15 (w=5, all layers), VCD α=1, β=0.1, noise step 500 (linear
-schedule), DoLa "low" bucket of the 8-layer model ([0, 2]), relative top 0.1, repetition penalty 1.2.
+three splits on the same scenes, or on the first --pope-n of them (those with >= 3 objects, 6
+questions each per split; max_new_tokens 4, no traces). Method settings are the runner's: SGRS
+official defaults (K=5, α=0.6, W=5, R=3, seeded sampling order), LocoRE β=0.15 (w=5, all layers),
+VCD α=1, β=0.1, noise step 500 (linear schedule), DoLa "low" bucket of the 8-layer model ([0, 2]),
+relative top 0.1, repetition penalty 1.2.
 Rerunning the same command resumes (the run folders are under --out).
 """
 
@@ -37,6 +38,8 @@ MARKERS = ("<!-- methods:start -->", "<!-- methods:end -->")
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--n", type=int, default=500, help="toy scenes (default 500)")
+    p.add_argument("--pope-n", type=int, default=None,
+                   help="POPE on the first this many scenes only (default: --n); ~18 questions per scene")
     p.add_argument("--model", default="toy", help="default: the embedded toy model (another path: dry runs)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--methods", default=",".join(METHODS))
@@ -50,13 +53,15 @@ def main(argv: list[str] | None = None) -> int:
     from lvsal_nb.eval.runner import RunSpec, run
 
     methods = [m for m in args.methods.split(",") if m]
-    common = dict(model=args.model, dataset="toy", n=args.n, seed=args.seed, methods=methods, engine=args.engine,
-                  workers=args.workers, threads=args.threads, device="cpu", dtype="float32")
+    common = dict(model=args.model, dataset="toy", n=args.n, seed=args.seed, methods=methods,
+                  engine=args.engine, workers=args.workers, threads=args.threads, device="cpu",
+                  dtype="float32")
     t0 = time.perf_counter()
     chair = run(RunSpec(task="chair", out=Path(args.out) / f"chair-{args.n}", max_new_tokens=[64], **common))
     t1 = time.perf_counter()
-    pope = run(RunSpec(task="pope", out=Path(args.out) / f"pope-{args.n}", max_new_tokens=[4], traces=False,
-                       **common))
+    pope_n = args.pope_n or args.n
+    pope = run(RunSpec(task="pope", out=Path(args.out) / f"pope-{pope_n}", max_new_tokens=[4],
+                       traces=False, **{**common, "n": pope_n}))
     t2 = time.perf_counter()
     table = render(chair, pope, methods, args, argv if argv is not None else sys.argv[1:], t1 - t0, t2 - t1)
     print(table)
@@ -82,8 +87,9 @@ def render(chair, pope, methods, args, argv, chair_s: float, pope_s: float) -> s
                      f"| {100 * c['recall']:.1f} | {c['avg_len']:.1f} | " + " | ".join(f"{x:.1f}" for x in f1)
                      + f" | {100 * pm['accuracy'].mean():.1f} | {100 * pm['yes_ratio'].mean():.1f} | {sal} |")
     cmd = "python benchmarks/methods_toy.py " + " ".join(argv)
-    info = (f"{args.n} held-out toy scenes (eval stream, seed {args.seed}); POPE questions per split: "
-            + ", ".join(f"{s} {n_q[s]}" for s in splits)
+    pope_n = args.pope_n or args.n
+    info = (f"CHAIR on {args.n} held-out toy scenes (eval stream, seed {args.seed}), POPE on the first "
+            f"{pope_n} of them; POPE questions per split: " + ", ".join(f"{s} {n_q[s]}" for s in splits)
             + f". CHAIR {chair_s / 60:.1f} min, POPE {pope_s / 60:.1f} min on {platform.machine()} CPU "
             f"({args.engine} engine, {args.threads} thread(s) per worker), torch {torch.__version__}, "
             f"{time.strftime('%Y-%m-%d')}. Command: `{cmd.strip()}`")

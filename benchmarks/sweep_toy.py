@@ -44,7 +44,7 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=1, help="eval-stream seed (the methods table uses 0)")
     ap.add_argument("--alphas", type=float, nargs="+", default=[0.0, 0.3, 0.6, 0.9, 1.2])
     ap.add_argument("--betas", type=float, nargs="+", default=[0.15, 0.5, 1.0, 2.0])
-    ap.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest for the tiny toy model)")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (1: fastest, tiny model)")
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args(argv)
     import torch
@@ -59,12 +59,16 @@ def main(argv=None) -> int:
         rows.append((f"LocoRE β={b}", run(session, scenes, locore=lv.LocoRE(beta=b))))
     lines = ["| setting | CHAIR_S % | CHAIR_I % | recall % | words | seconds |", "|---|---|---|---|---|---|"]
     for name, r in rows:
-        lines.append(f"| {name} | {100 * r['chair_s']:.1f} | {100 * r['chair_i']:.1f} | {100 * r['recall']:.1f} | "
-                     f"{r['avg_len']:.1f} | {r['seconds']:.0f} |")
+        lines.append(
+            f"| {name} | {100 * r['chair_s']:.1f} | {100 * r['chair_i']:.1f} | {100 * r['recall']:.1f} | "
+            f"{r['avg_len']:.1f} | {r['seconds']:.0f} |"
+        )
     cmd = "python benchmarks/sweep_toy.py " + " ".join(sys.argv[1:] if argv is None else argv)
-    text = (f"## Toy world: SGRS alpha and LocoRE beta sweep\n\nCommand: `{cmd.strip()}` — {args.n} held-out "
-            f"scenes (eval stream seed {args.seed}), 48 new tokens, SGRS k=5, W=5, R=3, greedy order; "
-            "LocoRE w=5, all layers.\n\n" + "\n".join(lines) + "\n")
+    text = (
+        f"## Toy world: SGRS alpha and LocoRE beta sweep\n\nCommand: `{cmd.strip()}` — {args.n} held-out "
+        f"scenes (eval stream seed {args.seed}), 48 new tokens, SGRS k=5, W=5, R=3, greedy order; "
+        "LocoRE w=5, all layers.\n\n" + "\n".join(lines) + "\n"
+    )
     print(text)
     if not args.no_write:
         from overhead import write_section

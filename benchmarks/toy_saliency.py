@@ -84,7 +84,7 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--max-new-tokens", type=int, default=48)
     ap.add_argument("--context", default="text", choices=["text", "outputs"])
-    ap.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest for the tiny toy model)")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (1: fastest, tiny model)")
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args(argv)
     import torch
