@@ -102,7 +102,7 @@ def main(argv=None) -> int:
     if not args.no_write:
         from overhead import write_section
 
-        write_section("toy-saliency", text)
+        write_section(f"toy-saliency-{args.context}", text)
     return 0
 
 
