@@ -20,10 +20,12 @@ def _bar(x: float | None, top: float, width: int = 20) -> str:
 
 
 def print_table(
-    trace, truth: dict[int, str] | None = None, alpha: float = 0.6, window: int = 5, out=sys.stdout
+    trace, truth: dict[int, str] | None = None, alpha: float = 0.6, window: int = 5, out=None
 ) -> None:
     """Token table: saliency with a bar, and a drop flag where it falls below alpha x the recent mean
     (the SGRS threshold). `truth` maps step -> "ok"/"HALLUCINATED" where ground truth is known."""
+    out = out or sys.stdout  # looked up at call time (redirected streams, tests)
+    out = out or sys.stdout  # looked up at call time (redirected streams, tests)
     print(f"{'step':>4}  {'token':<14} {'p':>6}  {'saliency':>8}  {'':20}  flag", file=out)
     hist: list[float] = []
     top = max((s.saliency for s in trace.records if s.saliency is not None), default=0.0)

@@ -449,6 +449,7 @@ class Session:
         prompt_ids = prepared.input_ids[0].tolist()
         out_ids = [s.token_id for s in steps]
         tokens = self.adapter.context_tokens(prompt_ids + out_ids, prepared.spans.image)
+        cfg["special_token_ids"] = sorted(set(getattr(self.adapter.tokenizer, "all_special_ids", [])))
         n = prepared.n
         spans = type(prepared.spans)(
             system=prepared.spans.system,

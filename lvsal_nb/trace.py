@@ -127,7 +127,9 @@ class Trace:
 
     @property
     def text(self) -> str:
-        return "".join(s.token for s in self.records)
+        """The generated text, without special tokens such as EOS (they stay in `steps`)."""
+        special = set(self.config.get("special_token_ids", []))
+        return "".join(s.token for s in self.records if s.token_id not in special)
 
     @property
     def steps(self) -> pd.DataFrame:
