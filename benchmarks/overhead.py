@@ -157,6 +157,7 @@ def main(argv=None) -> int:
     ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--no-write", action="store_true")
+    ap.add_argument("--section", default="overhead", help="RESULTS.md section to (re)write")
     ap.add_argument("--one", nargs=2, metavar=("METHOD", "T"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.one:
@@ -178,7 +179,8 @@ def main(argv=None) -> int:
     table = render(rows, args)
     print(table)
     if not args.no_write:
-        write_section("overhead", "## CPU overhead (benchmarks/overhead.py)\n\n" + table)
+        title = f"## CPU overhead (benchmarks/overhead.py, section {args.section})"
+        write_section(args.section, title + "\n\n" + table)
     return 0
 
 

@@ -8,6 +8,7 @@ tr = s.analyze(image, "Describe the image.", "there is a red circle .")     # po
 
 from __future__ import annotations
 
+import functools
 import math
 import threading
 import time
@@ -31,6 +32,17 @@ from .trace import CONTEXTS, Candidate, Step, Trace
 
 ENGINES = ("auto", "sequence", "step")
 StepCallback = Callable[[Step], Any]
+
+
+def _locked(method):
+    """One trace at a time per model: the probe and the caches are shared state."""
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        with self._lock:
+            return method(self, *args, **kwargs)
+
+    return wrapper
 
 
 class Session:
@@ -63,6 +75,7 @@ class Session:
         )
 
     # ---- public -------------------------------------------------------------------------------
+    @_locked
     def trace(
         self,
         image,
@@ -104,51 +117,6 @@ class Session:
         Returns:
             Trace. Ctrl-C also returns the partial Trace, with `interrupted=True`.
         """
-        with self._lock:
-            return self._trace(
-                image,
-                prompt,
-                max_new_tokens,
-                decoding,
-                temperature,
-                top_p,
-                sgrs,
-                locore,
-                layers,
-                context,
-                seed,
-                engine,
-                chunk,
-                alternatives,
-                on_step,
-                stop,
-                progress,
-                trace_id,
-                generate_kwargs,
-            )
-
-    def _trace(
-        self,
-        image,
-        prompt,
-        max_new_tokens,
-        decoding,
-        temperature,
-        top_p,
-        sgrs,
-        locore,
-        layers,
-        context,
-        seed,
-        engine,
-        chunk,
-        alternatives,
-        on_step,
-        stop,
-        progress,
-        trace_id,
-        generate_kwargs,
-    ) -> Trace:
         cfg = self._check(
             max_new_tokens,
             decoding,
@@ -197,6 +165,7 @@ class Session:
         cfg["timing"]["total_s"] = time.perf_counter() - t_start
         return self._build(prepared, steps, cfg, prompt, interrupted, trace_id)
 
+    @_locked
     def analyze(
         self,
         image,
@@ -224,7 +193,7 @@ class Session:
         inputs = self.adapter.to(prepared.inputs, self.dtype)
         probe = self._probe(cfg, prepared)
         steps: list[Step] = []
-        with self._lock, attached(self.model, self.adapter.language_model, self.adapter.text_config, probe):
+        with attached(self.model, self.adapter.language_model, self.adapter.text_config, probe):
             eng = SequenceEngine(self.adapter, prepared, probe, inputs, context, alternatives, chunk)
             det = _Detok(self.adapter.tokenizer)
             for sc, logp in eng.feed(ids):

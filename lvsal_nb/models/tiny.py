@@ -136,13 +136,13 @@ def tiny_llava(
 def _tiny_qwen(
     cls_name: str,
     cfg_name: str,
-    seed: int,
-    dtype: torch.dtype,
-    layers: int,
-    hidden: int,
-    heads: int,
-    kv_heads: int,
-    inter: int,
+    seed: int = 0,
+    dtype: torch.dtype = torch.float32,
+    layers: int = 4,
+    hidden: int = 64,
+    heads: int = 4,
+    kv_heads: int = 2,
+    inter: int = 128,
 ):
     import transformers
     from transformers import Qwen2VLImageProcessorPil
@@ -205,45 +205,11 @@ def _tiny_qwen(
     return model, TinyProcessor(tok, improc)
 
 
-def tiny_qwen2_vl(
-    seed: int = 0,
-    dtype: torch.dtype = torch.float32,
-    layers: int = 4,
-    hidden: int = 64,
-    heads: int = 4,
-    kv_heads: int = 2,
-    inter: int = 128,
-):
-    return _tiny_qwen(
-        "Qwen2VLForConditionalGeneration",
-        "Qwen2VLConfig",
-        seed,
-        dtype,
-        layers,
-        hidden,
-        heads,
-        kv_heads,
-        inter,
-    )
+def tiny_qwen2_vl(**kw):
+    """A random Qwen2VLForConditionalGeneration (keywords as `_tiny_qwen`)."""
+    return _tiny_qwen("Qwen2VLForConditionalGeneration", "Qwen2VLConfig", **kw)
 
 
-def tiny_qwen2_5_vl(
-    seed: int = 0,
-    dtype: torch.dtype = torch.float32,
-    layers: int = 4,
-    hidden: int = 64,
-    heads: int = 4,
-    kv_heads: int = 2,
-    inter: int = 128,
-):
-    return _tiny_qwen(
-        "Qwen2_5_VLForConditionalGeneration",
-        "Qwen2_5_VLConfig",
-        seed,
-        dtype,
-        layers,
-        hidden,
-        heads,
-        kv_heads,
-        inter,
-    )
+def tiny_qwen2_5_vl(**kw):
+    """A random Qwen2_5_VLForConditionalGeneration (keywords as `_tiny_qwen`)."""
+    return _tiny_qwen("Qwen2_5_VLForConditionalGeneration", "Qwen2_5_VLConfig", **kw)
