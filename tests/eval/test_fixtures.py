@@ -65,7 +65,9 @@ def test_pope_on_the_fixture():
      ("grace_hopper", "matplotlib", "matplotlib")],
 )  # fmt: skip
 def test_missing_package_names_the_pip_install(monkeypatch, name, module, package):
-    monkeypatch.setitem(sys.modules, module, None)  # makes `import module...` raise ImportError
+    # makes `import module...` raise ImportError, also for submodules another test imported already
+    for key in [module] + [k for k in sys.modules if k.startswith(module + ".")]:
+        monkeypatch.setitem(sys.modules, key, None)
     with pytest.raises(ImageError, match=f"pip install {package}"):
         load_fixture_image(name)
 
