@@ -23,6 +23,8 @@ class ToyAdapter(LlavaAdapter):
             raise ConfigError("the prompt is empty; pass 'Describe the image.' or 'Is there a red circle?'")
         img = load_image(image)
         question = prompt if prompt.strip().lower().startswith("is there") else None
+        if question is not None:  # build_inputs adds POPE's suffix itself
+            question = question.replace(" Please answer this question with one word.", "").strip()
         enc = build_inputs(self.tokenizer, img, question)
         sp = enc.pop("spans")
         n = int(enc["input_ids"].shape[1])

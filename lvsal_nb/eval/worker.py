@@ -1,0 +1,124 @@
+"""One evaluation worker: loads the model once, then answers work units (item × method × length).
+
+Both engines use it: the local engine calls `Worker.run` in-process, the Ray engine wraps the same
+class as an actor. A unit is a plain dict, so it travels anywhere:
+
+    {"key", "item_id", "image": <source spec>, "prompt", "method", "max_new_tokens", "seed"}
+
+`run(unit)` returns a dict: the output (`token_ids`, `text`), the mean saliency of its tokens,
+seconds, which process answered (`worker`, "host:pid"), and the trace as Parquet bytes
+(`trace_bytes`, None with traces off). Every method has
+saliency: the own-loop methods record it while decoding; VCD and DoLa decode first, then
+`Session.analyze` scores their tokens under the plain model (the sequence engine).
+
+Methods: greedy · sgrs (SGRS, official defaults, seeded sampling order) · locore (greedy + LocoRE
+with the adapter's β: 0.15 LLaVA, 0.20 Qwen2-VL) · sgrs+locore · vcd (VCD() greedy) · dola (DoLa() greedy).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import socket
+import tempfile
+import time
+import zlib
+from pathlib import Path
+from typing import Any
+
+from lvsal_nb.errors import ConfigError
+from lvsal_nb.eval.pope import POPE_SUFFIX
+from lvsal_nb.eval.tasks import load_image_source
+
+METHODS = ("greedy", "sgrs", "locore", "sgrs+locore", "vcd", "dola")
+
+
+def check_methods(methods: list[str]) -> list[str]:
+    bad = [m for m in methods if m not in METHODS]
+    if bad or not methods:
+        raise ConfigError(f"unknown method(s) {bad}; --methods takes a comma list of {', '.join(METHODS)}")
+    return list(dict.fromkeys(methods))
+
+
+def unit_seed(seed: int, item_id: str) -> int:
+    """The seed of one item: the same for every method and engine, whatever order units run in."""
+    return (seed * 1_000_003 + zlib.crc32(item_id.encode())) % 2**31
+
+
+class Worker:
+    """Holds one Session.
+
+    Args:
+        model: "toy", "tiny:llava", a checkpoint folder or a cached hub id (`lvsal_nb.load`).
+        device, dtype: None for lvsal_nb.load's defaults (CUDA + bfloat16 when available).
+        traces: keep each answer's trace (VCD / DoLa then also run `Session.analyze`). Default True.
+        threads: torch CPU threads, set process-wide (torch.set_num_threads); None leaves torch's.
+    """
+
+    def __init__(self, model: str, device: str | None = None, dtype: str | None = None, traces: bool = True,
+                 threads: int | None = None):
+        import torch
+
+        import lvsal_nb as lv
+
+        if threads:
+            torch.set_num_threads(int(threads))
+        self.session = lv.load(model, device=device, dtype=dtype)
+        self.traces = traces
+        self._image_key: Any = None
+        self._image = None
+
+    def describe(self) -> dict[str, Any]:
+        s = self.session
+        return {"model_id": s.model_id, "family": s.adapter.family, "device": str(s.device),
+                "dtype": str(s.dtype).replace("torch.", ""), "layers": s.adapter.default_layers()}
+
+    def _load(self, spec: dict):
+        key = tuple(sorted(spec.items()))
+        if key != self._image_key:  # POPE asks six questions per image in a row: load it once
+            self._image, self._image_key = load_image_source(spec), key
+        return self._image
+
+    def run(self, unit: dict[str, Any]) -> dict[str, Any]:
+        """Answer one unit; raises KeyboardInterrupt if decoding was interrupted (nothing partial is kept)."""
+        import lvsal_nb as lv
+        from lvsal_nb.decoding.dola import dola_generate
+        from lvsal_nb.decoding.vcd import vcd_generate
+
+        s, method, mnt, seed = self.session, unit["method"], int(unit["max_new_tokens"]), int(unit["seed"])
+        image = self._load(unit["image"])
+        prompt = unit["prompt"]
+        if s.adapter.family == "toy" and prompt.endswith(POPE_SUFFIX):
+            prompt = prompt[: -len(POPE_SUFFIX)]  # the toy model's own template appends POPE's suffix
+        t0 = time.perf_counter()
+        trace = None
+        if method in ("vcd", "dola"):
+            fn = vcd_generate if method == "vcd" else dola_generate
+            ids = fn(s, image, prompt, max_new_tokens=mnt, seed=seed).token_ids
+            if self.traces:
+                trace = s.analyze(image, prompt, ids)
+        elif method in ("greedy", "sgrs", "locore", "sgrs+locore"):
+            sgrs = lv.SGRS() if "sgrs" in method else None
+            locore = lv.LocoRE(beta=s.adapter.locore_beta) if "locore" in method else None
+            trace = s.trace(image, prompt, max_new_tokens=mnt, sgrs=sgrs, locore=locore, seed=seed)
+            if trace.interrupted:
+                raise KeyboardInterrupt
+            ids = [r.token_id for r in trace.records]
+        else:
+            check_methods([method])
+        seconds = time.perf_counter() - t0
+        sal = [r.saliency for r in trace.records if r.saliency is not None] if trace is not None else []
+        return {
+            "key": unit["key"], "token_ids": ids, "n_tokens": len(ids),
+            "text": s.adapter.tokenizer.decode(ids, skip_special_tokens=True).strip(),
+            "saliency": sum(sal) / len(sal) if sal and not any(math.isnan(x) for x in sal) else None,
+            "seconds": seconds, "worker": f"{socket.gethostname()}:{os.getpid()}",
+            "trace_bytes": _trace_bytes(trace) if self.traces and trace is not None else None,
+        }
+
+
+def _trace_bytes(trace) -> bytes:
+    """The trace as a Parquet file's bytes (so a remote worker needs no shared disk)."""
+    with tempfile.TemporaryDirectory() as d:
+        p = trace.save(Path(d) / "t.lvsal.parquet")
+        return p.read_bytes()
