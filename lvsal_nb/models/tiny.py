@@ -58,7 +58,8 @@ class TinyProcessor:
         self.image_processor = image_processor
 
 
-def _llama_text(vocab: int, hidden: int, layers: int, heads: int, kv_heads: int, inter: int):
+def llama_text_config(vocab: int, hidden: int, layers: int, heads: int, kv_heads: int, inter: int):
+    """A LlamaConfig for the text side (untied head, ids of `word_tokenizer`'s specials)."""
     from transformers import LlamaConfig
 
     return LlamaConfig(
@@ -110,7 +111,7 @@ def tiny_llava(
     )
     cfg = LlavaConfig(
         vision_config=vision,
-        text_config=_llama_text(len(tok), hidden, layers, heads, kv_heads, inter),
+        text_config=llama_text_config(len(tok), hidden, layers, heads, kv_heads, inter),
         image_token_id=tok.convert_tokens_to_ids("<image>"),
         vision_feature_layer=-1,
         vision_feature_select_strategy="default",
