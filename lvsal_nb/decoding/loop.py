@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from transformers import DynamicCache
 
-from ..models.base import Adapter, Prepared
+from ..models.base import PER_POSITION_KEYS, Adapter, Prepared
 from ..saliency.probe import Probe
 from ..saliency.step import detach_cache
 
@@ -55,8 +55,7 @@ def prefill(adapter: Adapter, prepared: Prepared, probe: Probe, inputs: dict, ca
     n = prepared.n
     if n < 2:
         raise ValueError("a prompt of at least two tokens is needed")
-    sliced = ("input_ids", "attention_mask", "mm_token_type_ids")
-    pre = {k: (v[:, : n - 1] if k in sliced else v) for k, v in inputs.items()}
+    pre = {k: (v[:, : n - 1] if k in PER_POSITION_KEYS else v) for k, v in inputs.items()}
     probe.mode = "off"
     probe.new_forward()
     with torch.no_grad():

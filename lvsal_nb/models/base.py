@@ -18,6 +18,8 @@ from ..errors import ConfigError, ImageError
 from ..trace import Spans
 
 PAPER_LAYERS = (6, 7, 8)  # official default for 32-layer LLaVA-1.5-7B (0-based)
+# model inputs with one entry per token position (sliced for a prefill, extended for outputs)
+PER_POSITION_KEYS = ("input_ids", "attention_mask", "mm_token_type_ids")
 
 
 @dataclass
