@@ -27,7 +27,7 @@ from .errors import ConfigError, UnsupportedModelError
 from .models import Adapter, Prepared, adapter_for
 from .saliency.probe import Probe, attached
 from .saliency.sequence import SequenceEngine
-from .saliency.step import StepScores, score_candidates
+from .saliency.step import StepScores
 from .trace import CONTEXTS, Candidate, Step, Trace
 
 ENGINES = ("auto", "sequence", "step")
@@ -209,11 +209,11 @@ class Session:
             if stop is not None and stop.is_set():
                 break
             logits = loop.forward()
-            logp = torch.log_softmax(logits.detach().double(), -1)
+            logp = torch.log_softmax(logits.double(), -1)
             if sgrs is not None:
                 top = torch.topk(logp, sgrs.k)
                 cands = top.indices.tolist()
-                sc = score_candidates(probe, logits, cands, loop.q, prepared.spans, cfg["context"])
+                sc = loop.score(cands, cfg["context"])
                 probs = top.values.exp().cpu().tolist()
                 sal = sc.scores.detach().double().cpu().tolist()
                 layer_scores = sc.layer_scores.detach().double().cpu().tolist()
@@ -250,11 +250,9 @@ class Session:
                     candidates=cand,
                 )
             else:
-                tok = sampling.choose(logits.detach(), cfg["decoding"], cfg["temperature"], cfg["top_p"], gen)
+                tok = sampling.choose(logits, cfg["decoding"], cfg["temperature"], cfg["top_p"], gen)
                 alts = [i for i in torch.topk(logp, cfg["alternatives"] + 1).indices.tolist() if i != tok]
-                sc = score_candidates(
-                    probe, logits, [tok] + alts[: cfg["alternatives"]], loop.q, prepared.spans, cfg["context"]
-                )
+                sc = loop.score([tok] + alts[: cfg["alternatives"]], cfg["context"])
                 cand_logp = logp[torch.tensor(sc.token_ids, device=logp.device)].cpu()
                 step = _plain_step(t, sc, cand_logp, det.push(tok), _decision(cfg["decoding"]))
             emit(step)

@@ -11,43 +11,65 @@ from transformers import DynamicCache
 
 from ..models.base import PER_POSITION_KEYS, Adapter, Prepared
 from ..saliency.probe import Probe
-from ..saliency.step import detach_cache
+from ..saliency.step import StepCache, StepScores, score_candidates
 
 
 class StepLoop:
     """Feeds one token per forward; `q` is the position of the token being fed.
 
     Args:
-        grad: run each forward with grad (probe.mode="step") so `probe.captured` holds row q.
+        grad: run each forward with grad (probe.mode="step"): `probe.captured` then holds row q and
+            `hidden` the final hidden state, ready for `score`.
     """
 
     def __init__(self, adapter: Adapter, prepared: Prepared, probe: Probe, inputs: dict, grad: bool):
         self.adapter, self.prepared, self.probe, self.grad = adapter, prepared, probe, grad
         self.inputs = inputs  # prepared.inputs on the model's device/dtype
-        self.cache = DynamicCache(config=adapter.model.config)
+        config = adapter.model.config
+        self.cache = StepCache(config, probe) if grad else DynamicCache(config=config)
         self.pending = inputs["input_ids"][:, -1:]
         self.q = prepared.n - 1
+        self.hidden: torch.Tensor | None = None  # [d], with graph, after a grad forward
+        self._logits: torch.Tensor | None = None
 
     def prefill(self) -> None:
         prefill(self.adapter, self.prepared, self.probe, self.inputs, self.cache)
 
     def forward(self) -> torch.Tensor:
-        """Forward the pending token at q; returns logits [vocab] for position q+1."""
-        kw = self.adapter.step_inputs(self.pending, self.q + 1)
+        """Forward the pending token at q; returns logits [vocab] for position q+1 (no graph)."""
+        ad = self.adapter
+        kw = ad.step_inputs(self.pending, self.q + 1)
         self.probe.mode = "step" if self.grad else "off"
         self.probe.new_forward()
-        with torch.set_grad_enabled(self.grad):
-            out = self.adapter.model(
-                **kw, **{self.adapter.cache_kw: self.cache}, use_cache=True, logits_to_keep=1
-            )
-        return out.logits[0, -1]
+        if not self.grad:
+            with torch.no_grad():
+                out = ad.model(**kw, **{ad.cache_kw: self.cache}, use_cache=True, logits_to_keep=1)
+            return out.logits[0, -1]
+        with torch.enable_grad():
+            out = ad.decoder(**kw, **{ad.cache_kw: self.cache}, use_cache=True)
+        self.hidden = out.last_hidden_state[0, -1]
+        with torch.no_grad():  # the head's gradient is closed form (score_candidates)
+            self._logits = ad.head(self.hidden)
+        return self._logits
+
+    def score(self, candidates: list[int], context: str) -> StepScores:
+        """Saliency of `candidates` at the last grad forward's query row (one batched backward)."""
+        return score_candidates(
+            self.probe,
+            self._logits,
+            self.hidden,
+            self.adapter.head,
+            candidates,
+            self.q,
+            self.prepared.spans,
+            context,
+        )
 
     def push(self, token_id: int) -> None:
-        """Accept the next token; the graph of the last forward is dropped from the cache."""
-        if self.grad:
-            detach_cache(self.cache)
+        """Accept the next token (the StepCache holds no graph)."""
         self.pending = torch.tensor([[token_id]], device=self.pending.device)
         self.q += 1
+        self.hidden = self._logits = None
 
 
 def prefill(adapter: Adapter, prepared: Prepared, probe: Probe, inputs: dict, cache) -> None:

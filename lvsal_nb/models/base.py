@@ -123,6 +123,16 @@ class Adapter:
         return self.model.model.language_model
 
     @property
+    def decoder(self) -> nn.Module:
+        """The model without its LM head (vision tower, projector, language model): returns the
+        final-norm hidden states; the step engine applies the head itself."""
+        return self.model.model
+
+    @property
+    def head(self) -> nn.Linear:
+        return self.model.lm_head
+
+    @property
     def text_config(self):
         return self.model.config.text_config
 

@@ -35,8 +35,9 @@ BiasFn = Callable[[torch.Tensor, int, torch.device, torch.dtype], "torch.Tensor 
 class Probe:
     """Mutable per-model state read by the attention function during one forward.
 
-    mode: "off" (plain attention; bias still applies), "step" (capture target rows of a
-    q_len=1 forward over a detached cache), "sequence" (capture all rows, isolate positions).
+    mode: "off" (plain attention; bias still applies), "step" (capture target rows of a q_len=1
+    forward over a `StepCache`, own key/value live in `live`), "sequence" (capture all rows,
+    isolate positions).
     """
 
     layers: tuple[int, ...] = ()
@@ -44,6 +45,7 @@ class Probe:
     bias_fn: BiasFn | None = None
     bias_layers: frozenset[int] | None = None  # None = all layers
     captured: dict[int, torch.Tensor] = field(default_factory=dict)  # layer -> A [b, h, q, kv]
+    live: dict[int, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)  # step: own k, v
     _bias_key: tuple | None = None
     _bias: torch.Tensor | None = None
     _mask_key: tuple | None = None
@@ -55,7 +57,7 @@ class Probe:
 
     def new_forward(self) -> None:
         """Call before each model forward: drops captured rows and the cached bias."""
-        self.captured = {}
+        self.captured, self.live = {}, {}
         self._bias_key = self._mask_key = None
         self._bias = self._mask = None
 
@@ -115,6 +117,8 @@ def lvsal_attention(
     )
     capture = probe is not None and probe.mode != "off" and layer in probe.layers
     isolate = probe is not None and probe.mode == "sequence" and layer is not None and layer > probe.lowest
+    if probe is not None and probe.mode == "step" and layer is not None:
+        return _step_attention(probe, layer, query, key, value, attention_mask, scale, bias)
 
     if not (capture or isolate):
         # The fast path: SDPA with the boolean mask (or is_causal), GQA without copies.
@@ -160,6 +164,78 @@ def lvsal_attention(
         out = torch.matmul(attn, vd) + a_own * (v_own - v_own.detach())
     else:
         out = torch.matmul(attn, v)
+    return out.transpose(1, 2).contiguous(), None
+
+
+class _ConstMatmul(torch.autograd.Function):
+    """x @ c for a constant c (detached keys/values). Under the step engine's batched backward
+    (vmap over K candidates) the vmapped dim is folded into x's rows: one matmul that reads c once.
+    torch's own batching rule for matmul copies c once per candidate (4x slower at K=5 on CPU)."""
+
+    @staticmethod
+    def forward(x, c):
+        return torch.matmul(x, c)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        ctx.c = inputs[1]
+
+    @staticmethod
+    def backward(ctx, g):
+        return _ConstMatmul.apply(g, ctx.c.transpose(-1, -2)), None
+
+    @staticmethod
+    def vmap(info, in_dims, x, c):
+        if in_dims[1] is not None:  # not used by the probe (c is a constant); plain broadcasting
+            x = x.movedim(in_dims[0], 0) if in_dims[0] is not None else x.unsqueeze(0)
+            return torch.matmul(x, c.movedim(in_dims[1], 0)), 0
+        x = x.movedim(in_dims[0], -3)  # [..., V, M, D]
+        v, m = x.shape[-3], x.shape[-2]
+        out = torch.matmul(x.reshape(*x.shape[:-3], v * m, x.shape[-1]), c)  # [..., V*M, N]
+        return out.reshape(*out.shape[:-2], v, m, out.shape[-1]).movedim(-3, 0), 0
+
+
+def _step_attention(
+    probe: Probe,
+    layer: int,
+    query: torch.Tensor,  # [1, h, 1, d]
+    key: torch.Tensor,  # [1, h_kv, kv, d] from the StepCache: detached, own key last
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    scale: float,
+    bias: torch.Tensor | None,
+) -> tuple[torch.Tensor, None]:
+    """Attention of a step forward (one token over a detached cache).
+
+    From the lowest target layer up, the token's own key/value (probe.live) is added back live, as
+    the isolated sequence pass does for every position; everything else is a constant.
+    """
+    n_rep = query.shape[1] // key.shape[1]
+    kv_len = key.shape[-2]
+    mask = None if attention_mask is None else _additive(attention_mask, 1, kv_len, query)
+    if bias is not None:
+        mask = bias if mask is None else mask + bias
+    if layer < probe.lowest:  # no graph needed: the fast kernel
+        out = F.scaled_dot_product_attention(
+            query, key, value, attn_mask=mask, scale=scale, enable_gqa=n_rep > 1
+        )
+        return out.transpose(1, 2).contiguous(), None
+    k, v = _repeat_kv(key, n_rep), _repeat_kv(value, n_rep)
+    scores = _ConstMatmul.apply(query, k.transpose(-1, -2)) * scale  # [1, h, 1, kv]
+    live_k, live_v = (_repeat_kv(t, n_rep) for t in probe.live[layer])  # [1, h, 1, d]
+    if layer > probe.lowest:  # zero in value; the gradient path into the own key
+        diag = (query * (live_k - live_k.detach())).sum(-1, keepdim=True) * scale  # [1, h, 1, 1]
+        scores = scores + F.pad(diag, (kv_len - 1, 0))
+    if mask is not None:
+        scores = scores + mask
+    attn = torch.softmax(scores, dim=-1, dtype=_softmax_dtype(query.dtype)).to(query.dtype)
+    if layer in probe.layers:
+        if layer == probe.lowest:
+            attn = attn.detach().requires_grad_(True)  # the leaf: nothing below needs a graph
+        probe.captured[layer] = attn
+    out = _ConstMatmul.apply(attn, v)  # [1, h, 1, d]
+    if layer > probe.lowest:
+        out = out + attn[..., -1:] * (live_v - live_v.detach())
     return out.transpose(1, 2).contiguous(), None
 
 

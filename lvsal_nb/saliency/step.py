@@ -2,7 +2,9 @@
 
 With the KV cache detached, ∂L/∂A[q, :] from the single incremental forward of the token at q equals
 the full-recompute gradient of that row (past keys/values do not depend on the current row). One
-forward with grad from the lowest target layer up, one batched backward for all K candidates.
+forward with grad from the lowest target layer up; one backward batched over the K candidates
+(vmap), in which the cached keys/values are constants read once (probe._ConstMatmul) and the LM
+head's part is closed form.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+from transformers import DynamicCache
 
 from ..trace import Spans
 from .probe import Probe
@@ -27,8 +30,24 @@ class StepScores:
     rows: torch.Tensor  # [K, layers, q + 1]
 
 
+class StepCache(DynamicCache):
+    """A DynamicCache that holds no graph: in probe mode "step" it stores the new token's key/value
+    detached and hands the live ones to the probe (`probe.live[layer]`), whose attention adds their
+    gradient path back for the token's own column only."""
+
+    def __init__(self, config, probe: Probe):
+        super().__init__(config=config)
+        self.probe = probe
+
+    def update(self, key_states, value_states, layer_idx, *args, **kwargs):
+        if self.probe.mode == "step":
+            self.probe.live[layer_idx] = (key_states, value_states)
+            key_states, value_states = key_states.detach(), value_states.detach()
+        return super().update(key_states, value_states, layer_idx, *args, **kwargs)
+
+
 def detach_cache(cache) -> None:
-    """Cut the graph out of a transformers Cache after a grad-enabled step (keeps values)."""
+    """Cut the graph out of a transformers Cache after a grad-enabled forward (keeps values)."""
     for layer in getattr(cache, "layers", []):
         for name in ("keys", "values"):
             t = getattr(layer, name, None)
@@ -37,29 +56,40 @@ def detach_cache(cache) -> None:
 
 
 def score_candidates(
-    probe: Probe, logits: torch.Tensor, candidates: list[int], q: int, spans: Spans, context: str
+    probe: Probe,
+    logits: torch.Tensor,
+    hidden: torch.Tensor,
+    head: torch.nn.Linear,
+    candidates: list[int],
+    q: int,
+    spans: Spans,
+    context: str,
 ) -> StepScores:
-    """Batched backward of L_k = -log p(c_k) into the rows captured by the last step forward.
+    """Backward of L_k = -log p(c_k) for K candidates into the rows captured by the step forward.
+
+    The LM head's part is closed form (`_head_grads`): one matrix-vector product for all K
+    instead of K backward passes through the head.
 
     Args:
-        logits: [vocab] from the grad-enabled step forward (same forward that filled `probe.captured`).
+        logits: [vocab] of the step forward.
+        hidden: [d] final hidden state of that forward, with its graph (StepLoop.hidden).
+        head: the LM head (a Linear: logits = h Wᵀ (+ b)).
         candidates: K token ids.
     """
     layers = list(probe.layers)
     attn = [probe.captured[l] for l in layers]  # each [1, heads, 1, q + 1]
-    logp = torch.log_softmax(logits if logits.dtype == torch.float64 else logits.float(), dim=-1)
-    idx = torch.tensor(candidates, device=logits.device)
-    losses = -logp[idx]  # [K]
-    k = len(candidates)
-    if k == 1:
-        grads = [g.unsqueeze(0) for g in torch.autograd.grad(losses[0], attn)]
+    w = head.weight  # [vocab, d]
+    with torch.no_grad():
+        g = _head_grads(logits, w, candidates).to(hidden.dtype)  # [K, d] = ∂L_k/∂h
+    if len(candidates) == 1:
+        grads = [gr.unsqueeze(0) for gr in torch.autograd.grad(hidden, attn, grad_outputs=g[0])]
     else:
-        eye = torch.eye(k, dtype=losses.dtype, device=losses.device)
-        grads = list(torch.autograd.grad(losses, attn, grad_outputs=eye, is_grads_batched=True))
+        grads = list(torch.autograd.grad(hidden, attn, grad_outputs=g, is_grads_batched=True))
     with torch.no_grad():
         rows = saliency_rows(attn, grads)  # [K, 1, layers, kv]
         qpos = torch.tensor([q], device=rows.device)
         layer_scores = context_scores(rows, qpos, spans, context)[:, 0]  # [K, layers]
+    probe.captured, probe.live = {}, {}
     return StepScores(
         q=q,
         token_ids=list(candidates),
@@ -67,3 +97,19 @@ def score_candidates(
         layer_scores=layer_scores,
         rows=rows[:, 0],
     )
+
+
+def _head_grads(logits: torch.Tensor, w: torch.Tensor, candidates: list[int]) -> torch.Tensor:
+    """∂L_k/∂h = Wᵀ(p − e_{c_k}) for each candidate: [K, d].
+
+    Split as Wᵀp' + W_Cᵀ(p_C − I), p' = p outside the candidate set C: the coefficient p_c − 1 is
+    formed before any product, as autograd does. (Wᵀp − W[c] cancels when p_c ≈ 1: 1e-3 relative
+    error in float32 saliency.)
+    """
+    p = torch.softmax(logits.double() if logits.dtype == torch.float64 else logits.float(), dim=-1)
+    cols = sorted(set(candidates))
+    idx = torch.tensor(cols, device=w.device)
+    onehot = torch.tensor([[float(c == j) for j in cols] for c in candidates], dtype=p.dtype, device=p.device)
+    coef = p[idx][None, :] - onehot  # [K, |C|]
+    rest = p.index_fill(0, idx, 0.0)
+    return (rest.to(w.dtype) @ w)[None] + coef.to(w.dtype) @ w[idx]

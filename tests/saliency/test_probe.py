@@ -4,6 +4,7 @@ import pytest
 import torch
 
 import lvsal_nb as lv
+from lvsal_nb.decoding.loop import StepLoop
 from lvsal_nb.saliency.probe import Probe, attached
 
 PROMPT = "describe this image ."
@@ -32,7 +33,7 @@ def _fingerprint(session):
     )
 
 
-@pytest.mark.parametrize("mode", ["off", "step", "sequence"])
+@pytest.mark.parametrize("mode", ["off", "sequence"])
 def test_probe_logits_equal_eager(session, image, mode):
     eager = _logits(session, image, "eager")
     probe = Probe(layers=(1, 2), mode=mode)
@@ -41,6 +42,21 @@ def test_probe_logits_equal_eager(session, image, mode):
             probed = session.model(**session.adapter.prepare(image, PROMPT).inputs).logits
     assert torch.allclose(probed.detach(), eager, atol=1e-6)
     assert set(probe.captured) == set() or mode != "off"
+
+
+def test_step_forward_equals_eager(session, image):
+    """The step engine's forward (StepCache, closed-form head): eager logits, a cache with no graph."""
+    eager = _logits(session, image, "eager")[0, -1]
+    prepared = session.adapter.prepare(image, PROMPT)
+    probe = Probe(layers=(1, 2))
+    with attached(session.model, session.adapter.language_model, session.adapter.text_config, probe):
+        loop = StepLoop(session.adapter, prepared, probe, prepared.inputs, grad=True)
+        loop.prefill()
+        logits = loop.forward()
+        captured = sorted(probe.captured)
+    assert torch.allclose(logits, eager, atol=1e-5)
+    assert loop.hidden.requires_grad and captured == [1, 2]
+    assert not any(layer.keys.requires_grad or layer.values.requires_grad for layer in loop.cache.layers)
 
 
 def test_model_unchanged_after_trace(session, image):
