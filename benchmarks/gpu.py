@@ -8,7 +8,9 @@
    plain `generate`, generate + sequence engine (the default trace), step engine K=5, SGRS k=5,
    LocoRE around plain generate; wall time (CUDA-synchronised) and peak GPU memory of each, side by
    side in one process, ratios to plain generate.
-Writes gpu.json and gpu.md into --out.
+Every path is warmed at 8 tokens first; plain generate runs first and again last (drift check).
+Writes gpu.json, gpu.md and profile.txt (the sequence engine's `analyze` under torch.profiler) into
+--out.
 """
 
 from __future__ import annotations
@@ -106,7 +108,27 @@ def timed(fn):
     return out, time.perf_counter() - t0, (torch.cuda.max_memory_allocated() - base) / 2**30
 
 
-def overhead(device: str, T: int, dry: bool = False, skip: tuple[str, ...] = ()) -> dict:
+def profile_analysis(s, img, prompt, trace, out_dir: Path) -> None:
+    """Where the sequence engine's time goes: `analyze` of the traced output under the profiler
+    (top ops by device and by host time) -> profile.txt."""
+    from torch.profiler import ProfilerActivity, profile
+
+    ids = [r.token_id for r in trace.records]
+    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if torch.cuda.is_available() else [])
+    with profile(activities=acts) as prof:
+        _, secs, _ = timed(lambda: s.analyze(img, prompt, ids, chunk=None))
+    table = prof.key_averages()
+    text = [f"analyze({len(ids)} tokens, chunk=None): {secs:.3f} s (includes its own prefill)\n"]
+    if torch.cuda.is_available():
+        text.append(table.table(sort_by="cuda_time_total", row_limit=20))
+    text.append(table.table(sort_by="self_cpu_time_total", row_limit=20))
+    (out_dir / "profile.txt").write_text("\n".join(text))
+    print(text[0], flush=True)
+
+
+def overhead(
+    device: str, T: int, dry: bool = False, skip: tuple[str, ...] = (), out_dir: Path | None = None
+) -> dict:
     import lvsal_nb as lv
 
     s, img, prompt = build_7b(device, dry)
@@ -123,14 +145,24 @@ def overhead(device: str, T: int, dry: bool = False, skip: tuple[str, ...] = ())
 
     runs = {
         "generate": gen,
-        "trace (generate + sequence engine)": lambda: s.trace(img, prompt, max_new_tokens=T, chunk=None),
+        "LocoRE beta=0.15 (generate)": gen_locore,
         "step engine K=5": lambda: s.trace(img, prompt, max_new_tokens=T, engine="step", alternatives=4),
         "SGRS k=5": lambda: s.trace(img, prompt, max_new_tokens=T, sgrs=lv.SGRS(k=5)),
-        "LocoRE beta=0.15 (generate)": gen_locore,
+        "trace (generate + sequence engine)": lambda: s.trace(img, prompt, max_new_tokens=T, chunk=None),
+        "generate (again: drift check)": gen,
     }
     runs = {k: v for k, v in runs.items() if not any(x in k for x in skip)}
-    s.trace(img, prompt, max_new_tokens=4, sgrs=lv.SGRS(k=5))  # warm-up kernels
-    gen()
+    # Warm every path at a small length first (kernels, cuBLAS plans, allocator): run 1 and 2 timed
+    # the sequence engine cold, and whatever ran after it looked slow (RESULTS.md).
+    warm = {
+        "generate": lambda: s.model.generate(**inputs, max_new_tokens=8, do_sample=False),
+        "step": lambda: s.trace(img, prompt, max_new_tokens=8, engine="step", alternatives=4),
+        "sgrs": lambda: s.trace(img, prompt, max_new_tokens=8, sgrs=lv.SGRS(k=5)),
+        "trace": lambda: s.trace(img, prompt, max_new_tokens=8, chunk=None),
+    }
+    with torch.no_grad():
+        for fn in warm.values():
+            fn()
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu (dry run)"
     res = {"prompt_tokens": prepared.n, "new_tokens": T, "gpu": gpu}
     outs = {}
@@ -145,6 +177,8 @@ def overhead(device: str, T: int, dry: bool = False, skip: tuple[str, ...] = ())
             f"{name:40s} {secs:7.2f} s  +{mem:5.1f} GiB  {tokens} tokens  {res[name].get('analysis_s', '')}",
             flush=True,
         )
+    if out_dir is not None and "trace (generate + sequence engine)" in outs:
+        profile_analysis(s, img, prompt, outs["trace (generate + sequence engine)"], out_dir)
     seq = outs.get("trace (generate + sequence engine)")
     step = outs.get("step engine K=5", outs.get("SGRS k=5"))
     if seq is None or step is None:  # --skip left nothing to compare
@@ -176,7 +210,7 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     res = {"exactness": exactness(dev)}
     print(res, flush=True)
-    res["overhead"] = overhead(dev, args.T, args.dry_run, tuple(args.skip))
+    res["overhead"] = overhead(dev, args.T, args.dry_run, tuple(args.skip), out)
     (out / "gpu.json").write_text(json.dumps(res, indent=2))
     o = res["overhead"]
     base = o["generate"]["seconds"]

@@ -174,3 +174,15 @@ def test_load_local_checkpoint(tmp_path, image):
     s = lv.load(str(tmp_path), device="cpu")
     tr = s.trace(image, PROMPT, max_new_tokens=3)
     assert len(tr) == 3 and s.adapter.family == "llava"
+
+
+@pytest.mark.parametrize("engine", ["sequence", "step"])
+def test_trace_inside_no_grad(llava_session, image, engine):
+    """Users often wrap inference in torch.no_grad(); both engines still get their gradients."""
+    ref = llava_session.trace(image, PROMPT, max_new_tokens=4, engine=engine, alternatives=1)
+    with torch.no_grad():
+        tr = llava_session.trace(image, PROMPT, max_new_tokens=4, engine=engine, alternatives=1)
+    assert [c.saliency for s in tr.records for c in s.candidates] == [
+        c.saliency for s in ref.records for c in s.candidates
+    ]
+    assert len(tr) > 1 and tr.records[1].saliency is not None

@@ -45,9 +45,9 @@ class StepLoop:
             with torch.no_grad():
                 out = ad.model(**kw, **{ad.cache_kw: self.cache}, use_cache=True, logits_to_keep=1)
             return out.logits[0, -1]
-        with torch.enable_grad():
+        with torch.enable_grad():  # also when the caller runs under torch.no_grad()
             out = ad.decoder(**kw, **{ad.cache_kw: self.cache}, use_cache=True)
-        self.hidden = out.last_hidden_state[0, -1]
+            self.hidden = out.last_hidden_state[0, -1]
         with torch.no_grad():  # the head's gradient is closed form (score_candidates)
             self._logits = ad.head(self.hidden)
         return self._logits
