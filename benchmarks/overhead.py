@@ -2,6 +2,7 @@
 
     python benchmarks/overhead.py                     # T = 32 128 256, writes benchmarks/RESULTS.md section
     python benchmarks/overhead.py --T 32 --no-write   # quick look
+    python benchmarks/overhead.py --T 256 --rounds 3  # medians of 3 interleaved rounds (noisy hosts)
 
 Each (method, T) runs in a fresh subprocess on the same random ~134M-parameter LLaVA-architecture
 model (Llama text 12x768, vocab 32000, 576 image tokens as in LLaVA-1.5), so its peak RSS above the
@@ -158,14 +159,18 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--no-write", action="store_true")
     ap.add_argument("--section", default="overhead", help="RESULTS.md section to (re)write")
+    ap.add_argument(
+        "--rounds", type=int, default=1, help="run every method this many times, round-robin; report medians"
+    )
     ap.add_argument("--one", nargs=2, metavar=("METHOD", "T"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.one:
         print(json.dumps(run_one(args.one[0], int(args.one[1]), args.threads)))
         return 0
+    args.methods = list(dict.fromkeys(args.methods))
     rows = []
     for T in args.T:
-        for m in args.methods:
+        for m in [m for _ in range(args.rounds) for m in args.methods]:  # round-robin: drift hits all
             cmd = [sys.executable, __file__, "--one", m, str(T), "--threads", str(args.threads)]
             res = subprocess.run(cmd, capture_output=True, text=True)
             if res.returncode != 0:
@@ -184,7 +189,24 @@ def main(argv=None) -> int:
     return 0
 
 
+def _median_rows(rows):
+    """One row per (method, T): the median seconds over rounds, the largest peak."""
+    import statistics
+
+    out = []
+    for key in dict.fromkeys((r["method"], r["T"]) for r in rows):
+        ok = [r for r in rows if (r["method"], r["T"]) == key and "seconds" in r]
+        if not ok:
+            out.append(next(r for r in rows if (r["method"], r["T"]) == key))
+            continue
+        secs = statistics.median(r["seconds"] for r in ok)
+        peak = max(r["peak_mib"] for r in ok)
+        out.append({"method": key[0], "T": key[1], "seconds": secs, "peak_mib": peak})
+    return out
+
+
 def render(rows, args) -> str:
+    rows = _median_rows(rows)
     base = {r["T"]: r["seconds"] for r in rows if r["method"] == "generate" and "seconds" in r}
     lines = [
         "| method | " + " | ".join(f"T={T} s (×generate)" for T in args.T) + " | peak RSS T=max |",
@@ -209,6 +231,7 @@ def render(rows, args) -> str:
     head = (
         f"Machine: {platform.processor() or platform.machine()}, {args.threads} threads, "
         f"torch {torch.__version__}, {time.strftime('%Y-%m-%d')}. Command: `{cmd.strip()}`"
+        + (f". Median of {args.rounds} round-robin rounds." if args.rounds > 1 else "")
     )
     return head + "\n\n" + "\n".join(lines) + "\n"
 

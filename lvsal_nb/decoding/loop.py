@@ -7,11 +7,11 @@ next token's candidates from that forward alone. Prefill covers positions [0, n-
 from __future__ import annotations
 
 import torch
-from transformers import DynamicCache
 
 from ..models.base import PER_POSITION_KEYS, Adapter, Prepared
 from ..saliency.probe import Probe
 from ..saliency.step import StepCache, StepScores, score_candidates
+from .kv import GrowingCache
 
 
 class StepLoop:
@@ -26,7 +26,7 @@ class StepLoop:
         self.adapter, self.prepared, self.probe, self.grad = adapter, prepared, probe, grad
         self.inputs = inputs  # prepared.inputs on the model's device/dtype
         config = adapter.model.config
-        self.cache = StepCache(config, probe) if grad else DynamicCache(config=config)
+        self.cache = StepCache(config, probe) if grad else GrowingCache(config)
         self.pending = inputs["input_ids"][:, -1:]
         self.q = prepared.n - 1
         self.hidden: torch.Tensor | None = None  # [d], with graph, after a grad forward

@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from transformers import DynamicCache
 
+from ..decoding.kv import GrowingCache
 from ..trace import Spans
 from .probe import Probe
 from .score import context_scores, saliency_rows
@@ -30,13 +30,13 @@ class StepScores:
     rows: torch.Tensor  # [K, layers, q + 1]
 
 
-class StepCache(DynamicCache):
-    """A DynamicCache that holds no graph: in probe mode "step" it stores the new token's key/value
+class StepCache(GrowingCache):
+    """A cache that holds no graph: in probe mode "step" it stores the new token's key/value
     detached and hands the live ones to the probe (`probe.live[layer]`), whose attention adds their
     gradient path back for the token's own column only."""
 
     def __init__(self, config, probe: Probe):
-        super().__init__(config=config)
+        super().__init__(config)
         self.probe = probe
 
     def update(self, key_states, value_states, layer_idx, *args, **kwargs):
