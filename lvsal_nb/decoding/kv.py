@@ -8,6 +8,8 @@ isolated pass) take the plain concatenating path, so nothing differentiable is w
 
 from __future__ import annotations
 
+import copy
+
 import torch
 from transformers import DynamicCache
 from transformers.cache_utils import DynamicLayer
@@ -65,3 +67,15 @@ class GrowingCache(DynamicCache):
         if self.layer_class_to_replicate is DynamicLayer:
             self.layer_class_to_replicate = GrowingLayer
         self.layers = [GrowingLayer() if type(layer) is DynamicLayer else layer for layer in self.layers]
+
+
+def snapshot(cache: DynamicCache, config) -> DynamicCache:
+    """A plain DynamicCache holding exact-size copies of `cache`'s keys/values (no spare capacity);
+    caches with other layer kinds (sliding windows ...) are deep-copied as they are."""
+    if any(type(layer) not in (DynamicLayer, GrowingLayer) for layer in cache.layers):
+        return copy.deepcopy(cache)
+    out = DynamicCache(config=config)
+    for i, layer in enumerate(cache.layers):
+        if getattr(layer, "is_initialized", False) and layer.keys.dim() == 4:
+            out.update(layer.keys.clone(), layer.values.clone(), i)
+    return out

@@ -8,12 +8,12 @@ bounded by the chunk — which is also how a viewer streams while generation run
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Iterator
 
 import torch
 from transformers import DynamicCache
 
+from ..decoding.kv import snapshot
 from ..decoding.loop import prefill
 from ..models.base import Adapter, Prepared
 from .probe import Probe
@@ -49,7 +49,7 @@ class SequenceEngine:
         self.next_q = prepared.n - 1
         self.device = inputs["input_ids"].device
         if prefilled is not None:
-            self.cache = copy.deepcopy(prefilled)
+            self.cache = snapshot(prefilled, adapter.model.config)
         else:
             self.cache = DynamicCache(config=adapter.model.config)
             prefill(adapter, prepared, probe, inputs, self.cache)

@@ -44,3 +44,17 @@ def test_crop_deepcopy_and_graph_updates_stay_correct():
     keys, _ = grow.update(live, v, 0)
     keys.sum().backward()
     assert torch.equal(live.grad, torch.ones_like(live))
+
+
+def test_snapshot_is_exact_size_and_independent():
+    from lvsal_nb.decoding.kv import snapshot
+
+    grow = GrowingCache(CFG)
+    for layer in range(2):
+        grow.update(*_kv(5, layer), layer)
+    snap = snapshot(grow, CFG)
+    assert type(snap) is DynamicCache and snap.get_seq_length() == 5
+    for a, b in zip(grow.layers, snap.layers):
+        assert torch.equal(a.keys, b.keys) and b.keys.shape[-2] == 5
+    grow.update(*_kv(1, 7), 0)  # the source grows in place: the snapshot keeps its own copy
+    assert snap.get_seq_length() == 5 and grow.get_seq_length() == 6
