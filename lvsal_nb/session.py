@@ -118,17 +118,17 @@ class Session:
             Trace. Ctrl-C also returns the partial Trace, with `interrupted=True`.
         """
         cfg = self._check(
-            max_new_tokens,
-            decoding,
-            temperature,
-            top_p,
-            sgrs,
-            locore,
-            layers,
-            context,
-            engine,
-            alternatives,
-            generate_kwargs,
+            max_new_tokens=max_new_tokens,
+            decoding=decoding,
+            temperature=temperature,
+            top_p=top_p,
+            sgrs=sgrs,
+            locore=locore,
+            layers=layers,
+            context=context,
+            engine=engine,
+            alternatives=alternatives,
+            generate_kwargs=generate_kwargs,
         )
         prepared = self.adapter.prepare(image, prompt)
         inputs = self.adapter.to(prepared.inputs, self.dtype)
@@ -186,7 +186,17 @@ class Session:
         if not ids:
             raise ConfigError("the output to analyze is empty; pass generated text or token ids")
         cfg = self._check(
-            len(ids), "greedy", 1.0, 1.0, None, locore, layers, context, "sequence", alternatives, {}
+            max_new_tokens=len(ids),
+            decoding="greedy",
+            temperature=1.0,
+            top_p=1.0,
+            sgrs=None,
+            locore=locore,
+            layers=layers,
+            context=context,
+            engine="sequence",
+            alternatives=alternatives,
+            generate_kwargs={},
         )
         cfg.update(decoding="forced", chunk=chunk)
         prepared = self.adapter.prepare(image, prompt)
@@ -337,6 +347,7 @@ class Session:
     # ---- helpers ------------------------------------------------------------------------------
     def _check(
         self,
+        *,
         max_new_tokens,
         decoding,
         temperature,

@@ -18,7 +18,7 @@ from ..decoding.loop import prefill
 from ..models.base import Adapter, Prepared
 from .probe import Probe
 from .score import context_scores, saliency_rows
-from .step import StepScores, detach_cache
+from .step import StepScores
 
 
 class SequenceEngine:
@@ -113,3 +113,12 @@ class SequenceEngine:
                     ),
                     cand_logp[i],
                 )
+
+
+def detach_cache(cache) -> None:
+    """Cut the graph out of a transformers Cache after a chunk's grad-enabled pass (keeps values)."""
+    for layer in getattr(cache, "layers", []):
+        for name in ("keys", "values"):
+            t = getattr(layer, name, None)
+            if isinstance(t, torch.Tensor) and t.requires_grad:
+                setattr(layer, name, t.detach())

@@ -46,15 +46,6 @@ class StepCache(GrowingCache):
         return super().update(key_states, value_states, layer_idx, *args, **kwargs)
 
 
-def detach_cache(cache) -> None:
-    """Cut the graph out of a transformers Cache after a grad-enabled forward (keeps values)."""
-    for layer in getattr(cache, "layers", []):
-        for name in ("keys", "values"):
-            t = getattr(layer, name, None)
-            if isinstance(t, torch.Tensor) and t.requires_grad:
-                setattr(layer, name, t.detach())
-
-
 def score_candidates(
     probe: Probe,
     logits: torch.Tensor,
