@@ -9,8 +9,8 @@
    LocoRE around plain generate; wall time (CUDA-synchronised) and peak GPU memory of each, side by
    side in one process, ratios to plain generate.
 Every path is warmed at 8 tokens first; plain generate runs first and again last (drift check).
-Writes gpu.json, gpu.md and profile.txt (the sequence engine's `analyze` under torch.profiler) into
---out.
+Writes gpu.json, gpu.md and profile.txt (the sequence engine's `analyze` and 16 SGRS tokens under
+torch.profiler) into --out.
 """
 
 from __future__ import annotations
@@ -108,22 +108,39 @@ def timed(fn):
     return out, time.perf_counter() - t0, (torch.cuda.max_memory_allocated() - base) / 2**30
 
 
-def profile_analysis(s, img, prompt, trace, out_dir: Path) -> None:
-    """Where the sequence engine's time goes: `analyze` of the traced output under the profiler
-    (top ops by device and by host time) -> profile.txt."""
-    from torch.profiler import ProfilerActivity, profile
+def profile_engines(s, img, prompt, trace, out_dir: Path) -> None:
+    """Where each engine's time goes, for the next optimisation: the sequence engine's `analyze` of
+    the traced output, and 16 SGRS tokens on the step engine, under torch.profiler (top ops by
+    device and by host time) -> profile.txt."""
+    import lvsal_nb as lv
 
     ids = [r.token_id for r in trace.records]
+    runs = {
+        f"analyze({len(ids)} tokens, chunk=None), includes its own prefill": lambda: s.analyze(
+            img, prompt, ids, chunk=None
+        ),
+        "SGRS k=5, 16 tokens (step engine), includes its prefill": lambda: s.trace(
+            img, prompt, max_new_tokens=16, sgrs=lv.SGRS(k=5)
+        ),
+    }
+    text = []
+    for name, fn in runs.items():
+        table, secs = _profiled(fn)
+        text.append(f"== {name}: {secs:.3f} s\n")
+        if torch.cuda.is_available():
+            text.append(table.table(sort_by="cuda_time_total", row_limit=20))
+        text.append(table.table(sort_by="self_cpu_time_total", row_limit=20))
+        print(f"{name}: {secs:.3f} s", flush=True)
+    (out_dir / "profile.txt").write_text("\n".join(text))
+
+
+def _profiled(fn):
+    from torch.profiler import ProfilerActivity, profile
+
     acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if torch.cuda.is_available() else [])
     with profile(activities=acts) as prof:
-        _, secs, _ = timed(lambda: s.analyze(img, prompt, ids, chunk=None))
-    table = prof.key_averages()
-    text = [f"analyze({len(ids)} tokens, chunk=None): {secs:.3f} s (includes its own prefill)\n"]
-    if torch.cuda.is_available():
-        text.append(table.table(sort_by="cuda_time_total", row_limit=20))
-    text.append(table.table(sort_by="self_cpu_time_total", row_limit=20))
-    (out_dir / "profile.txt").write_text("\n".join(text))
-    print(text[0], flush=True)
+        _, secs, _ = timed(fn)
+    return prof.key_averages(), secs
 
 
 def overhead(
@@ -178,7 +195,7 @@ def overhead(
             flush=True,
         )
     if out_dir is not None and "trace (generate + sequence engine)" in outs:
-        profile_analysis(s, img, prompt, outs["trace (generate + sequence engine)"], out_dir)
+        profile_engines(s, img, prompt, outs["trace (generate + sequence engine)"], out_dir)
     seq = outs.get("trace (generate + sequence engine)")
     step = outs.get("step engine K=5", outs.get("SGRS k=5"))
     if seq is None or step is None:  # --skip left nothing to compare
