@@ -7,7 +7,9 @@ next token's candidates from that forward alone. Prefill covers positions [0, n-
 from __future__ import annotations
 
 import torch
+from torch import nn
 
+from ..errors import UnsupportedModelError
 from ..models.base import PER_POSITION_KEYS, Adapter, Prepared
 from ..saliency.probe import Probe
 from ..saliency.step import StepCache, StepScores, score_candidates
@@ -26,6 +28,8 @@ class StepLoop:
         self.adapter, self.prepared, self.probe, self.grad = adapter, prepared, probe, grad
         self.inputs = inputs  # prepared.inputs on the model's device/dtype
         config = adapter.model.config
+        if grad:
+            _check_plain_head(adapter)
         self.cache = StepCache(config, probe) if grad else GrowingCache(config)
         self.pending = inputs["input_ids"][:, -1:]
         self.q = prepared.n - 1
@@ -70,6 +74,18 @@ class StepLoop:
         self.pending = torch.tensor([[token_id]], device=self.pending.device)
         self.q += 1
         self.hidden = self._logits = None
+
+
+def _check_plain_head(adapter: Adapter) -> None:
+    """The step engine forms the LM head's gradient in closed form: it needs logits = h Wᵀ (+ b)."""
+    cfg = adapter.text_config
+    scaled = [a for a in ("final_logit_softcapping", "logit_scale") if getattr(cfg, a, None) not in (None, 1)]
+    if not isinstance(getattr(adapter.model, "lm_head", None), nn.Linear) or scaled:
+        raise UnsupportedModelError(
+            f"{type(adapter.model).__name__}'s LM head is not a plain linear layer"
+            + (f" ({', '.join(scaled)} is set)" if scaled else "")
+            + "; the step engine (SGRS, engine='step') needs one. Trace with engine='sequence' instead."
+        )
 
 
 def prefill(adapter: Adapter, prepared: Prepared, probe: Probe, inputs: dict, cache) -> None:

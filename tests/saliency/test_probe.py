@@ -81,6 +81,17 @@ def test_model_restored_when_tracing_raises(llava_session, image):
     assert _fingerprint(llava_session) == before
 
 
+def test_step_engine_refuses_a_head_it_cannot_differentiate(llava_session, image):
+    cfg = llava_session.adapter.text_config
+    cfg.final_logit_softcapping = 30.0  # as Gemma-2 text models set it
+    try:
+        with pytest.raises(lv.UnsupportedModelError, match="engine='sequence'"):
+            llava_session.trace(image, PROMPT, max_new_tokens=2, sgrs=lv.SGRS(k=2, rounds=2))
+    finally:
+        del cfg.final_logit_softcapping
+    assert len(llava_session.trace(image, PROMPT, max_new_tokens=2, engine="step")) == 2
+
+
 def test_unsupported_attention_dispatch_is_refused(llava_session):
     class Legacy(torch.nn.Module):
         def _can_set_attn_implementation(self):
