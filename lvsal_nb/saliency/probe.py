@@ -115,10 +115,10 @@ def lvsal_attention(
         if probe is None or layer is None
         else probe.bias_for(layer, q_len, kv_len, query.device, query.dtype)
     )
-    capture = probe is not None and probe.mode != "off" and layer in probe.layers
-    isolate = probe is not None and probe.mode == "sequence" and layer is not None and layer > probe.lowest
-    if probe is not None and probe.mode == "step" and layer is not None:
+    if probe is not None and probe.mode == "step" and layer is not None and layer >= probe.lowest:
         return _step_attention(probe, layer, query, key, value, attention_mask, scale, bias)
+    capture = probe is not None and probe.mode == "sequence" and layer in probe.layers
+    isolate = probe is not None and probe.mode == "sequence" and layer is not None and layer > probe.lowest
 
     if not (capture or isolate):
         # The fast path: SDPA with the boolean mask (or is_causal), GQA without copies.
@@ -205,21 +205,18 @@ def _step_attention(
     scale: float,
     bias: torch.Tensor | None,
 ) -> tuple[torch.Tensor, None]:
-    """Attention of a step forward (one token over a detached cache).
+    """Attention of a step forward (one token over a detached cache), from the lowest target layer
+    up (the layers below need no graph and take the fast path).
 
-    From the lowest target layer up, the token's own key/value (probe.live) is added back live, as
-    the isolated sequence pass does for every position; everything else is a constant.
+    The token's own key/value (probe.live) is added back live, as the isolated sequence pass does for
+    every position; everything else is a constant.
     """
     n_rep = query.shape[1] // key.shape[1]
     kv_len = key.shape[-2]
-    mask = None if attention_mask is None else _additive(attention_mask, 1, kv_len, query)
-    if bias is not None:
-        mask = bias if mask is None else mask + bias
-    if layer < probe.lowest:  # no graph needed: the fast kernel
-        out = F.scaled_dot_product_attention(
-            query, key, value, attn_mask=mask, scale=scale, enable_gqa=n_rep > 1
-        )
-        return out.transpose(1, 2).contiguous(), None
+    if bias is not None:  # built once per forward, shared by all layers
+        mask = probe.biased_mask(bias, attention_mask, 1, kv_len, query)
+    else:
+        mask = None if attention_mask is None else _additive(attention_mask, 1, kv_len, query)
     k, v = _repeat_kv(key, n_rep), _repeat_kv(value, n_rep)
     scores = _ConstMatmul.apply(query, k.transpose(-1, -2)) * scale  # [1, h, 1, kv]
     live_k, live_v = (_repeat_kv(t, n_rep) for t in probe.live[layer])  # [1, h, 1, d]

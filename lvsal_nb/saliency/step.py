@@ -98,9 +98,8 @@ def _head_grads(logits: torch.Tensor, w: torch.Tensor, candidates: list[int]) ->
     error in float32 saliency.)
     """
     p = torch.softmax(logits.double() if logits.dtype == torch.float64 else logits.float(), dim=-1)
-    cols = sorted(set(candidates))
-    idx = torch.tensor(cols, device=w.device)
-    onehot = torch.tensor([[float(c == j) for j in cols] for c in candidates], dtype=p.dtype, device=p.device)
-    coef = p[idx][None, :] - onehot  # [K, |C|]
+    idx = torch.tensor(sorted(set(candidates)), device=w.device)
+    cand = torch.tensor(candidates, device=w.device)
+    coef = p[idx][None, :] - (cand[:, None] == idx[None, :]).to(p.dtype)  # [K, |C|]
     rest = p.index_fill(0, idx, 0.0)
     return (rest.to(w.dtype) @ w)[None] + coef.to(w.dtype) @ w[idx]
