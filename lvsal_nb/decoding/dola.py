@@ -134,7 +134,7 @@ def dola_generate(
     )
     cands = candidate_layers(cfg.layers, adapter.num_layers, tied)
     norm = getattr(adapter.language_model, "norm", None)
-    head = adapter.model.get_output_embeddings()
+    head = adapter.head
     if norm is None or head is None:
         raise ConfigError(
             f"DoLa needs the decoder's final norm and LM head; {type(adapter.model).__name__} "

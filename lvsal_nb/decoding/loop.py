@@ -80,7 +80,7 @@ def _check_plain_head(adapter: Adapter) -> None:
     """The step engine forms the LM head's gradient in closed form: it needs logits = h Wᵀ (+ b)."""
     cfg = adapter.text_config
     scaled = [a for a in ("final_logit_softcapping", "logit_scale") if getattr(cfg, a, None) not in (None, 1)]
-    if not isinstance(getattr(adapter.model, "lm_head", None), nn.Linear) or scaled:
+    if not isinstance(adapter.head, nn.Linear) or scaled:
         raise UnsupportedModelError(
             f"{type(adapter.model).__name__}'s LM head is not a plain linear layer"
             + (f" ({', '.join(scaled)} is set)" if scaled else "")

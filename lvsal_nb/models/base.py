@@ -129,8 +129,9 @@ class Adapter:
         return self.model.model
 
     @property
-    def head(self) -> nn.Linear:
-        return self.model.lm_head
+    def head(self) -> nn.Module | None:
+        """The LM head (output embeddings): logits = head(final hidden state)."""
+        return self.model.get_output_embeddings()
 
     @property
     def text_config(self):
