@@ -7,28 +7,10 @@ import os
 
 import pandas as pd
 import pytest
-import torch
 
 from lvsal_nb.eval.runner import RunSpec, run
-from lvsal_nb.models import tiny
 
 ray = pytest.importorskip("ray", reason="the Ray engine needs `pip install ray` (in the dev extra)")
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    d = tmp_path_factory.mktemp("tiny-llava")
-    model, proc = tiny.tiny_llava()
-    model.save_pretrained(d)
-    proc.save_pretrained(d)
-    return str(d)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def restore_threads():
-    n = torch.get_num_threads()  # the local run here uses threads=1, which is process-wide
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")

@@ -16,26 +16,9 @@ from lvsal_nb.eval.pope import load_questions
 from lvsal_nb.eval.pope import score as pope_score
 from lvsal_nb.eval.runner import RunSpec, main, run
 from lvsal_nb.eval.worker import Worker
-from lvsal_nb.models import tiny
 from lvsal_nb.trace import Trace
 
 ALL = "greedy,sgrs,locore,sgrs+locore,vcd,dola"
-
-
-@pytest.fixture(scope="module", autouse=True)
-def restore_threads():
-    n = torch.get_num_threads()  # workers here run with threads=1, which is process-wide
-    yield
-    torch.set_num_threads(n)
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    d = tmp_path_factory.mktemp("tiny-llava")
-    model, proc = tiny.tiny_llava()
-    model.save_pretrained(d)
-    proc.save_pretrained(d)
-    return str(d)
 
 
 @pytest.fixture(scope="module")
