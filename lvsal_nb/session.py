@@ -212,7 +212,8 @@ class Session:
 
     # ---- engines ------------------------------------------------------------------------------
     def _run_step(self, prepared, inputs, probe, cfg, sgrs, gen, emit, stop):
-        loop = StepLoop(self.adapter, prepared, probe, inputs, grad=True)
+        k = sgrs.k if sgrs is not None else cfg["alternatives"] + 1
+        loop = StepLoop(self.adapter, prepared, probe, inputs, grad=True, k=k)
         loop.prefill()
         det, history, eos = _Detok(self.adapter.tokenizer), [], self.adapter.eos_token_ids
         for t in range(cfg["max_new_tokens"]):

@@ -6,11 +6,14 @@ next token's candidates from that forward alone. Prefill covers positions [0, n-
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 from torch import nn
 
 from ..errors import UnsupportedModelError
 from ..models.base import PER_POSITION_KEYS, Adapter, Prepared
+from ..saliency.const import const_linears, onednn_applies
 from ..saliency.probe import Probe
 from ..saliency.step import StepCache, StepScores, score_candidates
 from .kv import GrowingCache
@@ -22,9 +25,13 @@ class StepLoop:
     Args:
         grad: run each forward with grad (probe.mode="step"): `probe.captured` then holds row q and
             `hidden` the final hidden state, ready for `score`.
+        k: candidates `score` will get per step. With k > 1 on CPU the language model's linears are
+            ConstLinears during grad forwards (their K-row backward runs on oneDNN, const.py).
     """
 
-    def __init__(self, adapter: Adapter, prepared: Prepared, probe: Probe, inputs: dict, grad: bool):
+    def __init__(
+        self, adapter: Adapter, prepared: Prepared, probe: Probe, inputs: dict, grad: bool, k: int = 1
+    ):
         self.adapter, self.prepared, self.probe, self.grad = adapter, prepared, probe, grad
         self.inputs = inputs  # prepared.inputs on the model's device/dtype
         config = adapter.model.config
@@ -35,6 +42,8 @@ class StepLoop:
         self.q = prepared.n - 1
         self.hidden: torch.Tensor | None = None  # [d], with graph, after a grad forward
         self._logits: torch.Tensor | None = None
+        fold = k > 1 and onednn_applies(adapter.head.weight)
+        self._linears = const_linears if fold else contextlib.nullcontext
 
     def prefill(self) -> None:
         prefill(self.adapter, self.prepared, self.probe, self.inputs, self.cache)
@@ -49,7 +58,8 @@ class StepLoop:
             with torch.no_grad():
                 out = ad.model(**kw, **{ad.cache_kw: self.cache}, use_cache=True, logits_to_keep=1)
             return out.logits[0, -1]
-        with torch.enable_grad():  # also when the caller runs under torch.no_grad()
+        # enable_grad: also when the caller runs under torch.no_grad()
+        with torch.enable_grad(), self._linears(ad.language_model):
             out = ad.decoder(**kw, **{ad.cache_kw: self.cache}, use_cache=True)
             self.hidden = out.last_hidden_state[0, -1]
         with torch.no_grad():  # the head's gradient is closed form (score_candidates)

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import UnsupportedModelError
+from .const import ConstMatmul
 
 NAME = "lvsal"
 _REGISTER_LOCK = threading.Lock()
@@ -167,34 +168,6 @@ def lvsal_attention(
     return out.transpose(1, 2).contiguous(), None
 
 
-class _ConstMatmul(torch.autograd.Function):
-    """x @ c for a constant c (detached keys/values). Under the step engine's batched backward
-    (vmap over K candidates) the vmapped dim is folded into x's rows: one matmul that reads c once.
-    torch's own batching rule for matmul copies c once per candidate (4x slower at K=5 on CPU)."""
-
-    @staticmethod
-    def forward(x, c):
-        return torch.matmul(x, c)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        ctx.c = inputs[1]
-
-    @staticmethod
-    def backward(ctx, g):
-        return _ConstMatmul.apply(g, ctx.c.transpose(-1, -2)), None
-
-    @staticmethod
-    def vmap(info, in_dims, x, c):
-        if in_dims[1] is not None:  # not used by the probe (c is a constant); plain broadcasting
-            x = x.movedim(in_dims[0], 0) if in_dims[0] is not None else x.unsqueeze(0)
-            return torch.matmul(x, c.movedim(in_dims[1], 0)), 0
-        x = x.movedim(in_dims[0], -3)  # [..., V, M, D]
-        v, m = x.shape[-3], x.shape[-2]
-        out = torch.matmul(x.reshape(*x.shape[:-3], v * m, x.shape[-1]), c)  # [..., V*M, N]
-        return out.reshape(*out.shape[:-2], v, m, out.shape[-1]).movedim(-3, 0), 0
-
-
 def _step_attention(
     probe: Probe,
     layer: int,
@@ -218,7 +191,7 @@ def _step_attention(
     else:
         mask = None if attention_mask is None else _additive(attention_mask, 1, kv_len, query)
     k, v = _repeat_kv(key, n_rep), _repeat_kv(value, n_rep)
-    scores = _ConstMatmul.apply(query, k.transpose(-1, -2)) * scale  # [1, h, 1, kv]
+    scores = ConstMatmul.apply(query, k.transpose(-1, -2)) * scale  # [1, h, 1, kv]
     live_k, live_v = (_repeat_kv(t, n_rep) for t in probe.live[layer])  # [1, h, 1, d]
     if layer > probe.lowest:  # zero in value; the gradient path into the own key
         diag = (query * (live_k - live_k.detach())).sum(-1, keepdim=True) * scale  # [1, h, 1, 1]
@@ -230,7 +203,7 @@ def _step_attention(
         if layer == probe.lowest:
             attn = attn.detach().requires_grad_(True)  # the leaf: nothing below needs a graph
         probe.captured[layer] = attn
-    out = _ConstMatmul.apply(attn, v)  # [1, h, 1, d]
+    out = ConstMatmul.apply(attn, v)  # [1, h, 1, d]
     if layer > probe.lowest:
         out = out + attn[..., -1:] * (live_v - live_v.detach())
     return out.transpose(1, 2).contiguous(), None

@@ -3,7 +3,7 @@
 With the KV cache detached, ∂L/∂A[q, :] from the single incremental forward of the token at q equals
 the full-recompute gradient of that row (past keys/values do not depend on the current row). One
 forward with grad from the lowest target layer up; one backward batched over the K candidates
-(vmap), in which the cached keys/values are constants read once (probe._ConstMatmul) and the LM
+(vmap), in which the cached keys/values are constants read once (const.py) and the LM
 head's part is closed form.
 """
 
@@ -75,7 +75,8 @@ def score_candidates(
     if len(candidates) == 1:
         grads = [gr.unsqueeze(0) for gr in torch.autograd.grad(hidden, attn, grad_outputs=g[0])]
     else:
-        grads = list(torch.autograd.grad(hidden, attn, grad_outputs=g, is_grads_batched=True))
+        # torch.func.vmap, not is_grads_batched (the legacy vmap): it runs const.py's batching rules
+        grads = list(torch.func.vmap(lambda gk: torch.autograd.grad(hidden, attn, gk, retain_graph=True))(g))
     with torch.no_grad():
         rows = saliency_rows(attn, grads)  # [K, 1, layers, kv]
         qpos = torch.tensor([q], device=rows.device)

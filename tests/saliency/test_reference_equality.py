@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import torch
 
 import lvsal_nb as lv
 from lvsal_nb.saliency.reference import reference_step
@@ -75,3 +76,28 @@ def test_chunk_sizes_give_identical_rows(llava_session, image):
         for x, y in zip(runs[0].records, other.records):
             np.testing.assert_allclose(x.row, y.row, atol=1e-7)
             assert x.saliency == pytest.approx(y.saliency, abs=1e-12)
+
+
+def test_step_engine_float32_onednn_linears_match_reference(make_session, image, monkeypatch):
+    """float32 on CPU with K > 1 is the path whose linear backward runs on oneDNN (const.py):
+    equal to the float32 naive reference within float32 rounding, and the path was taken."""
+    from lvsal_nb.saliency import const
+
+    if not const.use_onednn:
+        pytest.skip("torch built without oneDNN")
+    folded = []
+    inner = const.folded_mm
+    monkeypatch.setattr(const, "folded_mm", lambda g, c: folded.append(c.dim()) or inner(g, c))
+    session = make_session("llava", torch.float32)
+    tr = session.trace(image, PROMPT, max_new_tokens=4, layers=LAYERS, engine="step", alternatives=2)
+    assert 2 in folded  # the K-row backward of the model's linears (2-D weights)
+    prepared = session.adapter.prepare(image, PROMPT)
+    out = [s.token_id for s in tr.records]
+    for t, rec in enumerate(tr.records):
+        cands = [c.token_id for c in rec.candidates]
+        ref = reference_step(session.adapter, prepared, out, t, cands, LAYERS)
+        scale = max(float(r.abs().max()) for r in ref["rows"])
+        np.testing.assert_allclose(rec.row, ref["rows"][0].numpy(), rtol=0, atol=1e-4 * scale)
+        np.testing.assert_allclose(
+            [c.saliency for c in rec.candidates], ref["scores"], rtol=1e-3, atol=1e-4 * scale
+        )

@@ -1,0 +1,123 @@
+"""Products with constants (weights, detached keys/values) whose batched backward is one matmul.
+
+The step engine's backward is vmapped over K candidates. The batching rule of is_grads_batched (the
+legacy vmap) copied the cached keys once per candidate; these functions fold the candidates into
+the rows instead, so each constant is read once. On CPU the folded product with a weight runs on
+oneDNN where that is faster: on this project's AMD EPYC, MKL's product with 5 rows costs 1.8-2x its
+1-row product when the weights stream from DRAM, oneDNN's about 1x (benchmarks/RESULTS.md, kernels).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from collections.abc import Iterator
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+_fx = torch._C._functorch
+_BATCHED = torch._C.DispatchKeySet(torch._C.DispatchKey.FuncTorchBatched)
+_ONEDNN_DTYPES = (torch.float32, torch.bfloat16)
+use_onednn = torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
+
+
+def const_mm(x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+    """x @ c (any leading dims on x). A 2-D c with at least as many rows as columns, on CPU in
+    float32/bfloat16, goes through oneDNN (for a wide c, [768, 2048], oneDNN reading cᵀ in place is
+    slower than MKL: benchmarks/kernels.py)."""
+    if c.dim() == 2 and c.shape[0] >= c.shape[1] and x.dtype == c.dtype and onednn_applies(x):
+        rows = x.reshape(-1, x.shape[-1]).contiguous()
+        # linear(rows, w) = rows @ wᵀ; w = cᵀ is a view: oneDNN reads c in place, no copy
+        out = torch.ops.mkldnn._linear_pointwise(rows, c.t(), None, "none", [None], "")
+        return out.reshape(*x.shape[:-1], c.shape[-1])
+    return torch.matmul(x, c)
+
+
+def folded_mm(g: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+    """g @ c for a constant c, where g may be batched by torch.func.vmap (the step engine's K
+    candidates): the vmapped dim is folded into g's rows, one product that reads c once.
+
+    Unwraps the batched tensor itself (what functorch does for an autograd.Function's vmap rule,
+    without its ~120 us of Python per call: 67 calls per step).
+    """
+    if not _fx.is_batchedtensor(g):
+        return const_mm(g, c)
+    if _fx.is_batchedtensor(c):  # not used by the engines (c is a constant); native batching rule
+        return torch.matmul(g, c)
+    level = _fx.maybe_get_level(g)
+    x, bdim = _fx._unwrap_batched(g, level)
+    with torch._C._ExcludeDispatchKeyGuard(_BATCHED):  # plain ops on the unwrapped tensor
+        x = x.movedim(bdim, -3)  # [..., V, M, D]
+        v, m = x.shape[-3], x.shape[-2]
+        out = const_mm(x.reshape(*x.shape[:-3], v * m, x.shape[-1]), c)  # [..., V*M, N]
+        out = out.reshape(*out.shape[:-2], v, m, out.shape[-1]).movedim(-3, 0)
+    return _fx._add_batch_dim(out, 0, level)
+
+
+class ConstMatmul(torch.autograd.Function):
+    """x @ c for a constant c (detached keys/values); its backward is a folded_mm."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(x, c):
+        return torch.matmul(x, c)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        ctx.c = inputs[1]
+
+    @staticmethod
+    def backward(ctx, g):
+        return folded_mm(g, ctx.c.transpose(-1, -2)), None
+
+
+class ConstLinear(torch.autograd.Function):
+    """F.linear(x, w, b) for constant w, b: the forward is F.linear itself (the kernel plain
+    generation uses); the input's gradient g @ w is a folded_mm."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(x, w, b):
+        return F.linear(x, w, b)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        ctx.w = inputs[1]
+
+    @staticmethod
+    def backward(ctx, g):
+        return folded_mm(g, ctx.w), None, None
+
+
+def onednn_applies(x: torch.Tensor) -> bool:
+    """Whether const_mm takes oneDNN for tensors like x (CPU, float32 / bfloat16)."""
+    return use_onednn and x.device.type == "cpu" and x.dtype in _ONEDNN_DTYPES
+
+
+def _const_forward(module: nn.Linear, x: torch.Tensor) -> torch.Tensor:
+    if x.requires_grad and torch.is_grad_enabled():
+        return ConstLinear.apply(x, module.weight, module.bias)
+    return F.linear(x, module.weight, module.bias)
+
+
+@contextlib.contextmanager
+def const_linears(model: nn.Module) -> Iterator[None]:
+    """Within: the model's nn.Linear layers with constant weights are ConstLinears (their input's
+    gradient is a folded_mm). Layers whose forward is already wrapped (accelerate's offload hooks
+    set an instance `forward`) are left alone."""
+    mods = [
+        m
+        for m in model.modules()
+        if isinstance(m, nn.Linear) and not m.weight.requires_grad and "forward" not in m.__dict__
+    ]
+    for m in mods:
+        m.forward = functools.partial(_const_forward, m)
+    try:
+        yield
+    finally:
+        for m in mods:
+            del m.forward
