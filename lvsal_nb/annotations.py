@@ -21,6 +21,7 @@ import datetime as _dt
 import getpass
 import os
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -220,9 +221,22 @@ class MarkStore:
                 if con.in_transaction:
                     con.execute("ROLLBACK")
                 raise
-        if con.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
-            con.execute("PRAGMA journal_mode = WAL")  # persistent: concurrent readers + one writer
+        self._wal(con)
         self._ready = True
+
+    def _wal(self, con: sqlite3.Connection) -> None:
+        """Switch the file to WAL (persistent: concurrent readers + one writer). The switch needs the
+        file to itself and SQLite does not wait for that, so a busy file is retried until timeout."""
+        deadline = time.monotonic() + self.timeout
+        while True:
+            try:
+                if con.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                    con.execute("PRAGMA journal_mode = WAL")
+                return
+            except sqlite3.OperationalError as e:
+                if "locked" not in str(e) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
 
     def _error(self, what: str) -> AnnotationStoreError:
         return AnnotationStoreError(

@@ -2,6 +2,7 @@
 
 import multiprocessing as mp
 import sqlite3
+import threading
 
 import pandas as pd
 import pytest
@@ -104,6 +105,28 @@ def test_two_processes_writing_at_once_lose_nothing(store):
     for who in ("p1", "p2"):
         mine = df[df.author == who]
         assert sorted(mine.step) == list(range(n)) and set(mine.trace_id) == {f"trace-{who}"}
+
+
+def test_switch_to_wal_waits_for_a_writer(store):
+    """The WAL switch needs the file to itself; while another connection holds a write lock SQLite
+    refuses it at once instead of waiting (deadlock avoidance). Two processes creating a store at
+    once hit that ('database is locked') before the switch was retried."""
+    store.add("t", 0, "correct")
+    with sqlite3.connect(store.path) as con:
+        con.execute("PRAGMA journal_mode = DELETE")
+    writer = sqlite3.connect(store.path, isolation_level=None, check_same_thread=False)
+    writer.execute("BEGIN IMMEDIATE")
+    writer.execute("UPDATE marks SET note = 'other process' WHERE step = 0")
+    release = threading.Timer(0.3, lambda: writer.execute("COMMIT"))
+    release.start()
+    try:
+        MarkStore(store.path).add("t", 1, "hallucinated")
+    finally:
+        release.join()
+        writer.close()
+    with sqlite3.connect(store.path) as con:
+        assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert sorted(store.marks().step) == [0, 1] and store.marks().note[0] == "other process"
 
 
 def test_corrupt_store_raises_clear_error_and_keeps_the_file(tmp_path):
