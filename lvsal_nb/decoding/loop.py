@@ -7,6 +7,7 @@ next token's candidates from that forward alone. Prefill covers positions [0, n-
 from __future__ import annotations
 
 import contextlib
+import functools
 
 import torch
 from torch import nn
@@ -43,7 +44,8 @@ class StepLoop:
         self.hidden: torch.Tensor | None = None  # [d], with graph, after a grad forward
         self._logits: torch.Tensor | None = None
         fold = k > 1 and onednn_applies(adapter.head.weight)
-        self._linears = const_linears if fold else contextlib.nullcontext
+        linears = [m for m in adapter.language_model.modules() if isinstance(m, nn.Linear)]
+        self._linears = functools.partial(const_linears, linears) if fold else contextlib.nullcontext
 
     def prefill(self) -> None:
         prefill(self.adapter, self.prepared, self.probe, self.inputs, self.cache)
@@ -59,7 +61,7 @@ class StepLoop:
                 out = ad.model(**kw, **{ad.cache_kw: self.cache}, use_cache=True, logits_to_keep=1)
             return out.logits[0, -1]
         # enable_grad: also when the caller runs under torch.no_grad()
-        with torch.enable_grad(), self._linears(ad.language_model):
+        with torch.enable_grad(), self._linears():
             out = ad.decoder(**kw, **{ad.cache_kw: self.cache}, use_cache=True)
             self.hidden = out.last_hidden_state[0, -1]
         with torch.no_grad():  # the head's gradient is closed form (score_candidates)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -98,15 +98,11 @@ def _const_forward(module: nn.Linear, x: torch.Tensor) -> torch.Tensor:
 
 
 @contextlib.contextmanager
-def const_linears(model: nn.Module) -> Iterator[None]:
-    """Within: the model's nn.Linear layers with constant weights are ConstLinears (their input's
-    gradient is a folded_mm). Layers whose forward is already wrapped (accelerate's offload hooks
-    set an instance `forward`) are left alone."""
-    mods = [
-        m
-        for m in model.modules()
-        if isinstance(m, nn.Linear) and not m.weight.requires_grad and "forward" not in m.__dict__
-    ]
+def const_linears(linears: Iterable[nn.Linear]) -> Iterator[None]:
+    """Within: these nn.Linear layers, where their weights are constants, are ConstLinears (their
+    input's gradient is a folded_mm). A layer whose forward is already wrapped (accelerate's offload
+    hooks set an instance `forward`) is left alone."""
+    mods = [m for m in linears if not m.weight.requires_grad and "forward" not in m.__dict__]
     for m in mods:
         m.forward = functools.partial(_const_forward, m)
     try:
