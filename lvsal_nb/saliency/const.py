@@ -49,6 +49,8 @@ def folded_mm(g: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
     level = _fx.maybe_get_level(g)
     x, bdim = _fx._unwrap_batched(g, level)
     with torch._C._ExcludeDispatchKeyGuard(_BATCHED):  # plain ops on the unwrapped tensor
+        if x.dim() == 2:  # a batch of vectors: [V, D]
+            return _fx._add_batch_dim(const_mm(x.movedim(bdim, 0), c), 0, level)
         x = x.movedim(bdim, -3)  # [..., V, M, D]
         v, m = x.shape[-3], x.shape[-2]
         out = const_mm(x.reshape(*x.shape[:-3], v * m, x.shape[-1]), c)  # [..., V*M, N]

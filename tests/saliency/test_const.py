@@ -45,6 +45,8 @@ def test_folded_mm_under_vmap(dtype):
     assert torch.allclose(got, gs @ c, rtol=0, atol=1e-12 if dtype == torch.float64 else 1e-4)
     got = torch.func.vmap(folded_mm, in_dims=(1, None), out_dims=1)(gs, c)  # batched along another dim
     assert torch.allclose(got, gs @ c, rtol=0, atol=1e-12 if dtype == torch.float64 else 1e-4)
+    got = torch.func.vmap(folded_mm, in_dims=(0, None))(gs[:, 0, 0], c)  # a batch of vectors
+    assert torch.allclose(got, gs[:, 0, 0] @ c, rtol=0, atol=1e-12 if dtype == torch.float64 else 1e-4)
     cs = _rand(4, 64, 48, seed=2, dtype=dtype)  # a batched constant: torch's own rule
     got = torch.func.vmap(folded_mm)(gs, cs)
     assert torch.allclose(got, gs @ cs[:, None], rtol=0, atol=1e-12 if dtype == torch.float64 else 1e-4)
