@@ -6,7 +6,6 @@ next token's candidates from that forward alone. Prefill covers positions [0, n-
 
 from __future__ import annotations
 
-import contextlib
 import functools
 
 import torch
@@ -14,7 +13,7 @@ from torch import nn
 
 from ..errors import UnsupportedModelError
 from ..models.base import PER_POSITION_KEYS, Adapter, Prepared
-from ..saliency.const import const_linears, onednn_applies
+from ..saliency.const import const_linears
 from ..saliency.probe import Probe
 from ..saliency.step import StepCache, StepScores, score_candidates
 from .kv import GrowingCache
@@ -26,8 +25,9 @@ class StepLoop:
     Args:
         grad: run each forward with grad (probe.mode="step"): `probe.captured` then holds row q and
             `hidden` the final hidden state, ready for `score`.
-        k: candidates `score` will get per step. With k > 1 on CPU the language model's linears are
-            ConstLinears during grad forwards (their K-row backward runs on oneDNN, const.py).
+        k: candidates `score` will get per step. With k > 1 on CPU the language model's large
+            linears are ConstLinears during grad forwards (their K-row backward runs on oneDNN,
+            const.py).
     """
 
     def __init__(
@@ -43,9 +43,8 @@ class StepLoop:
         self.q = prepared.n - 1
         self.hidden: torch.Tensor | None = None  # [d], with graph, after a grad forward
         self._logits: torch.Tensor | None = None
-        fold = k > 1 and onednn_applies(adapter.head.weight)
-        linears = [m for m in adapter.language_model.modules() if isinstance(m, nn.Linear)]
-        self._linears = functools.partial(const_linears, linears) if fold else contextlib.nullcontext
+        linears = [m for m in adapter.language_model.modules() if isinstance(m, nn.Linear)] if k > 1 else []
+        self._linears = functools.partial(const_linears, linears)
 
     def prefill(self) -> None:
         prefill(self.adapter, self.prepared, self.probe, self.inputs, self.cache)

@@ -23,11 +23,26 @@ _ONEDNN_DTYPES = (torch.float32, torch.bfloat16)
 use_onednn = torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
 
 
+def onednn_applies(x: torch.Tensor) -> bool:
+    """Whether oneDNN can take tensors like x (CPU, float32 / bfloat16)."""
+    return use_onednn and x.device.type == "cpu" and x.dtype in _ONEDNN_DTYPES
+
+
+# Below ~1 MiB of float32 weights the per-call overhead outweighs the faster product (the toy
+# model's SGRS ran 26% slower with its 64k-element weights routed through ConstLinear).
+ONEDNN_MIN_NUMEL = 1 << 18
+
+
+def onednn_suits(c: torch.Tensor) -> bool:
+    """Whether x @ c goes through oneDNN: c is a large 2-D weight with at least as many rows as
+    columns (for a wide c, [768, 2048], oneDNN reading cᵀ in place is slower than MKL:
+    benchmarks/kernels.py), on CPU in float32 / bfloat16."""
+    return c.dim() == 2 and c.shape[0] >= c.shape[1] and c.numel() >= ONEDNN_MIN_NUMEL and onednn_applies(c)
+
+
 def const_mm(x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-    """x @ c (any leading dims on x). A 2-D c with at least as many rows as columns, on CPU in
-    float32/bfloat16, goes through oneDNN (for a wide c, [768, 2048], oneDNN reading cᵀ in place is
-    slower than MKL: benchmarks/kernels.py)."""
-    if c.dim() == 2 and c.shape[0] >= c.shape[1] and x.dtype == c.dtype and onednn_applies(x):
+    """x @ c (any leading dims on x); through oneDNN where `onednn_suits(c)`."""
+    if x.dtype == c.dtype and x.device == c.device and onednn_suits(c):
         rows = x.reshape(-1, x.shape[-1]).contiguous()
         # linear(rows, w) = rows @ wᵀ; w = cᵀ is a view: oneDNN reads c in place, no copy
         out = torch.ops.mkldnn._linear_pointwise(rows, c.t(), None, "none", [None], "")
@@ -88,11 +103,6 @@ class ConstLinear(torch.autograd.Function):
         return folded_mm(g, ctx.w), None, None
 
 
-def onednn_applies(x: torch.Tensor) -> bool:
-    """Whether const_mm takes oneDNN for tensors like x (CPU, float32 / bfloat16)."""
-    return use_onednn and x.device.type == "cpu" and x.dtype in _ONEDNN_DTYPES
-
-
 def _const_forward(module: nn.Linear, x: torch.Tensor) -> torch.Tensor:
     if x.requires_grad and torch.is_grad_enabled():
         return ConstLinear.apply(x, module.weight, module.bias)
@@ -101,10 +111,14 @@ def _const_forward(module: nn.Linear, x: torch.Tensor) -> torch.Tensor:
 
 @contextlib.contextmanager
 def const_linears(linears: Iterable[nn.Linear]) -> Iterator[None]:
-    """Within: these nn.Linear layers, where their weights are constants, are ConstLinears (their
-    input's gradient is a folded_mm). A layer whose forward is already wrapped (accelerate's offload
-    hooks set an instance `forward`) is left alone."""
-    mods = [m for m in linears if not m.weight.requires_grad and "forward" not in m.__dict__]
+    """Within: those of these nn.Linear layers whose input's gradient oneDNN computes faster
+    (constant weights that `onednn_suits`) are ConstLinears. A layer whose forward is already
+    wrapped (accelerate's offload hooks set an instance `forward`) is left alone."""
+    mods = [
+        m
+        for m in linears
+        if not m.weight.requires_grad and "forward" not in m.__dict__ and onednn_suits(m.weight)
+    ]
     for m in mods:
         m.forward = functools.partial(_const_forward, m)
     try:

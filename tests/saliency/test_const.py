@@ -10,6 +10,12 @@ from lvsal_nb.saliency.const import ConstLinear, ConstMatmul, const_linears, con
 needs_onednn = pytest.mark.skipif(not const.use_onednn, reason="torch built without oneDNN")
 
 
+@pytest.fixture(autouse=True)
+def small_weights_on_onednn(monkeypatch):
+    """The tests' weights are small; the size floor is tested on its own below."""
+    monkeypatch.setattr(const, "ONEDNN_MIN_NUMEL", 0)
+
+
 def _rand(*shape, seed=0, dtype=torch.float64):
     return torch.randn(*shape, generator=torch.Generator().manual_seed(seed), dtype=dtype)
 
@@ -74,6 +80,21 @@ def test_const_linear_batched_backward_equals_one_by_one(dtype, atol):
     out = torch.tanh(ConstLinear.apply(torch.tanh(x), w, b))
     assert torch.equal(ConstLinear.apply(x, w, b), nn.functional.linear(x, w, b))
     _batched_vs_one_by_one(out, x, _rand(5, *out.shape, seed=3, dtype=dtype), atol=atol)
+
+
+@needs_onednn
+def test_small_or_wide_weights_stay_with_torch(monkeypatch):
+    monkeypatch.setattr(const, "ONEDNN_MIN_NUMEL", 1 << 18)
+    x = _rand(5, 512, dtype=torch.float32)
+    small, wide, large = (_rand(*s, dtype=torch.float32) for s in ((512, 48), (512, 1024), (1024, 512)))
+    assert not const.onednn_suits(small) and not const.onednn_suits(wide) and const.onednn_suits(large)
+    assert not const.onednn_suits(large.double()) and not const.onednn_suits(large[None])
+    with torch.profiler.profile() as prof:
+        const_mm(x, small)
+    assert "mkldnn::_linear_pointwise" not in {e.key for e in prof.key_averages()}
+    layers = [nn.Linear(48, 512), nn.Linear(1024, 512), nn.Linear(512, 1024)]  # weight [out, in]
+    with const_linears([m.requires_grad_(False) for m in layers]):
+        assert ["forward" in m.__dict__ for m in layers] == [False, False, True]
 
 
 def test_const_linears_patches_and_restores():
