@@ -20,7 +20,21 @@ from torch import nn
 _fx = torch._C._functorch
 _BATCHED = torch._C.DispatchKeySet(torch._C.DispatchKey.FuncTorchBatched)
 _ONEDNN_DTYPES = (torch.float32, torch.bfloat16)
-use_onednn = torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
+
+
+def _onednn_works() -> bool:
+    """oneDNN's linear (an internal op, the one torch.compile's CPU backend calls) is there and takes a
+    transposed dense weight in place, as const_mm calls it; else torch's matmul is used."""
+    if not (torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")):
+        return False
+    x, c = torch.arange(6.0).view(2, 3), torch.arange(6.0).view(3, 2)
+    try:
+        return torch.equal(torch.ops.mkldnn._linear_pointwise(x, c.t(), None, "none", [None], ""), x @ c)
+    except (RuntimeError, TypeError):
+        return False
+
+
+use_onednn = _onednn_works()
 
 
 def onednn_applies(x: torch.Tensor) -> bool:
