@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any
 
 from lvsal_nb.errors import ConfigError
-from lvsal_nb.eval.pope import POPE_SUFFIX
 from lvsal_nb.eval.tasks import load_image_source
 
 METHODS = ("greedy", "sgrs", "locore", "sgrs+locore", "vcd", "dola")
@@ -87,9 +86,7 @@ class Worker:
 
         s, method, mnt, seed = self.session, unit["method"], int(unit["max_new_tokens"]), int(unit["seed"])
         image = self._load(unit["image"])
-        prompt = unit["prompt"]
-        if s.adapter.family == "toy" and prompt.endswith(POPE_SUFFIX):
-            prompt = prompt[: -len(POPE_SUFFIX)]  # the toy model's own template appends POPE's suffix
+        prompt = unit["prompt"]  # POPE's suffix included: the toy adapter's template takes it off itself
         t0 = time.perf_counter()
         trace = None
         if method in ("vcd", "dola"):
