@@ -1,4 +1,5 @@
-"""Shared by the evaluation tests: a tiny random LLaVA saved to disk (loaded by path, as users do)."""
+"""Shared by the evaluation tests: a tiny random LLaVA saved to disk (loaded by path, as users do),
+and a run cut short after n results."""
 
 import pytest
 import torch
@@ -20,3 +21,24 @@ def restore_threads():
     n = torch.get_num_threads()  # runs with threads=1 change a process-wide setting
     yield
     torch.set_num_threads(n)
+
+
+class Interrupt:
+    """An on_result callback that raises `Interrupt.Stop` at the n-th result: a run cut short.
+    `seen` holds the keys of the results it was called with."""
+
+    class Stop(Exception):
+        pass
+
+    def __init__(self, n: int):
+        self.n, self.seen = n, []
+
+    def __call__(self, rec: dict) -> None:
+        self.seen.append(rec["key"])
+        if len(self.seen) == self.n:
+            raise self.Stop
+
+
+@pytest.fixture
+def interrupt():
+    return Interrupt

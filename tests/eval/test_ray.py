@@ -24,23 +24,14 @@ def records(out):
     return {r["key"]: r for r in map(json.loads, (out / "results.jsonl").read_text().splitlines())}
 
 
-class Stop(Exception):
-    pass
-
-
-def test_ray_run_equals_local_run_and_resumes(model_dir, tmp_path, local_ray):
+def test_ray_run_equals_local_run_and_resumes(model_dir, tmp_path, local_ray, interrupt):
     base = dict(model=model_dir, dataset="fixtures", n=3, methods=["greedy", "sgrs", "vcd"],
                 max_new_tokens=[3], dtype="float64", progress=False, threads=1)
     local = run(RunSpec(task="chair", out=tmp_path / "local", **base))
-    done = []
-
-    def stop_after_3(rec):
-        done.append(rec["key"])
-        if len(done) == 3:
-            raise Stop
-
-    with pytest.raises(Stop):
-        run(RunSpec(task="chair", out=tmp_path / "ray", **base), on_result=stop_after_3)
+    cut = interrupt(3)
+    with pytest.raises(cut.Stop):
+        run(RunSpec(task="chair", out=tmp_path / "ray", **base), on_result=cut)
+    done = cut.seen
     again = []
     remote = run(RunSpec(task="chair", out=tmp_path / "ray", engine="ray", workers=2, **base),
                  on_result=lambda rec: again.append(rec["key"]))

@@ -111,24 +111,15 @@ def test_pope_on_fixtures_end_to_end(model_dir, tmp_path):
                                                              for s in ("random", "adversarial")}
 
 
-class Stop(Exception):
-    pass
-
-
-def test_resume_after_interruption_redoes_nothing(model_dir, tmp_path):
+def test_resume_after_interruption_redoes_nothing(model_dir, tmp_path, interrupt):
     base = dict(task="chair", model=model_dir, dataset="fixtures", n=3, methods=["greedy", "sgrs", "dola"],
                 max_new_tokens=[3, 5], progress=False, threads=1)
     whole = run(RunSpec(out=tmp_path / "whole", **base))
     out = tmp_path / "cut"
-    seen = []
-
-    def crash_after_4(rec):
-        seen.append(rec["key"])
-        if len(seen) == 4:
-            raise Stop
-
-    with pytest.raises(Stop):
-        run(RunSpec(out=out, **base), on_result=crash_after_4)
+    cut = interrupt(4)
+    with pytest.raises(cut.Stop):
+        run(RunSpec(out=out, **base), on_result=cut)
+    seen = cut.seen
     first = records(out)
     assert [r["key"] for r in first] == seen
     with (out / "results.jsonl").open("a") as f:
