@@ -32,7 +32,6 @@ sys.path.insert(0, str(ROOT))
 METHODS = ["greedy", "locore", "sgrs", "sgrs+locore", "vcd", "dola"]
 LABELS = {"greedy": "greedy", "locore": "LocoRE", "sgrs": "SGRS", "sgrs+locore": "SGRS+LocoRE", "vcd": "VCD",
           "dola": "DoLa"}
-MARKERS = ("<!-- methods:start -->", "<!-- methods:end -->")
 NOTES = """Reading the POPE columns: a toy answer is one token ("yes" / "no") before EOS. LocoRE only
 reweights attention to earlier *generated* tokens, and the first one has none, so LocoRE cannot
 change a one-token answer: the LocoRE rows equal greedy and SGRS+LocoRE equals SGRS there by
@@ -70,7 +69,9 @@ def main(argv: list[str] | None = None) -> int:
     table = render(chair, pope, methods, args, argv if argv is not None else sys.argv[1:])
     print(table)
     if not args.no_write:
-        write_results(table)
+        from overhead import write_section
+
+        write_section("methods", table)
     return 0
 
 
@@ -103,17 +104,6 @@ def render(chair, pope, methods, args, argv) -> str:
             f"{time.strftime('%Y-%m-%d')}. Command: `{cmd.strip()}`")
     return "\n".join(["## Methods on the toy world (benchmarks/methods_toy.py)", "", info, "", *lines, "",
                       NOTES, ""])
-
-
-def write_results(table: str) -> None:
-    """Replace the text between the methods markers of benchmarks/RESULTS.md (other sections untouched)."""
-    path = HERE / "RESULTS.md"
-    a_mark, b_mark = MARKERS
-    text = path.read_text() if path.exists() else "# Benchmark results\n"
-    if a_mark not in text:
-        text = text.rstrip("\n") + "\n\n" + a_mark + "\n" + b_mark + "\n"
-    a, b = text.index(a_mark) + len(a_mark), text.index(b_mark)
-    path.write_text(text[:a] + "\n" + table + text[b:])
 
 
 if __name__ == "__main__":
