@@ -32,9 +32,11 @@ def _expect_step(view, i: int) -> None:
 
 def _check_view(view, trace: dict) -> None:
     """The strip has one token per step; scrubber, clicks and keys move the selection."""
+    from playwright.sync_api import expect
+
     n = len(trace["steps"])
     tokens = view.locator(".jp-LvsalTrace-token")
-    assert tokens.count() == n
+    expect(tokens).to_have_count(n)  # retried: the view's node can exist before its tokens render
     assert tokens.nth(4).inner_text() == trace["steps"][4]["token"]
     _expect_step(view, 0)
     assert view.locator(".jp-LvsalTrace-readout").inner_text().startswith(f"step 1/{n}")
@@ -48,11 +50,11 @@ def _check_view(view, trace: dict) -> None:
 
     # the image heatmap has one cell per patch; the text context ends at the query row
     rows, cols = trace["image_grid"]
-    assert view.locator(".jp-LvsalTrace-cell").count() == rows * cols
+    expect(view.locator(".jp-LvsalTrace-cell")).to_have_count(rows * cols)
     step = trace["steps"][8]
     ctx = view.locator(".jp-LvsalTrace-ctok")
-    assert ctx.count() == step["position"] + 1 - trace["spans"]["image"][1]
-    assert view.locator(".jp-LvsalTrace-ctok.jp-mod-query").count() == 1
+    expect(ctx).to_have_count(step["position"] + 1 - trace["spans"]["image"][1])
+    expect(view.locator(".jp-LvsalTrace-ctok.jp-mod-query")).to_have_count(1)
 
     # clicking a hallucinated token selects it and shows the rejected SGRS draws
     fallback = next(i for i, s in enumerate(trace["steps"]) if s["decision"] == "fallback")
@@ -60,12 +62,13 @@ def _check_view(view, trace: dict) -> None:
     _expect_step(view, fallback)
     cands = trace["steps"][fallback]["candidates"]
     rejected = [c for c in cands if c["round"] is not None and not c["accepted"]]
-    assert view.locator(".jp-LvsalTrace-cands tr.jp-mod-rejected").count() == len(rejected) > 0
+    assert len(rejected) > 0
+    expect(view.locator(".jp-LvsalTrace-cands tr.jp-mod-rejected")).to_have_count(len(rejected))
     assert "fallback" in view.locator(".jp-LvsalTrace-cands tr.jp-mod-accepted").inner_text()
 
     # the curve has the saliency and the τ line, and the marker sits on the selected step
     assert view.locator("path.jp-LvsalTrace-sal").get_attribute("d").count("L") == n - 1
-    assert view.locator("path.jp-LvsalTrace-tau").count() == 1
+    expect(view.locator("path.jp-LvsalTrace-tau")).to_have_count(1)
     box = view.locator(".jp-LvsalTrace-curve svg").bounding_box()
     view.locator(".jp-LvsalTrace-curve svg").click(position={"x": box["width"] - 3, "y": box["height"] / 2})
     _expect_step(view, n - 1)
