@@ -2,15 +2,17 @@
 
     python benchmarks/gpu.py --out results_dir
 
-1. Exactness on the GPU: a tiny float64 LLaVA on CUDA, both engines vs the naive reference.
+1. Exactness on the GPU: a tiny float64 LLaVA on CUDA, the sequence engine, the step engine and
+   SGRS+LocoRE, each with the static loop (CUDA graphs) and the dynamic one, vs the naive reference.
 2. Overhead: random weights with LLaVA-1.5-7B's language-model shape (Llama 32x4096, 32 heads,
-   MLP 11008, vocab 32000), 576 image tokens + text = 640-token prompt, 256 new tokens, bf16:
-   plain `generate`, generate + sequence engine (the default trace), step engine K=5, SGRS k=5,
-   LocoRE around plain generate; wall time (CUDA-synchronised) and peak GPU memory of each, side by
+   MLP 11008, vocab 32000), 576 image tokens + text = 650-token prompt, 256 new tokens, bf16:
+   plain `generate`, LocoRE around plain generate, the default trace (own loop + sequence engine),
+   SGRS k=5 and the step engine K=5 (CUDA graphs, the default on CUDA), then the trace and SGRS on
+   the dynamic loop (no graphs); wall time (CUDA-synchronised) and peak GPU memory of each, side by
    side in one process, ratios to plain generate.
-Every path is warmed at 8 tokens first; plain generate runs first and again last (drift check).
-Writes gpu.json, gpu.md and profile.txt (the sequence engine's `analyze` and 16 SGRS tokens under
-torch.profiler) into --out.
+Every path is warmed at 8 tokens first; plain generate runs first and again later (drift check).
+Writes gpu.json, gpu.md and profile.txt (the sequence engine's `analyze`, 16 SGRS tokens and 16
+LocoRE tokens under torch.profiler) into --out; gpu.partial.json after each method.
 """
 
 from __future__ import annotations
@@ -29,6 +31,9 @@ sys.path.insert(0, str(ROOT))
 
 
 def exactness(device: str) -> dict:
+    """A tiny float64 LLaVA on the device: each engine variant vs the naive reference (max abs error
+    of every candidate's saliency), and which loop ran: static (CUDA graphs on CUDA) or dynamic
+    (the growing-cache loop, no graphs)."""
     from PIL import Image
 
     import lvsal_nb as lv
@@ -39,19 +44,38 @@ def exactness(device: str) -> dict:
     s = lv.load(model, proc, device=device, dtype=torch.float64)
     img = Image.fromarray((np.random.RandomState(0).rand(60, 80, 3) * 255).astype(np.uint8))
     prompt = "describe this image ."
-    worst = 0.0
-    for engine in ("sequence", "step"):
-        tr = s.trace(img, prompt, max_new_tokens=6, layers=[1, 2], engine=engine, alternatives=2)
+    out, tokens = {}, {}
+    variants = {  # static_steps True: CUDA graphs on CUDA (the default there), eagerly on a CPU
+        "sequence": ("sequence", None, True),
+        "sequence, dynamic loop": ("sequence", None, False),
+        "step": ("step", None, True),
+        "step, dynamic loop": ("step", None, False),
+        "sgrs+locore": ("step", lv.SGRS(k=4, alpha=0.9, order="greedy"), True),
+        "sgrs+locore, dynamic loop": ("step", lv.SGRS(k=4, alpha=0.9, order="greedy"), False),
+    }
+    for name, (engine, sgrs, static) in variants.items():
+        s.static_steps = static
+        lc = lv.LocoRE(beta=0.3) if sgrs is not None else None
+        tr = s.trace(
+            img, prompt, max_new_tokens=6, layers=[1, 2], engine=engine, alternatives=2, sgrs=sgrs, locore=lc
+        )
         prepared = s.adapter.prepare(img, prompt)
         prepared.inputs = s.adapter.to(prepared.inputs, torch.float64)
         ids = [r.token_id for r in tr.records]
+        worst = 0.0
         for t in range(len(ids)):
             cands = [c.token_id for c in tr.records[t].candidates]
-            ref = reference_step(s.adapter, prepared, ids, t, cands, [1, 2])
+            ref = reference_step(s.adapter, prepared, ids, t, cands, [1, 2], locore=lc)
             worst = max(
                 worst, max(abs(a - c.saliency) for a, c in zip(ref["scores"], tr.records[t].candidates))
             )
-    return {"max_abs_err_vs_reference_float64": worst}
+        out[name] = {"max_abs_err": worst, "loop": tr.config["step_loop"], "tokens": ids}
+        tokens[name] = ids
+    s.static_steps = None
+    for name in variants:
+        if not name.endswith("dynamic loop"):
+            out[name]["same_tokens_as_dynamic_loop"] = tokens[name] == tokens[f"{name}, dynamic loop"]
+    return out
 
 
 def build_7b(device: str, dry: bool = False):
@@ -108,10 +132,10 @@ def timed(fn):
     return out, time.perf_counter() - t0, (torch.cuda.max_memory_allocated() - base) / 2**30
 
 
-def profile_engines(s, img, prompt, trace, out_dir: Path) -> None:
+def profile_engines(s, img, prompt, trace, out_dir: Path, locore16) -> None:
     """Where each engine's time goes, for the next optimisation: the sequence engine's `analyze` of
-    the traced output, and 16 SGRS tokens on the step engine, under torch.profiler (top ops by
-    device and by host time) -> profile.txt."""
+    the traced output, 16 SGRS tokens on the step engine and 16 tokens of LocoRE around `generate`,
+    under torch.profiler (top ops by device and by host time) -> profile.txt."""
     import lvsal_nb as lv
 
     ids = [r.token_id for r in trace.records]
@@ -122,6 +146,7 @@ def profile_engines(s, img, prompt, trace, out_dir: Path) -> None:
         "SGRS k=5, 16 tokens (step engine), includes its prefill": lambda: s.trace(
             img, prompt, max_new_tokens=16, sgrs=lv.SGRS(k=5)
         ),
+        "LocoRE beta=0.15 around generate, 16 tokens": locore16,
     }
     text = []
     for name, fn in runs.items():
@@ -156,18 +181,38 @@ def overhead(
         with torch.no_grad():
             return s.model.generate(**inputs, max_new_tokens=T, min_new_tokens=T, do_sample=False)
 
-    def gen_locore():
+    def gen_locore(n=T):
         with torch.no_grad(), lv.locore(s.model, 0.15):
-            return s.model.generate(**inputs, max_new_tokens=T, min_new_tokens=T, do_sample=False)
+            return s.model.generate(**inputs, max_new_tokens=n, min_new_tokens=n, do_sample=False)
 
+    def gen_locore16():
+        return gen_locore(16)
+
+    def loop(static, fn):  # static_steps for one run: None = default (CUDA graphs on CUDA)
+        def run():
+            s.static_steps = static
+            try:
+                return fn()
+            finally:
+                s.static_steps = None
+
+        return run
+
+    step5 = lambda: s.trace(img, prompt, max_new_tokens=T, engine="step", alternatives=4)  # noqa: E731
+    sgrs5 = lambda: s.trace(img, prompt, max_new_tokens=T, sgrs=lv.SGRS(k=5))  # noqa: E731
+    seq = lambda: s.trace(img, prompt, max_new_tokens=T, chunk=None)  # noqa: E731
     runs = {
         "generate": gen,
         "LocoRE beta=0.15 (generate)": gen_locore,
-        "step engine K=5": lambda: s.trace(img, prompt, max_new_tokens=T, engine="step", alternatives=4),
-        "SGRS k=5": lambda: s.trace(img, prompt, max_new_tokens=T, sgrs=lv.SGRS(k=5)),
-        "trace (generate + sequence engine)": lambda: s.trace(img, prompt, max_new_tokens=T, chunk=None),
+        "trace (generate + sequence engine)": seq,
+        "SGRS k=5": sgrs5,
+        "step engine K=5": step5,
         "generate (again: drift check)": gen,
+        "trace, dynamic loop (no CUDA graphs)": loop(False, seq),
+        "SGRS k=5, dynamic loop (no CUDA graphs)": loop(False, sgrs5),
     }
+    if dry:  # on a CPU the default is the dynamic loop: run the static one eagerly as well
+        runs["SGRS k=5, static loop (eager)"] = loop(True, sgrs5)
     runs = {k: v for k, v in runs.items() if not any(x in k for x in skip)}
     # Warm every path at a small length first (kernels, cuBLAS plans, allocator): run 1 and 2 timed
     # the sequence engine cold, and whatever ran after it looked slow (RESULTS.md).
@@ -176,6 +221,7 @@ def overhead(
         "step": lambda: s.trace(img, prompt, max_new_tokens=8, engine="step", alternatives=4),
         "sgrs": lambda: s.trace(img, prompt, max_new_tokens=8, sgrs=lv.SGRS(k=5)),
         "trace": lambda: s.trace(img, prompt, max_new_tokens=8, chunk=None),
+        "sgrs, dynamic": loop(False, lambda: s.trace(img, prompt, max_new_tokens=8, sgrs=lv.SGRS(k=5))),
     }
     with torch.no_grad():
         for fn in warm.values():
@@ -188,14 +234,18 @@ def overhead(
         outs[name] = out
         tokens = len(out) if isinstance(out, lv.Trace) else int(out.shape[1] - prepared.n)
         res[name] = {"seconds": secs, "peak_extra_gib": mem, "tokens": tokens}
-        if isinstance(out, lv.Trace):  # where the time went: the engine's own analysis share
-            res[name]["analysis_s"] = out.config["timing"]["analysis_s"]
-        print(
-            f"{name:40s} {secs:7.2f} s  +{mem:5.1f} GiB  {tokens} tokens  {res[name].get('analysis_s', '')}",
-            flush=True,
-        )
+        if isinstance(out, lv.Trace):  # where the time went: analysis share, graph capture, which loop
+            timing = out.config["timing"]
+            res[name].update(
+                analysis_s=timing["analysis_s"],
+                capture_s=timing.get("capture_s", 0.0),
+                loop=out.config["step_loop"],
+            )
+        print(f"{name:44s} {secs:7.2f} s  +{mem:5.1f} GiB  {tokens} tokens  {res[name]}", flush=True)
+        if out_dir is not None:  # partial results survive a run cut short
+            (out_dir / "gpu.partial.json").write_text(json.dumps(res, indent=2))
     if out_dir is not None and "trace (generate + sequence engine)" in outs:
-        profile_engines(s, img, prompt, outs["trace (generate + sequence engine)"], out_dir)
+        profile_engines(s, img, prompt, outs["trace (generate + sequence engine)"], out_dir, gen_locore16)
     seq = outs.get("trace (generate + sequence engine)")
     step = outs.get("step engine K=5", outs.get("SGRS k=5"))
     if seq is None or step is None:  # --skip left nothing to compare
@@ -226,7 +276,7 @@ def main(argv=None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     res = {"exactness": exactness(dev)}
-    print(res, flush=True)
+    print(json.dumps(res, indent=1), flush=True)
     res["overhead"] = overhead(dev, args.T, args.dry_run, tuple(args.skip), out)
     (out / "gpu.json").write_text(json.dumps(res, indent=2))
     o = res["overhead"]
@@ -235,21 +285,25 @@ def main(argv=None) -> int:
         f"GPU: {o['gpu']}; prompt {o['prompt_tokens']} tokens, {o['new_tokens']} new tokens, bf16, random "
         "weights with LLaVA-1.5-7B's language-model shape. Command: `python benchmarks/gpu.py`",
         "",
-        "| method | tokens | seconds | × generate | of which saliency analysis | peak extra GPU memory |",
-        "|---|---|---|---|---|---|",
+        "| method | own loop | tokens | seconds | × generate | saliency analysis | graph capture "
+        "| peak extra GPU memory |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for k, v in o.items():
         if isinstance(v, dict):
             ana = f"{v['analysis_s']:.2f} s" if "analysis_s" in v else "-"
+            cap = f"{v['capture_s']:.2f} s" if v.get("capture_s") else "-"
             lines.append(
-                f"| {k} | {v['tokens']} | {v['seconds']:.2f} | {v['seconds'] / base:.2f}× | {ana} | "
-                f"{v['peak_extra_gib']:.2f} GiB |"
+                f"| {k} | {v.get('loop', '-')} | {v['tokens']} | {v['seconds']:.2f} | "
+                f"{v['seconds'] / base:.2f}× | {ana} | {cap} | {v['peak_extra_gib']:.2f} GiB |"
             )
-    lines += [
-        "",
-        f"Exactness on CUDA (tiny LLaVA, float64, both engines vs naive reference): max abs error "
-        f"{res['exactness']['max_abs_err_vs_reference_float64']:.2e}.",
-    ]
+    lines += ["", "Exactness on the device (tiny LLaVA, float64, 6 tokens, vs the naive reference):", ""]
+    for k, v in res["exactness"].items():
+        same = v.get("same_tokens_as_dynamic_loop")
+        lines.append(
+            f"- {k}: loop {v['loop']}, max abs error {v['max_abs_err']:.2e}"
+            + ("" if same is None else f", same tokens as the dynamic loop: {same}")
+        )
     if "sequence_vs_step_same_tokens" in o:
         lines.append(
             f"Sequence vs step engine in bf16: same tokens {o['sequence_vs_step_same_tokens']}, "

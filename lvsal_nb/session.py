@@ -23,6 +23,7 @@ from .decoding.locore import LocoRE
 from .decoding.loop import StepLoop
 from .decoding.sgrs import SGRS
 from .decoding.sgrs import choose as sgrs_choose
+from .decoding.static import StaticStepLoop, static_supported
 from .errors import ConfigError, UnsupportedModelError
 from .models import Adapter, Prepared, adapter_for
 from .saliency.probe import Probe, attached
@@ -62,6 +63,9 @@ class Session:
         self.adapter = adapter or adapter_for(model, processor)
         self.model_id = model_id
         self._lock = threading.RLock()  # one trace at a time per model: the probe and caches are shared
+        # step engine over a fixed-capacity cache (decoding/static.py): None = on CUDA (with CUDA
+        # graphs), True = always (eagerly on a CPU), False = never (the growing-cache StepLoop)
+        self.static_steps: bool | None = None
         p = next(model.parameters())
         self.device = torch.device(device) if device is not None else p.device
         self.dtype = dtype or p.dtype
@@ -213,8 +217,26 @@ class Session:
     # ---- engines ------------------------------------------------------------------------------
     def _run_step(self, prepared, inputs, probe, cfg, sgrs, gen, emit, stop):
         k = sgrs.k if sgrs is not None else cfg["alternatives"] + 1
-        loop = StepLoop(self.adapter, prepared, probe, inputs, grad=True, k=k)
+        loop = self._loop(prepared, inputs, probe, cfg, grad=True, k=k)
         loop.prefill()
+        try:
+            self._step_tokens(loop, cfg, sgrs, gen, emit, stop)
+        finally:
+            cfg["step_loop"] = loop.kind
+            cfg["timing"]["capture_s"] = loop.capture_s
+
+    def _loop(self, prepared, inputs, probe, cfg, grad: bool, k: int = 1):
+        """The own decoding loop: over a fixed-capacity cache with CUDA graphs on CUDA (static_steps)."""
+        static = self.static_steps if self.static_steps is not None else self.device.type == "cuda"
+        if static and static_supported(self.adapter):
+            cap = prepared.n + cfg["max_new_tokens"]
+            graphs = self.device.type == "cuda"
+            return StaticStepLoop(
+                self.adapter, prepared, probe, inputs, grad, k=k, capacity=cap, graphs=graphs
+            )
+        return StepLoop(self.adapter, prepared, probe, inputs, grad=grad, k=k)
+
+    def _step_tokens(self, loop, cfg, sgrs, gen, emit, stop):
         det, history, eos = _Detok(self.adapter.tokenizer), [], self.adapter.eos_token_ids
         for t in range(cfg["max_new_tokens"]):
             if stop is not None and stop.is_set():
@@ -272,8 +294,9 @@ class Session:
             loop.push(tok)
 
     def _run_sequence(self, prepared, inputs, probe, cfg, gen, emit, stop):
-        loop = StepLoop(self.adapter, prepared, probe, inputs, grad=False)
+        loop = self._loop(prepared, inputs, probe, cfg, grad=False)
         loop.prefill()
+        cfg["step_loop"] = loop.kind
         eng = SequenceEngine(
             self.adapter,
             prepared,
@@ -282,7 +305,7 @@ class Session:
             cfg["context"],
             cfg["alternatives"],
             cfg["chunk"],
-            prefilled=loop.cache,
+            prefilled=loop.prompt_cache(),
         )
         det, eos, out = _Detok(self.adapter.tokenizer), self.adapter.eos_token_ids, []
         flush = cfg["chunk"] or cfg["max_new_tokens"]
@@ -313,6 +336,7 @@ class Session:
                     drain()
         finally:
             drain()  # an interrupt still scores what was generated
+            cfg["timing"]["capture_s"] = loop.capture_s
 
     def _run_generate(self, prepared, inputs, probe, cfg, generate_kwargs, emit):
         probe.mode = "off"

@@ -37,7 +37,7 @@ class StepLoop:
         self.inputs = inputs  # prepared.inputs on the model's device/dtype
         config = adapter.model.config
         if grad:
-            _check_plain_head(adapter)
+            check_plain_head(adapter)
         self.cache = StepCache(config, probe) if grad else GrowingCache(config)
         self.pending = inputs["input_ids"][:, -1:]
         self.q = prepared.n - 1
@@ -46,8 +46,15 @@ class StepLoop:
         linears = [m for m in adapter.language_model.modules() if isinstance(m, nn.Linear)] if k > 1 else []
         self._linears = functools.partial(const_linears, linears)
 
+    kind = "dynamic"  # for the Trace's config (StaticStepLoop: "static" ...)
+    capture_s = 0.0  # StaticStepLoop's CUDA graph capture time
+
     def prefill(self) -> None:
         prefill(self.adapter, self.prepared, self.probe, self.inputs, self.cache)
+
+    def prompt_cache(self) -> GrowingCache:
+        """The cache right after `prefill`: the prompt's positions [0, n-1)."""
+        return self.cache
 
     def forward(self) -> torch.Tensor:
         """Forward the pending token at q; returns logits [vocab] for position q+1 (no graph)."""
@@ -87,7 +94,7 @@ class StepLoop:
         self.hidden = self._logits = None
 
 
-def _check_plain_head(adapter: Adapter) -> None:
+def check_plain_head(adapter: Adapter) -> None:
     """The step engine forms the LM head's gradient in closed form: it needs logits = h Wᵀ (+ b)."""
     cfg = adapter.text_config
     scaled = [a for a in ("final_logit_softcapping", "logit_scale") if getattr(cfg, a, None) not in (None, 1)]

@@ -189,6 +189,11 @@ class Adapter:
             "attention_mask": torch.ones(1, total_len, dtype=torch.long, device=token_ids.device),
         }
 
+    def step_position_ids(self, pos: torch.Tensor) -> torch.Tensor:
+        """Rotary position ids of one decode step at the (device) position pos [1], built with tensor
+        ops only (no host read), so a CUDA graph can capture them."""
+        return pos.view(1, 1)
+
     def context_tokens(self, token_ids: list[int], image_span) -> list[str]:
         """Text of every position of the full sequence (image positions as "<image>")."""
         ctx = [

@@ -74,6 +74,11 @@ class Qwen2VLAdapter(Adapter):
         kw["position_ids"] = pos + (delta.to(token_ids.device) if delta is not None else 0)
         return kw
 
+    def step_position_ids(self, pos: torch.Tensor) -> torch.Tensor:
+        delta = getattr(self.model.model, "rope_deltas", None)
+        ids = pos.view(1, 1, 1).expand(3, 1, 1)
+        return ids + delta.to(pos.device) if delta is not None else ids
+
 
 class Qwen25VLAdapter(Qwen2VLAdapter):
     family = "qwen2_5_vl"

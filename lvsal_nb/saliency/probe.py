@@ -47,6 +47,10 @@ class Probe:
     bias_layers: frozenset[int] | None = None  # None = all layers
     captured: dict[int, torch.Tensor] = field(default_factory=dict)  # layer -> A [b, h, q, kv]
     live: dict[int, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)  # step: own k, v
+    # step mode over a fixed-capacity cache (decoding/static.py): the query's position [1] and a
+    # one-hot of it over the cache's keys [kv]; None = the own key is the last one
+    q_pos: torch.Tensor | None = None
+    own: torch.Tensor | None = None
     _bias_key: tuple | None = None
     _bias: torch.Tensor | None = None
     _mask_key: tuple | None = None
@@ -59,6 +63,7 @@ class Probe:
     def new_forward(self) -> None:
         """Call before each model forward: drops captured rows and the cached bias."""
         self.captured, self.live = {}, {}
+        self.q_pos = self.own = None
         self._bias_key = self._mask_key = None
         self._bias = self._mask = None
 
@@ -77,7 +82,9 @@ class Probe:
             return None
         key = (q_len, kv_len, device, dtype)
         if self._bias_key != key:  # built once per forward, shared by all layers
-            q_pos = torch.arange(kv_len - q_len, kv_len, device=device)
+            q_pos = (
+                self.q_pos if self.q_pos is not None else torch.arange(kv_len - q_len, kv_len, device=device)
+            )
             self._bias = self.bias_fn(q_pos, kv_len, device, dtype)
             self._bias_key = key
         return self._bias
@@ -172,7 +179,7 @@ def _step_attention(
     probe: Probe,
     layer: int,
     query: torch.Tensor,  # [1, h, 1, d]
-    key: torch.Tensor,  # [1, h_kv, kv, d] from the StepCache: detached, own key last
+    key: torch.Tensor,  # [1, h_kv, kv, d] from the StepCache: detached, own key last (or at probe.own)
     value: torch.Tensor,
     attention_mask: torch.Tensor | None,
     scale: float,
@@ -195,7 +202,7 @@ def _step_attention(
     live_k, live_v = (_repeat_kv(t, n_rep) for t in probe.live[layer])  # [1, h, 1, d]
     if layer > probe.lowest:  # zero in value; the gradient path into the own key
         diag = (query * (live_k - live_k.detach())).sum(-1, keepdim=True) * scale  # [1, h, 1, 1]
-        scores = scores + F.pad(diag, (kv_len - 1, 0))
+        scores = scores + (F.pad(diag, (kv_len - 1, 0)) if probe.own is None else diag * probe.own)
     if mask is not None:
         scores = scores + mask
     attn = torch.softmax(scores, dim=-1, dtype=_softmax_dtype(query.dtype)).to(query.dtype)
@@ -205,7 +212,8 @@ def _step_attention(
         probe.captured[layer] = attn
     out = ConstMatmul.apply(attn, v)  # [1, h, 1, d]
     if layer > probe.lowest:
-        out = out + attn[..., -1:] * (live_v - live_v.detach())
+        a_own = attn[..., -1:] if probe.own is None else (attn * probe.own).sum(-1, keepdim=True)
+        out = out + a_own * (live_v - live_v.detach())
     return out.transpose(1, 2).contiguous(), None
 
 

@@ -58,7 +58,7 @@ def score_candidates(
 ) -> StepScores:
     """Backward of L_k = -log p(c_k) for K candidates into the rows captured by the step forward.
 
-    The LM head's part is closed form (`_head_grads`): one matrix-vector product for all K
+    The LM head's part is closed form (`head_grads`): one matrix-vector product for all K
     instead of K backward passes through the head.
 
     Args:
@@ -67,31 +67,43 @@ def score_candidates(
         head: the LM head (a Linear: logits = h Wᵀ (+ b)).
         candidates: K token ids.
     """
-    layers = list(probe.layers)
-    attn = [probe.captured[l] for l in layers]  # each [1, heads, 1, q + 1]
-    w = head.weight  # [vocab, d]
+    attn = [probe.captured[l] for l in probe.layers]  # each [1, heads, 1, q + 1]
     with torch.no_grad():
-        g = _head_grads(logits, w, candidates).to(hidden.dtype)  # [K, d] = ∂L_k/∂h
-    if len(candidates) == 1:
-        grads = [gr.unsqueeze(0) for gr in torch.autograd.grad(hidden, attn, grad_outputs=g[0])]
+        g = head_grads(logits, head.weight, candidates).to(hidden.dtype)  # [K, d] = ∂L_k/∂h
+    rows = batched_rows(hidden, attn, g)  # [K, 1, layers, kv]
+    probe.captured, probe.live = {}, {}
+    return step_scores(rows, q, list(candidates), spans, context)
+
+
+def batched_rows(hidden: torch.Tensor, attn: list[torch.Tensor], g: torch.Tensor) -> torch.Tensor:
+    """Saliency rows [K, 1, layers, kv] of K candidates: one backward from `hidden` into the
+    captured rows `attn`, batched over the K head gradients g [K, d]."""
+    if g.shape[0] == 1:
+        grads = [
+            gr.unsqueeze(0) for gr in torch.autograd.grad(hidden, attn, grad_outputs=g[0], retain_graph=True)
+        ]
     else:
         # torch.func.vmap, not is_grads_batched (the legacy vmap): it runs const.py's batching rules
         grads = list(torch.func.vmap(lambda gk: torch.autograd.grad(hidden, attn, gk, retain_graph=True))(g))
     with torch.no_grad():
-        rows = saliency_rows(attn, grads)  # [K, 1, layers, kv]
+        return saliency_rows(attn, grads)
+
+
+def step_scores(rows: torch.Tensor, q: int, candidates: list[int], spans: Spans, context: str) -> StepScores:
+    """StepScores from batched rows [K, 1, layers, kv] (keys past q, if any, are zero)."""
+    with torch.no_grad():
         qpos = torch.tensor([q], device=rows.device)
         layer_scores = context_scores(rows, qpos, spans, context)[:, 0]  # [K, layers]
-    probe.captured, probe.live = {}, {}
     return StepScores(
         q=q,
-        token_ids=list(candidates),
+        token_ids=candidates,
         scores=layer_scores.mean(-1),
         layer_scores=layer_scores,
-        rows=rows[:, 0],
+        rows=rows[:, 0, :, : q + 1],
     )
 
 
-def _head_grads(logits: torch.Tensor, w: torch.Tensor, candidates: list[int]) -> torch.Tensor:
+def head_grads(logits: torch.Tensor, w: torch.Tensor, candidates: list[int]) -> torch.Tensor:
     """∂L_k/∂h = Wᵀ(p − e_{c_k}) for each candidate: [K, d].
 
     Split as Wᵀp' + W_Cᵀ(p_C − I), p' = p outside the candidate set C: the coefficient p_c − 1 is

@@ -2,7 +2,7 @@
 
 import torch
 
-from lvsal_nb.saliency.step import _head_grads
+from lvsal_nb.saliency.step import head_grads
 
 
 def _autograd(h, w, c):
@@ -11,7 +11,7 @@ def _autograd(h, w, c):
     return h.grad
 
 
-def test_head_grads_match_autograd_when_confident():
+def testhead_grads_match_autograd_when_confident():
     g = torch.Generator().manual_seed(0)
     d, vocab = 32, 500
     w64 = torch.randn(vocab, d, generator=g, dtype=torch.float64)
@@ -20,8 +20,8 @@ def test_head_grads_match_autograd_when_confident():
     assert torch.softmax(logits64, -1)[7] > 0.999
     cands = [7, 3, 11, 7]  # a repeated id too
     ref = torch.stack([_autograd(h64, w64, c) for c in cands])
-    assert torch.allclose(_head_grads(logits64, w64, cands), ref, rtol=1e-12, atol=1e-14)
+    assert torch.allclose(head_grads(logits64, w64, cands), ref, rtol=1e-12, atol=1e-14)
     # float32: within float32 rounding of the reference, relative to each row's own size
-    got32 = _head_grads(logits64.float(), w64.float(), cands).double()
+    got32 = head_grads(logits64.float(), w64.float(), cands).double()
     rel = (got32 - ref).norm(dim=-1) / ref.norm(dim=-1)
     assert rel.max() < 1e-5, rel

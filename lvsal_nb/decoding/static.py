@@ -1,0 +1,196 @@
+"""The step engine over a fixed-capacity cache: every shape static, so on CUDA one decode step's
+grad forward and its K-candidate backward are each captured once as a CUDA graph and replayed.
+
+At batch 1 the eager step engine is bound by kernel launches (a 32-layer forward with grad and a
+batched backward per token). Here the cache has room for the whole trace; the new key/value is
+written at a position held in a device tensor, the causal mask and the own-key column (probe.own)
+are built from that tensor, and positions past it hold zeros that the mask gives zero attention
+(their saliency is exactly 0). Same numbers as `StepLoop` (tests/saliency/test_static.py); on a
+CPU it runs the same code eagerly (what the tests check).
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+
+import torch
+from transformers import DynamicCache
+
+from ..models.base import Adapter, Prepared, cache_keyword
+from ..saliency.probe import Probe
+from ..saliency.step import StepScores, batched_rows, head_grads, step_scores
+from .kv import GrowingCache
+from .loop import check_plain_head, prefill
+
+WARMUP = 2  # eager runs on a side stream before capture (cuBLAS workspaces, allocator)
+
+
+class StaticStepCache(DynamicCache):
+    """Keys/values [1, h_kv, capacity, d] per layer; `update` writes the step's key/value (detached)
+    at `pos` and returns the whole buffers; the live ones go to the probe, as in StepCache."""
+
+    def __init__(self, config, probe: Probe, keys: list[torch.Tensor], values: list[torch.Tensor], pos):
+        super().__init__(config=config)
+        self.probe, self.kbuf, self.vbuf, self.pos = probe, keys, values, pos
+
+    def update(self, key_states, value_states, layer_idx, *args, **kwargs):
+        if self.probe.mode == "step":
+            self.probe.live[layer_idx] = (key_states, value_states)
+        self.kbuf[layer_idx].index_copy_(2, self.pos, key_states.detach())
+        self.vbuf[layer_idx].index_copy_(2, self.pos, value_states.detach())
+        return self.kbuf[layer_idx], self.vbuf[layer_idx]
+
+
+def static_supported(adapter: Adapter) -> bool:
+    """Every decoder layer is full attention (a sliding window would need its own static mask)."""
+    types = getattr(adapter.text_config, "layer_types", None) or ["full_attention"]
+    return all(t == "full_attention" for t in types)
+
+
+class StaticStepLoop:
+    """StepLoop's interface (prefill, forward, score, push, q) over a StaticStepCache.
+
+    Args:
+        grad: as StepLoop's: forwards with grad, ready for `score`; False = plain decoding (the
+            sequence engine's generation loop).
+        k: candidates per `score` call (fewer are padded with the last one; the batch is static).
+        capacity: positions the cache holds: prompt + max new tokens.
+        graphs: capture and replay CUDA graphs (CUDA only); False runs the same steps eagerly.
+    """
+
+    def __init__(
+        self,
+        adapter: Adapter,
+        prepared: Prepared,
+        probe: Probe,
+        inputs: dict,
+        grad: bool,
+        k: int,
+        capacity: int,
+        graphs: bool,
+    ):
+        check_plain_head(adapter)
+        self.adapter, self.prepared, self.probe, self.inputs = adapter, prepared, probe, inputs
+        self.grad, self.k, self.capacity, self.graphs = grad, k, capacity, graphs
+        self.q = prepared.n - 1
+        self.cache_kw = cache_keyword(adapter.language_model)
+        self.cache: StaticStepCache | None = None
+        self._fwd_graph = self._bwd_graph = None
+        self.capture_s = 0.0  # warm-up + capture, host time
+
+    def prefill(self) -> None:
+        """Prefill [0, n-1) eagerly into a growing cache, then copy it into the static buffers."""
+        ad, dev = self.adapter, self.inputs["input_ids"].device
+        grown = GrowingCache(ad.model.config)
+        prefill(ad, self.prepared, self.probe, self.inputs, grown)
+        keys, values = [], []
+        for layer in grown.layers:
+            for src, out in ((layer.keys, keys), (layer.values, values)):
+                buf = src.new_zeros((*src.shape[:-2], self.capacity, src.shape[-1]))
+                buf[..., : src.shape[-2], :].copy_(src)
+                out.append(buf)
+        self.ids = self.inputs["input_ids"][:, -1:].clone()  # [1, 1] the token being fed
+        self.pos = torch.tensor([self.q], device=dev)  # its position
+        self.cache = StaticStepCache(ad.model.config, self.probe, keys, values, self.pos)
+        d = ad.head.weight.shape[1]
+        self.g = torch.zeros(self.k, d, dtype=ad.head.weight.dtype, device=dev)  # ∂L_k/∂h
+
+    # ---- the two captured halves -------------------------------------------------------------
+    def prompt_cache(self) -> DynamicCache:
+        """The prompt's positions [0, n-1) as a DynamicCache of views (SequenceEngine copies it)."""
+        out = DynamicCache(config=self.adapter.model.config)
+        n = self.prepared.n - 1
+        for i, (kb, vb) in enumerate(zip(self.cache.kbuf, self.cache.vbuf)):
+            out.update(kb[..., :n, :], vb[..., :n, :], i)
+        return out
+
+    def _forward(self) -> None:
+        ad, probe, L = self.adapter, self.probe, self.capacity
+        probe.mode = "step" if self.grad else "off"
+        probe.new_forward()
+        keys = torch.arange(L, device=self.pos.device)
+        probe.q_pos = self.pos
+        probe.own = (keys == self.pos).to(ad.head.weight.dtype)
+        mask = (keys <= self.pos).view(1, 1, 1, L)
+        with torch.set_grad_enabled(self.grad):
+            out = ad.language_model(
+                input_ids=self.ids,
+                attention_mask=mask,
+                position_ids=ad.step_position_ids(self.pos),
+                use_cache=True,
+                **{self.cache_kw: self.cache},
+            )
+            self.hidden = out.last_hidden_state[0, -1]
+        with torch.no_grad():
+            self.logits = ad.head(self.hidden)
+        self.attn = [probe.captured[l] for l in probe.layers] if self.grad else []
+
+    def _backward(self) -> None:
+        self.rows = batched_rows(self.hidden, self.attn, self.g)  # [K, 1, layers, capacity]
+
+    def _capture(self) -> None:
+        t0 = time.perf_counter()
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            for _ in range(WARMUP):  # writes the same key/value at the same position each time
+                self._forward()
+                if self.grad:
+                    self._backward()
+        torch.cuda.current_stream().wait_stream(side)
+        self._fwd_graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(self._fwd_graph):
+            self._forward()
+        if self.grad:
+            self._bwd_graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(self._bwd_graph, pool=self._fwd_graph.pool()):
+                self._backward()
+        self.capture_s = time.perf_counter() - t0
+
+    # ---- StepLoop's interface ----------------------------------------------------------------
+    def forward(self) -> torch.Tensor:
+        """Forward the pending token at q; returns logits [vocab] for q+1 (valid until the next
+        forward)."""
+        if not self.graphs:
+            self._forward()
+        elif self._fwd_graph is None:
+            try:
+                self._capture()
+            except RuntimeError as e:  # an op this model runs cannot be captured: stay exact, run eagerly
+                warnings.warn(
+                    f"CUDA graph capture failed ({e}); the step engine runs without graphs", stacklevel=2
+                )
+                self._fwd_graph = self._bwd_graph = None
+                self.graphs = False
+                self._forward()
+                return self.logits
+            self._fwd_graph.replay()
+        else:
+            self._fwd_graph.replay()
+        return self.logits
+
+    def score(self, candidates: list[int], context: str) -> StepScores:
+        if not self.grad:
+            raise RuntimeError("score() needs a loop built with grad=True")
+        if not 1 <= len(candidates) <= self.k:
+            raise ValueError(f"{len(candidates)} candidates for a loop built for {self.k}")
+        padded = list(candidates) + [candidates[-1]] * (self.k - len(candidates))
+        with torch.no_grad():
+            self.g.copy_(head_grads(self.logits, self.adapter.head.weight, padded))
+        if self.graphs:
+            self._bwd_graph.replay()
+        else:
+            self._backward()
+        rows = self.rows[: len(candidates)].clone()  # the graph's buffer is rewritten next step
+        return step_scores(rows, self.q, list(candidates), self.prepared.spans, context)
+
+    @property
+    def kind(self) -> str:
+        """What ran, for the Trace's config."""
+        return "static, CUDA graphs" if self.graphs else "static"
+
+    def push(self, token_id: int) -> None:
+        self.ids.fill_(token_id)
+        self.pos.add_(1)
+        self.q += 1

@@ -1,0 +1,111 @@
+"""The fixed-capacity step engine (decoding/static.py, CUDA graphs on a GPU) gives the numbers of the
+growing-cache step engine and of the naive reference. On this CPU it runs eagerly: the static shapes,
+the position tensor, the own-key one-hot and the mask are what is checked; benchmarks/gpu.py checks
+the captured graphs against the same reference on a GPU."""
+
+import numpy as np
+import pytest
+import torch
+
+import lvsal_nb as lv
+from lvsal_nb.decoding.static import StaticStepLoop, static_supported
+
+from .test_reference_equality import LAYERS, PROMPT, _assert_matches_reference
+
+
+@pytest.fixture
+def static(monkeypatch):
+    def on(session, value=True):
+        monkeypatch.setattr(session, "static_steps", value)
+        return session
+
+    return on
+
+
+@pytest.mark.parametrize("engine", ["step", "sequence"])  # sequence: its generation loop is static
+def test_static_loop_equals_reference(session, image, static, engine):
+    static(session)
+    tr = session.trace(image, PROMPT, max_new_tokens=6, layers=LAYERS, engine=engine, alternatives=2, chunk=4)
+    assert tr.config["step_loop"] == "static"
+    assert len(tr) == 6 and all(len(s.candidates) == 3 for s in tr.records)
+    _assert_matches_reference(session, image, tr)
+
+
+def test_static_loop_with_locore_equals_reference(session, image, static):
+    static(session)
+    lc = lv.LocoRE(beta=0.5, window=3)
+    tr = session.trace(
+        image, PROMPT, max_new_tokens=6, layers=LAYERS, engine="step", alternatives=0, locore=lc
+    )
+    assert tr.config["step_loop"] == "static"
+    _assert_matches_reference(session, image, tr, locore=lc)
+
+
+def test_static_sgrs_equals_dynamic_sgrs(llava_session, image, static):
+    cfg = lv.SGRS(k=4, alpha=0.9, order="greedy")  # rejects from step 4 on (this model, image)
+    static(llava_session, False)
+    a = llava_session.trace(image, PROMPT, max_new_tokens=8, layers=LAYERS, sgrs=cfg, locore=0.3)
+    static(llava_session, True)
+    b = llava_session.trace(image, PROMPT, max_new_tokens=8, layers=LAYERS, sgrs=cfg, locore=0.3)
+    assert (a.config["step_loop"], b.config["step_loop"]) == ("dynamic", "static")
+    assert [s.token_id for s in a.records] == [s.token_id for s in b.records]
+    assert {s.round for s in a.records} >= {0, 1}  # rejections happened: later candidates' rows matter
+    for x, y in zip(a.records, b.records):
+        assert x.row.shape == y.row.shape == (len(LAYERS), x.position + 1)
+        np.testing.assert_allclose(x.row, y.row, atol=1e-12)
+        np.testing.assert_allclose(
+            [c.saliency for c in x.candidates], [c.saliency for c in y.candidates], atol=1e-12
+        )
+
+
+def _loops(session, image, k):
+    from lvsal_nb.decoding.loop import StepLoop
+    from lvsal_nb.saliency.probe import Probe, attached
+
+    prepared = session.adapter.prepare(image, PROMPT)
+    inputs = session.adapter.to(prepared.inputs, session.dtype)
+    for make in (
+        lambda p: StepLoop(session.adapter, prepared, p, inputs, grad=True, k=k),
+        lambda p: StaticStepLoop(
+            session.adapter, prepared, p, inputs, grad=True, k=k, capacity=prepared.n + 4, graphs=False
+        ),
+    ):
+        probe = Probe(layers=tuple(LAYERS))
+        with attached(session.model, session.adapter.language_model, session.adapter.text_config, probe):
+            loop = make(probe)
+            loop.prefill()
+            out = []
+            for tok in (5, 9, 7):
+                logits = loop.forward()
+                out.append((logits.clone(), loop.score([tok, 3], "text")))
+                loop.push(tok)
+            yield out
+
+
+def test_static_loop_pads_fewer_candidates_than_k(llava_session, image):
+    dyn, sta = _loops(llava_session, image, k=4)  # a loop built for 4, scored with 2
+    for (la, a), (lb, b) in zip(dyn, sta):
+        torch.testing.assert_close(la, lb, atol=1e-12, rtol=0)
+        assert a.q == b.q and b.token_ids == [a.token_ids[0], 3] and b.rows.shape == a.rows.shape
+        torch.testing.assert_close(a.rows, b.rows, atol=1e-12, rtol=0)
+        torch.testing.assert_close(a.scores, b.scores, atol=1e-12, rtol=0, equal_nan=True)
+
+
+def test_sliding_window_models_keep_the_dynamic_loop(llava_session):
+    from types import SimpleNamespace as NS
+
+    assert static_supported(llava_session.adapter)
+    assert static_supported(NS(text_config=NS(layer_types=["full_attention"] * 2)))
+    assert not static_supported(NS(text_config=NS(layer_types=["full_attention", "sliding_attention"])))
+
+
+def test_static_generation_loop_equals_dynamic(session, image, static):
+    static(session, False)
+    a = session.trace(image, PROMPT, max_new_tokens=12, layers=LAYERS, locore=0.4)
+    static(session, True)
+    b = session.trace(image, PROMPT, max_new_tokens=12, layers=LAYERS, locore=0.4)
+    assert (a.config["step_loop"], b.config["step_loop"]) == ("dynamic", "static")
+    assert len(a) == 12 and [s.token_id for s in a.records] == [s.token_id for s in b.records]
+    np.testing.assert_allclose([s.logprob for s in a.records], [s.logprob for s in b.records], atol=1e-12)
+    for x, y in zip(a.records, b.records):
+        np.testing.assert_allclose(x.row, y.row, atol=1e-12)
