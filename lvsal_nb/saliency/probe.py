@@ -28,8 +28,9 @@ NAME = "lvsal"
 _REGISTER_LOCK = threading.Lock()
 _registered = False
 
-# bias_fn(q_positions [q] absolute kv indices, kv_len, device, dtype) -> additive bias [q, kv] or None
-BiasFn = Callable[[torch.Tensor, int, torch.device, torch.dtype], "torch.Tensor | None"]
+# bias_fn(q_positions [q] absolute kv indices: a device tensor, or a range when known on the host,
+#         kv_len, device, dtype) -> additive bias [q, kv] or None
+BiasFn = Callable[["torch.Tensor | range", int, torch.device, torch.dtype], "torch.Tensor | None"]
 
 
 @dataclass
@@ -73,7 +74,10 @@ class Probe:
         """Additive mask + bias, built once per forward (the mask tensor is shared by all layers)."""
         key = (None if mask is None else (mask.data_ptr(), tuple(mask.shape)), q_len, kv_len, id(bias))
         if self._mask_key != key:
-            self._mask = _additive(mask, q_len, kv_len, like) + bias
+            if mask is None and q_len == 1:  # one row that sees every key: the bias is the whole mask
+                self._mask = bias.view(1, 1, 1, kv_len)
+            else:
+                self._mask = _additive(mask, q_len, kv_len, like) + bias
             self._mask_key = key
         return self._mask
 
@@ -82,9 +86,8 @@ class Probe:
             return None
         key = (q_len, kv_len, device, dtype)
         if self._bias_key != key:  # built once per forward, shared by all layers
-            q_pos = (
-                self.q_pos if self.q_pos is not None else torch.arange(kv_len - q_len, kv_len, device=device)
-            )
+            # host-known positions stay a range: the bias function need not touch the device for them
+            q_pos = self.q_pos if self.q_pos is not None else range(kv_len - q_len, kv_len)
             self._bias = self.bias_fn(q_pos, kv_len, device, dtype)
             self._bias_key = key
         return self._bias

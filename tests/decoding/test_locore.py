@@ -21,6 +21,24 @@ def test_mask_selects_recent_generated_keys():
     assert ex[0].nonzero().flatten().tolist() == [6, 7]
 
 
+@pytest.mark.parametrize("exclude_self", [False, True])
+def test_decode_step_bias_equals_the_mask_row(exclude_self):
+    # the one-row host path (a decode step) and the tensor path give the same bias
+    cfg = lv.LocoRE(beta=0.3, window=4, exclude_self=exclude_self)
+    for start in (3, 6):
+        fn = cfg.bias_fn(start)
+        for q in range(0, 12):
+            kv = q + 1
+            host = fn(range(q, q + 1), kv, "cpu", torch.float64)
+            dev = fn(torch.tensor([q]), kv, "cpu", torch.float64)
+            if kv - 1 < start:
+                assert host is None and dev is None
+                continue
+            want = cfg.mask(torch.tensor([q]), kv, start).double() * math.log1p(0.3)
+            assert host.shape == dev.shape == (1, kv)
+            assert torch.equal(host, want) and torch.equal(dev, want)
+
+
 def test_attention_row_is_scaled_and_renormalised(llava_session, image):
     """Capture row q with and without LocoRE at the same inputs, then check by hand."""
     s = llava_session
