@@ -1,6 +1,10 @@
 """One prepared GPU run (< 5 minutes on one H100-class GPU): correctness + overhead ratios.
 
-    python benchmarks/gpu.py --out results_dir
+    python benchmarks/gpu.py --out results_dir [--no-cudnn-sdpa] [--skip NAME ...]
+    python benchmarks/gpu.py --report results_dir/gpu.json     # gpu.md's tables again
+
+--no-cudnn-sdpa: torch 2.11 on Hopper builds a cuDNN attention plan for every new key length, which
+made the first eager 256-token `generate` of a process 3-4x slower than later ones (RESULTS.md).
 
 1. Exactness on the GPU: a tiny float64 LLaVA on CUDA, the sequence engine, the step engine and
    SGRS+LocoRE, each with the static loop (CUDA graphs) and the dynamic one, vs the naive reference.
@@ -18,9 +22,11 @@ LocoRE tokens under torch.profiler) into --out; gpu.partial.json after each meth
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import sys
 import time
+import traceback
 from pathlib import Path
 
 import numpy as np
@@ -123,6 +129,8 @@ def timed(fn):
     if not torch.cuda.is_available():  # --dry-run on a CPU
         t0 = time.perf_counter()
         return fn(), time.perf_counter() - t0, 0.0
+    gc.collect()  # each method starts from the same allocator and heap state
+    torch.cuda.empty_cache()
     torch.cuda.synchronize()
     torch.cuda.reset_peak_memory_stats()
     base = torch.cuda.memory_allocated()
@@ -198,16 +206,34 @@ def overhead(
 
         return run
 
+    def own_loop():  # the fairest plain baseline: greedy decoding on the own static loop, no saliency
+        from lvsal_nb.decoding.static import StaticStepLoop
+        from lvsal_nb.saliency.probe import Probe, attached
+
+        probe = Probe(layers=tuple(s.adapter.default_layers()))
+        with attached(s.model, s.adapter.language_model, s.adapter.text_config, probe):
+            cap, graphs = prepared.n + T, torch.cuda.is_available()
+            loop = StaticStepLoop(s.adapter, prepared, probe, inputs, False, 1, cap, graphs)
+            loop.prefill()
+            out = []
+            for _ in range(T):
+                out.append(int(loop.forward().argmax()))  # one host sync per token, as generate
+                loop.push(out[-1])
+        return out
+
     step5 = lambda: s.trace(img, prompt, max_new_tokens=T, engine="step", alternatives=4)  # noqa: E731
     sgrs5 = lambda: s.trace(img, prompt, max_new_tokens=T, sgrs=lv.SGRS(k=5))  # noqa: E731
     seq = lambda: s.trace(img, prompt, max_new_tokens=T, chunk=None)  # noqa: E731
     runs = {
         "generate": gen,
-        "LocoRE beta=0.15 (generate)": gen_locore,
+        "own loop, no saliency (CUDA graphs)": own_loop,
         "trace (generate + sequence engine)": seq,
         "SGRS k=5": sgrs5,
         "step engine K=5": step5,
         "generate (again: drift check)": gen,
+        "LocoRE beta=0.15 (generate)": gen_locore,
+        "own loop, no saliency (again)": own_loop,
+        "generate (third time)": gen,
         "trace, dynamic loop (no CUDA graphs)": loop(False, seq),
         "SGRS k=5, dynamic loop (no CUDA graphs)": loop(False, sgrs5),
     }
@@ -223,16 +249,28 @@ def overhead(
         "trace": lambda: s.trace(img, prompt, max_new_tokens=8, chunk=None),
         "sgrs, dynamic": loop(False, lambda: s.trace(img, prompt, max_new_tokens=8, sgrs=lv.SGRS(k=5))),
     }
+    failed = {}
     with torch.no_grad():
-        for fn in warm.values():
-            fn()
+        for name, fn in warm.items():
+            try:
+                fn()
+            except Exception:  # one broken path must not cost the other numbers of a lent GPU's run
+                failed[name] = traceback.format_exc()
+                print(f"warm-up {name} failed:\n{failed[name]}", flush=True)
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu (dry run)"
     res = {"prompt_tokens": prepared.n, "new_tokens": T, "gpu": gpu}
     outs = {}
+    if failed:
+        res["failed"] = failed
     for name, fn in runs.items():
-        out, secs, mem = timed(fn)
+        try:
+            out, secs, mem = timed(fn)
+        except Exception:
+            res.setdefault("failed", {})[name] = traceback.format_exc()
+            print(f"{name} failed:\n{res['failed'][name]}", flush=True)
+            continue
         outs[name] = out
-        tokens = len(out) if isinstance(out, lv.Trace) else int(out.shape[1] - prepared.n)
+        tokens = len(out) if isinstance(out, (lv.Trace, list)) else int(out.shape[1] - prepared.n)
         res[name] = {"seconds": secs, "peak_extra_gib": mem, "tokens": tokens}
         if isinstance(out, lv.Trace):  # where the time went: analysis share, graph capture, which loop
             timing = out.config["timing"]
@@ -262,42 +300,38 @@ def overhead(
     return res
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--out", default="gpu-results")
-    ap.add_argument("--T", type=int, default=256)
-    ap.add_argument("--dry-run", action="store_true", help="tiny shapes on the CPU: checks the script runs")
-    ap.add_argument("--skip", nargs="*", default=[], help="skip methods whose name contains one of these")
-    args = ap.parse_args(argv)
-    dev = "cuda" if torch.cuda.is_available() else "cpu"
-    if dev == "cpu" and not args.dry_run:
-        print("no CUDA device: this benchmark needs one GPU (or pass --dry-run)")
-        return 1
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    res = {"exactness": exactness(dev)}
-    print(json.dumps(res, indent=1), flush=True)
-    res["overhead"] = overhead(dev, args.T, args.dry_run, tuple(args.skip), out)
-    (out / "gpu.json").write_text(json.dumps(res, indent=2))
+def report(res: dict) -> list[str]:
+    """gpu.md's lines from gpu.json's content. Ratios are to the median of the `generate` samples
+    (first, again, third) and of the own graphed loop's samples, timed in the same process."""
     o = res["overhead"]
-    base = o["generate"]["seconds"]
+    timed_ = {k: v for k, v in o.items() if isinstance(v, dict) and "seconds" in v}
+    gen = float(np.median([v["seconds"] for k, v in timed_.items() if k.startswith("generate")]))
+    own_s = [v["seconds"] for k, v in timed_.items() if k.startswith("own loop")]
+    own = float(np.median(own_s)) if own_s else None
+    cudnn = "on" if res.get("cudnn_sdpa", True) else "off (--no-cudnn-sdpa)"
     lines = [
         f"GPU: {o['gpu']}; prompt {o['prompt_tokens']} tokens, {o['new_tokens']} new tokens, bf16, random "
-        "weights with LLaVA-1.5-7B's language-model shape. Command: `python benchmarks/gpu.py`",
+        f"weights with LLaVA-1.5-7B's language-model shape; SDPA's cuDNN backend {cudnn}. "
+        f"× generate: to the median of the generate rows ({gen:.2f} s)"
+        + (f"; × own loop: to the median of the own-loop rows ({own:.2f} s)." if own else "."),
         "",
-        "| method | own loop | tokens | seconds | × generate | saliency analysis | graph capture "
-        "| peak extra GPU memory |",
-        "|---|---|---|---|---|---|---|---|",
+        "| method | own loop | tokens | seconds | × generate | × own loop | saliency analysis "
+        "| graph capture | peak extra GPU memory |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
-    for k, v in o.items():
-        if isinstance(v, dict):
-            ana = f"{v['analysis_s']:.2f} s" if "analysis_s" in v else "-"
-            cap = f"{v['capture_s']:.2f} s" if v.get("capture_s") else "-"
-            lines.append(
-                f"| {k} | {v.get('loop', '-')} | {v['tokens']} | {v['seconds']:.2f} | "
-                f"{v['seconds'] / base:.2f}× | {ana} | {cap} | {v['peak_extra_gib']:.2f} GiB |"
-            )
+    for k, v in timed_.items():
+        ana = f"{v['analysis_s']:.2f} s" if "analysis_s" in v else "-"
+        cap = f"{v['capture_s']:.2f} s" if v.get("capture_s") else "-"
+        rel = f"{v['seconds'] / own:.2f}×" if own else "-"
+        lines.append(
+            f"| {k} | {v.get('loop', '-')} | {v['tokens']} | {v['seconds']:.2f} | "
+            f"{v['seconds'] / gen:.2f}× | {rel} | {ana} | {cap} | {v['peak_extra_gib']:.2f} GiB |"
+        )
     lines += ["", "Exactness on the device (tiny LLaVA, float64, 6 tokens, vs the naive reference):", ""]
+    if "exactness_failed" in res:
+        lines.append(f"FAILED:\n```\n{res['exactness_failed']}```")
+    if "failed" in o:
+        lines += ["", "Failed methods: " + ", ".join(o["failed"])]
     for k, v in res["exactness"].items():
         same = v.get("same_tokens_as_dynamic_loop")
         lines.append(
@@ -309,6 +343,42 @@ def main(argv=None) -> int:
             f"Sequence vs step engine in bf16: same tokens {o['sequence_vs_step_same_tokens']}, "
             f"median relative saliency difference {o['sequence_vs_step_median_rel_diff_bf16']}."
         )
+    return lines
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", default="gpu-results")
+    ap.add_argument("--T", type=int, default=256)
+    ap.add_argument("--dry-run", action="store_true", help="tiny shapes on the CPU: checks the script runs")
+    ap.add_argument("--skip", nargs="*", default=[], help="skip methods whose name contains one of these")
+    ap.add_argument(
+        "--no-cudnn-sdpa",
+        action="store_true",
+        help="SDPA without its cuDNN backend (plans built per new shape)",
+    )
+    ap.add_argument("--report", metavar="GPU_JSON", help="only rewrite gpu.md (stdout) from a saved gpu.json")
+    args = ap.parse_args(argv)
+    if args.report:
+        print("\n".join(report(json.loads(Path(args.report).read_text()))))
+        return 0
+    if args.no_cudnn_sdpa:
+        torch.backends.cuda.enable_cudnn_sdp(False)
+    dev = "cuda" if torch.cuda.is_available() else "cpu"
+    if dev == "cpu" and not args.dry_run:
+        print("no CUDA device: this benchmark needs one GPU (or pass --dry-run)")
+        return 1
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        res = {"exactness": exactness(dev)}
+    except Exception:
+        res = {"exactness": {}, "exactness_failed": traceback.format_exc()}
+    print(json.dumps(res, indent=1), flush=True)
+    res["overhead"] = overhead(dev, args.T, args.dry_run, tuple(args.skip), out)
+    res["cudnn_sdpa"] = not args.no_cudnn_sdpa
+    (out / "gpu.json").write_text(json.dumps(res, indent=2))
+    lines = report(res)
     (out / "gpu.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0
