@@ -296,7 +296,6 @@ class Session:
     def _run_sequence(self, prepared, inputs, probe, cfg, gen, emit, stop):
         loop = self._loop(prepared, inputs, probe, cfg, grad=False)
         loop.prefill()
-        cfg["step_loop"] = loop.kind
         eng = SequenceEngine(
             self.adapter,
             prepared,
@@ -336,6 +335,7 @@ class Session:
                     drain()
         finally:
             drain()  # an interrupt still scores what was generated
+            cfg["step_loop"] = loop.kind
             cfg["timing"]["capture_s"] = loop.capture_s
 
     def _run_generate(self, prepared, inputs, probe, cfg, generate_kwargs, emit):

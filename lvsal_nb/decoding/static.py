@@ -17,6 +17,7 @@ import warnings
 import torch
 from transformers import DynamicCache
 
+from ..errors import UnsupportedModelError
 from ..models.base import Adapter, Prepared, cache_keyword
 from ..saliency.probe import Probe
 from ..saliency.step import StepScores, batched_rows, head_grads, step_scores
@@ -43,8 +44,13 @@ class StaticStepCache(DynamicCache):
 
 
 def static_supported(adapter: Adapter) -> bool:
-    """Every decoder layer is full attention (a sliding window would need its own static mask)."""
+    """Every decoder layer is full attention (a sliding window would need its own static mask) and
+    the LM head is a plain linear layer (the loop applies it itself, also without grad)."""
     types = getattr(adapter.text_config, "layer_types", None) or ["full_attention"]
+    try:
+        check_plain_head(adapter)
+    except UnsupportedModelError:
+        return False
     return all(t == "full_attention" for t in types)
 
 

@@ -95,8 +95,19 @@ def test_sliding_window_models_keep_the_dynamic_loop(llava_session):
     from types import SimpleNamespace as NS
 
     assert static_supported(llava_session.adapter)
-    assert static_supported(NS(text_config=NS(layer_types=["full_attention"] * 2)))
-    assert not static_supported(NS(text_config=NS(layer_types=["full_attention", "sliding_attention"])))
+    head = torch.nn.Linear(2, 3)
+    assert static_supported(NS(text_config=NS(layer_types=["full_attention"] * 2), head=head))
+    mixed = NS(layer_types=["full_attention", "sliding_attention"])
+    assert not static_supported(NS(text_config=mixed, head=head))
+
+
+def test_models_with_a_scaled_head_keep_the_dynamic_loop(llava_session, image, static, monkeypatch):
+    # the static loop applies the LM head itself: a soft-capped head must take the model's own forward
+    static(llava_session)
+    monkeypatch.setattr(llava_session.adapter.text_config, "final_logit_softcapping", 30.0, raising=False)
+    assert not static_supported(llava_session.adapter)
+    tr = llava_session.trace(image, PROMPT, max_new_tokens=3, layers=LAYERS)
+    assert tr.config["step_loop"] == "dynamic"
 
 
 def test_static_generation_loop_equals_dynamic(session, image, static):
