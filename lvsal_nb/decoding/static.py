@@ -102,7 +102,6 @@ class StaticStepLoop:
         d = ad.head.weight.shape[1]
         self.g = torch.zeros(self.k, d, dtype=ad.head.weight.dtype, device=dev)  # ∂L_k/∂h
 
-    # ---- the two captured halves -------------------------------------------------------------
     def prompt_cache(self) -> DynamicCache:
         """The prompt's positions [0, n-1) as a DynamicCache of views (SequenceEngine copies it)."""
         out = DynamicCache(config=self.adapter.model.config)
@@ -111,6 +110,7 @@ class StaticStepLoop:
             out.update(kb[..., :n, :], vb[..., :n, :], i)
         return out
 
+    # ---- the two captured halves -------------------------------------------------------------
     def _forward(self) -> None:
         ad, probe, L = self.adapter, self.probe, self.capacity
         probe.mode = "step" if self.grad else "off"
