@@ -47,7 +47,13 @@ def _locked(method):
 
 
 class Session:
-    """A loaded model ready to trace. Build with `lvsal_nb.load(...)`."""
+    """A loaded model ready to trace. Build with `lvsal_nb.load(...)`.
+
+    `static_steps`: the own decoding loop's kind. None (default): on CUDA a fixed-capacity cache
+    whose steps replay as CUDA graphs, elsewhere the growing cache; False: always the growing cache
+    (e.g. to debug without graphs); True: the fixed-capacity cache everywhere (eager off CUDA). Same
+    numbers either way; a Trace's config["step_loop"] says which ran.
+    """
 
     def __init__(
         self,
@@ -63,8 +69,6 @@ class Session:
         self.adapter = adapter or adapter_for(model, processor)
         self.model_id = model_id
         self._lock = threading.RLock()  # one trace at a time per model: the probe and caches are shared
-        # step engine over a fixed-capacity cache (decoding/static.py): None = on CUDA (with CUDA
-        # graphs), True = always (eagerly on a CPU), False = never (the growing-cache StepLoop)
         self.static_steps: bool | None = None
         p = next(model.parameters())
         self.device = torch.device(device) if device is not None else p.device
