@@ -44,9 +44,13 @@ class StaticStepCache(DynamicCache):
 
 
 def static_supported(adapter: Adapter) -> bool:
-    """Every decoder layer is full attention (a sliding window would need its own static mask) and
-    the LM head is a plain linear layer (the loop applies it itself, also without grad)."""
+    """Every decoder layer is full attention (a sliding window would need its own static mask), the
+    LM head is a plain linear layer (the loop applies it itself, also without grad), and the model
+    sits on one device (the position, mask and buffers are shared by all layers)."""
     types = getattr(adapter.text_config, "layer_types", None) or ["full_attention"]
+    device_map = getattr(adapter.model, "hf_device_map", None) or {}
+    if len({str(d) for d in device_map.values()}) > 1:
+        return False
     try:
         check_plain_head(adapter)
     except UnsupportedModelError:

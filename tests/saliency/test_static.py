@@ -96,9 +96,20 @@ def test_sliding_window_models_keep_the_dynamic_loop(llava_session):
 
     assert static_supported(llava_session.adapter)
     head = torch.nn.Linear(2, 3)
-    assert static_supported(NS(text_config=NS(layer_types=["full_attention"] * 2), head=head))
+    assert static_supported(NS(text_config=NS(layer_types=["full_attention"] * 2), head=head, model=NS()))
     mixed = NS(layer_types=["full_attention", "sliding_attention"])
-    assert not static_supported(NS(text_config=mixed, head=head))
+    assert not static_supported(NS(text_config=mixed, head=head, model=NS()))
+
+
+def test_models_split_over_devices_keep_the_dynamic_loop(llava_session, monkeypatch):
+    monkeypatch.setattr(
+        llava_session.model, "hf_device_map", {"model.vision_tower": 0, "lm_head": 0}, raising=False
+    )
+    assert static_supported(llava_session.adapter)
+    monkeypatch.setattr(
+        llava_session.model, "hf_device_map", {"model.vision_tower": 0, "lm_head": 1}, raising=False
+    )
+    assert not static_supported(llava_session.adapter)
 
 
 def test_models_with_a_scaled_head_keep_the_dynamic_loop(llava_session, image, static, monkeypatch):
