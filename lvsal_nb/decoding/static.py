@@ -102,6 +102,9 @@ class StaticStepLoop:
                 out.append(buf)
         self.ids = self.inputs["input_ids"][:, -1:].clone()  # [1, 1] the token being fed
         self.pos = torch.tensor([self.q], device=dev)  # its position
+        # rotary positions = pos + a per-prompt offset (Qwen's rope_deltas), held by the loop: a graph
+        # must not read a model attribute that a later forward may replace
+        self.pos_offset = ad.step_position_ids(torch.zeros_like(self.pos)).clone()
         self.cache = StaticStepCache(ad.model.config, self.probe, keys, values, self.pos)
         d = ad.head.weight.shape[1]
         self.g = torch.zeros(self.k, d, dtype=ad.head.weight.dtype, device=dev)  # ∂L_k/∂h
@@ -127,7 +130,7 @@ class StaticStepLoop:
             out = ad.language_model(
                 input_ids=self.ids,
                 attention_mask=mask,
-                position_ids=ad.step_position_ids(self.pos),
+                position_ids=self.pos_offset + self.pos,
                 use_cache=True,
                 **{self.cache_kw: self.cache},
             )
