@@ -104,7 +104,7 @@ class StaticStepLoop:
         self.pos = torch.tensor([self.q], device=dev)  # its position
         # rotary positions = pos + a per-prompt offset (Qwen's rope_deltas), held by the loop: a graph
         # must not read a model attribute that a later forward may replace
-        self.pos_offset = ad.step_position_ids(torch.zeros_like(self.pos)).clone()
+        self.pos_offset = ad.rope_offset(dev).clone()
         self.cache = StaticStepCache(ad.model.config, self.probe, keys, values, self.pos)
         d = ad.head.weight.shape[1]
         self.g = torch.zeros(self.k, d, dtype=ad.head.weight.dtype, device=dev)  # ∂L_k/∂h

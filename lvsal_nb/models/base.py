@@ -189,10 +189,10 @@ class Adapter:
             "attention_mask": torch.ones(1, total_len, dtype=torch.long, device=token_ids.device),
         }
 
-    def step_position_ids(self, pos: torch.Tensor) -> torch.Tensor:
-        """Rotary position ids of one decode step at the (device) position pos [1], built with tensor
-        ops only (no host read), so a CUDA graph can capture them."""
-        return pos.view(1, 1)
+    def rope_offset(self, device) -> torch.Tensor:
+        """What the prompt adds to a decode position to give its rotary position ids, shaped like the
+        model's position ids of one position: none here ([1, 1] zeros)."""
+        return torch.zeros(1, 1, dtype=torch.long, device=device)
 
     def context_tokens(self, token_ids: list[int], image_span) -> list[str]:
         """Text of every position of the full sequence (image positions as "<image>")."""

@@ -68,16 +68,16 @@ class Qwen2VLAdapter(Adapter):
         # transformers derives step positions from the whole 2-D mask (length total_len, not s):
         # give the 3-D rotary positions explicitly, offset by the prefill's rope_deltas.
         kw = super().step_inputs(token_ids, total_len)
-        s = token_ids.shape[1]
-        delta = getattr(self.model.model, "rope_deltas", None)
-        pos = torch.arange(total_len - s, total_len, device=token_ids.device).view(1, 1, -1).expand(3, 1, -1)
-        kw["position_ids"] = pos + (delta.to(token_ids.device) if delta is not None else 0)
+        pos = torch.arange(total_len - token_ids.shape[1], total_len, device=token_ids.device)
+        kw["position_ids"] = self.rope_offset(token_ids.device) + pos.view(1, 1, -1)  # [3, 1, s]
         return kw
 
-    def step_position_ids(self, pos: torch.Tensor) -> torch.Tensor:
+    def rope_offset(self, device) -> torch.Tensor:
+        """The prefill's rope_deltas on each of the 3 rotary axes: [3, 1, 1]."""
         delta = getattr(self.model.model, "rope_deltas", None)
-        ids = pos.view(1, 1, 1).expand(3, 1, 1)
-        return ids + delta.to(pos.device) if delta is not None else ids
+        if delta is None:
+            return torch.zeros(3, 1, 1, dtype=torch.long, device=device)
+        return delta.to(device).view(1, 1, 1).expand(3, 1, 1)
 
 
 class Qwen25VLAdapter(Qwen2VLAdapter):
