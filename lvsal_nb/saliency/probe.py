@@ -68,16 +68,23 @@ class Probe:
         self._bias_key = self._mask_key = None
         self._bias = self._mask = None
 
-    def biased_mask(
-        self, bias: torch.Tensor, mask: torch.Tensor | None, q_len: int, kv_len: int, like: torch.Tensor
-    ) -> torch.Tensor:
-        """Additive mask + bias, built once per forward (the mask tensor is shared by all layers)."""
+    def additive_mask(
+        self,
+        bias: torch.Tensor | None,
+        mask: torch.Tensor | None,
+        q_len: int,
+        kv_len: int,
+        like: torch.Tensor,
+    ) -> torch.Tensor | None:
+        """The mask as an additive float tensor, plus the bias if any; built once per forward (the
+        mask tensor is shared by all layers). None when one row sees every key and has no bias."""
         key = (None if mask is None else (mask.data_ptr(), tuple(mask.shape)), q_len, kv_len, id(bias))
         if self._mask_key != key:
             if mask is None and q_len == 1:  # one row that sees every key: the bias is the whole mask
-                self._mask = bias.view(1, 1, 1, kv_len)
+                self._mask = None if bias is None else bias.view(1, 1, 1, kv_len)
             else:
-                self._mask = _additive(mask, q_len, kv_len, like) + bias
+                m = _additive(mask, q_len, kv_len, like)
+                self._mask = m if bias is None else m + bias
             self._mask_key = key
         return self._mask
 
@@ -135,7 +142,7 @@ def lvsal_attention(
         # The fast path: SDPA with the boolean mask (or is_causal), GQA without copies.
         mask = attention_mask
         if bias is not None:
-            mask = probe.biased_mask(bias, mask, q_len, kv_len, query)
+            mask = probe.additive_mask(bias, mask, q_len, kv_len, query)
         is_causal = mask is None and q_len > 1 and getattr(module, "is_causal", True)
         out = F.scaled_dot_product_attention(
             query,
@@ -161,9 +168,9 @@ def lvsal_attention(
         scores = scores + _place_diag(diag, own, kv_len)
     else:
         scores = torch.matmul(query, k.transpose(-1, -2)) * scale
-    scores = scores + _additive(attention_mask, q_len, kv_len, query)
-    if bias is not None:
-        scores = scores + bias
+    mask = probe.additive_mask(bias, attention_mask, q_len, kv_len, query)
+    if mask is not None:
+        scores = scores + mask
     attn = torch.softmax(scores, dim=-1, dtype=_softmax_dtype(query.dtype)).to(query.dtype)
     if capture:
         if layer == probe.lowest:
@@ -196,10 +203,7 @@ def _step_attention(
     """
     n_rep = query.shape[1] // key.shape[1]
     kv_len = key.shape[-2]
-    if bias is not None:  # built once per forward, shared by all layers
-        mask = probe.biased_mask(bias, attention_mask, 1, kv_len, query)
-    else:
-        mask = None if attention_mask is None else _additive(attention_mask, 1, kv_len, query)
+    mask = probe.additive_mask(bias, attention_mask, 1, kv_len, query)
     k, v = _repeat_kv(key, n_rep), _repeat_kv(value, n_rep)
     scores = ConstMatmul.apply(query, k.transpose(-1, -2)) * scale  # [1, h, 1, kv]
     live_k, live_v = (_repeat_kv(t, n_rep) for t in probe.live[layer])  # [1, h, 1, d]
