@@ -226,8 +226,7 @@ class Session:
         try:
             self._step_tokens(loop, cfg, sgrs, gen, emit, stop)
         finally:
-            cfg["step_loop"] = loop.kind
-            cfg["timing"]["capture_s"] = loop.capture_s
+            _record_loop(cfg, loop)
 
     def _loop(self, prepared, inputs, probe, cfg, grad: bool, k: int = 1):
         """The own decoding loop: over a fixed-capacity cache with CUDA graphs on CUDA (static_steps)."""
@@ -339,8 +338,7 @@ class Session:
                     drain()
         finally:
             drain()  # an interrupt still scores what was generated
-            cfg["step_loop"] = loop.kind
-            cfg["timing"]["capture_s"] = loop.capture_s
+            _record_loop(cfg, loop)
 
     def _run_generate(self, prepared, inputs, probe, cfg, generate_kwargs, emit):
         probe.mode = "off"
@@ -481,6 +479,12 @@ class Session:
 
 def _f(x: float) -> float | None:
     return None if x != x else float(x)
+
+
+def _record_loop(cfg: dict, loop) -> None:
+    """Which own loop ran (after the run: a failed graph capture falls back) and its capture time."""
+    cfg["step_loop"] = loop.kind
+    cfg["timing"]["capture_s"] = loop.capture_s
 
 
 def _row(sc: StepScores, i: int):
