@@ -42,11 +42,14 @@ def test_static_loop_with_locore_equals_reference(session, image, static):
 
 
 def test_static_sgrs_equals_dynamic_sgrs(llava_session, image, static):
+    from lvsal_nb.saliency.reference import reference_step
+
     cfg = lv.SGRS(k=4, alpha=0.9, order="greedy")  # rejects from step 4 on (this model, image)
+    lc = lv.LocoRE(beta=0.3)
     static(llava_session, False)
-    a = llava_session.trace(image, PROMPT, max_new_tokens=8, layers=LAYERS, sgrs=cfg, locore=0.3)
+    a = llava_session.trace(image, PROMPT, max_new_tokens=8, layers=LAYERS, sgrs=cfg, locore=lc)
     static(llava_session, True)
-    b = llava_session.trace(image, PROMPT, max_new_tokens=8, layers=LAYERS, sgrs=cfg, locore=0.3)
+    b = llava_session.trace(image, PROMPT, max_new_tokens=8, layers=LAYERS, sgrs=cfg, locore=lc)
     assert (a.config["step_loop"], b.config["step_loop"]) == ("dynamic", "static")
     assert [s.token_id for s in a.records] == [s.token_id for s in b.records]
     assert {s.round for s in a.records} >= {0, 1}  # rejections happened: later candidates' rows matter
@@ -56,6 +59,14 @@ def test_static_sgrs_equals_dynamic_sgrs(llava_session, image, static):
         np.testing.assert_allclose(
             [c.saliency for c in x.candidates], [c.saliency for c in y.candidates], atol=1e-12
         )
+    prepared = llava_session.adapter.prepare(image, PROMPT)  # and the naive reference, every candidate
+    out = [s.token_id for s in b.records]
+    for t, rec in enumerate(b.records):
+        cands = [c.token_id for c in rec.candidates]
+        ref = reference_step(llava_session.adapter, prepared, out, t, cands, LAYERS, locore=lc)
+        np.testing.assert_allclose([c.saliency for c in rec.candidates], ref["scores"], rtol=0, atol=1e-10)
+        chosen = next(i for i, c in enumerate(rec.candidates) if c.accepted)
+        np.testing.assert_allclose(rec.row, ref["rows"][chosen].numpy(), rtol=0, atol=1e-6)  # stored float32
 
 
 def _loops(session, image, k):
@@ -83,12 +94,20 @@ def _loops(session, image, k):
 
 
 def test_static_loop_pads_fewer_candidates_than_k(llava_session, image):
+    from lvsal_nb.saliency.reference import reference_step
+
     dyn, sta = _loops(llava_session, image, k=4)  # a loop built for 4, scored with 2
-    for (la, a), (lb, b) in zip(dyn, sta):
+    prepared = llava_session.adapter.prepare(image, PROMPT)
+    for t, ((la, a), (lb, b)) in enumerate(zip(dyn, sta)):
         torch.testing.assert_close(la, lb, atol=1e-12, rtol=0)
         assert a.q == b.q and b.token_ids == [a.token_ids[0], 3] and b.rows.shape == a.rows.shape
         torch.testing.assert_close(a.rows, b.rows, atol=1e-12, rtol=0)
         torch.testing.assert_close(a.scores, b.scores, atol=1e-12, rtol=0, equal_nan=True)
+        ref = reference_step(llava_session.adapter, prepared, [5, 9, 7], t, b.token_ids, LAYERS)
+        assert ref["q"] == b.q
+        np.testing.assert_allclose(b.scores.numpy(), ref["scores"], rtol=0, atol=1e-10)
+        for i in range(2):
+            np.testing.assert_allclose(b.rows[i].numpy(), ref["rows"][i].numpy(), rtol=0, atol=1e-10)
 
 
 def test_sliding_window_models_keep_the_dynamic_loop(llava_session):
@@ -119,6 +138,31 @@ def test_models_with_a_scaled_head_keep_the_dynamic_loop(llava_session, image, s
     assert not static_supported(llava_session.adapter)
     tr = llava_session.trace(image, PROMPT, max_new_tokens=3, layers=LAYERS)
     assert tr.config["step_loop"] == "dynamic"
+
+
+def test_static_generation_loop_equals_transformers_generate(session, image, static):
+    from lvsal_nb.saliency.probe import Probe, attached
+
+    prepared = session.adapter.prepare(image, PROMPT)
+    inputs = session.adapter.to(prepared.inputs, session.dtype)
+    with torch.no_grad():
+        out = session.model.generate(
+            **inputs, max_new_tokens=12, do_sample=False, output_scores=True, return_dict_in_generate=True
+        )
+    ids = out.sequences[0, prepared.n :].tolist()
+    assert len(ids) >= 6
+    probe = Probe(layers=tuple(LAYERS))
+    with attached(session.model, session.adapter.language_model, session.adapter.text_config, probe):
+        loop = StaticStepLoop(
+            session.adapter, prepared, probe, inputs, grad=False, k=1, capacity=prepared.n + 12, graphs=False
+        )
+        loop.prefill()
+        for t, tok in enumerate(ids):  # every step's logits, against generate's (float32) scores
+            torch.testing.assert_close(loop.forward().float(), out.scores[t][0], rtol=0, atol=1e-5)
+            loop.push(tok)
+    static(session)
+    tr = session.trace(image, PROMPT, max_new_tokens=12, layers=LAYERS)
+    assert tr.config["step_loop"] == "static" and [s.token_id for s in tr.records] == ids
 
 
 def test_static_generation_loop_equals_dynamic(session, image, static):
