@@ -51,3 +51,27 @@ def llava_session():
 @pytest.fixture(scope="session")
 def make_session():
     return tiny_session
+
+
+@pytest.fixture
+def sdpa_masks(monkeypatch):
+    """Every attn_mask that F.scaled_dot_product_attention receives while the test runs, as SDPA
+    sees it (a boolean mask converted the way SDPA converts it)."""
+    seen = []
+    sdpa = torch.nn.functional.scaled_dot_product_attention
+
+    def spy(*args, attn_mask=None, **kwargs):
+        if attn_mask is not None and attn_mask.dtype == torch.bool:
+            seen.append(torch.where(attn_mask, 0.0, -torch.inf))
+        elif attn_mask is not None:
+            seen.append(attn_mask)
+        return sdpa(*args, attn_mask=attn_mask, **kwargs)
+
+    monkeypatch.setattr(torch.nn.functional, "scaled_dot_product_attention", spy)
+    return seen
+
+
+def mem_efficient_aligned(mask: torch.Tensor) -> bool:
+    """PyTorch's `aligned_tensor<8>` (aten/src/ATen/native/transformers/attention.cpp): a mask failing
+    it is padded into a copy by the CUDA memory-efficient kernel in every call."""
+    return mask.stride(-1) == 1 and all(s % 8 == 0 for s in mask.stride()[:-1])

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 import torch
 
 from ..errors import ConfigError
+from ..saliency.probe import mask_zeros
 
 
 @dataclass(frozen=True)
@@ -43,8 +44,8 @@ class LocoRE:
         return (q >= output_start) & (j >= output_start) & (j > q - self.window) & upper
 
     def row_bias(self, q: int, kv_len: int, start: int, device, dtype, bonus: float) -> torch.Tensor:
-        """`mask` of the single row q (a host int) times the bonus: [1, kv]."""
-        out = torch.zeros(1, kv_len, device=device, dtype=dtype)
+        """`mask` of the single row q (a host int) times the bonus: [1, kv], aligned for SDPA."""
+        out = mask_zeros((1, kv_len), dtype, device)
         hi = q - 1 if self.exclude_self else q
         lo = max(start, q - self.window + 1)
         if q >= start and lo <= hi:

@@ -19,7 +19,7 @@ from transformers import DynamicCache
 
 from ..errors import UnsupportedModelError
 from ..models.base import Adapter, Prepared, cache_keyword
-from ..saliency.probe import Probe
+from ..saliency.probe import MASK_ALIGN, Probe
 from ..saliency.step import StepScores, batched_rows, head_grads, step_scores
 from .kv import GrowingCache
 from .loop import check_plain_head, prefill
@@ -65,7 +65,8 @@ class StaticStepLoop:
         grad: as StepLoop's: forwards with grad, ready for `score`; False = plain decoding (the
             sequence engine's generation loop).
         k: candidates per `score` call (fewer are padded with the last one; the batch is static).
-        capacity: positions the cache holds: prompt + max new tokens.
+        capacity: positions the cache needs: prompt + max new tokens (rounded up to MASK_ALIGN, so
+            that SDPA takes the loop's masks as they are).
         graphs: capture and replay CUDA graphs (CUDA only); False runs the same steps eagerly.
     """
 
@@ -82,7 +83,8 @@ class StaticStepLoop:
     ):
         check_plain_head(adapter)
         self.adapter, self.prepared, self.probe, self.inputs = adapter, prepared, probe, inputs
-        self.grad, self.k, self.capacity, self.graphs = grad, k, capacity, graphs
+        self.grad, self.k, self.graphs = grad, k, graphs
+        self.capacity = -(-capacity // MASK_ALIGN) * MASK_ALIGN
         self.q = prepared.n - 1
         self.cache_kw = cache_keyword(adapter.language_model)
         self.cache: StaticStepCache | None = None

@@ -25,11 +25,14 @@ from ..errors import UnsupportedModelError
 from .const import ConstMatmul
 
 NAME = "lvsal"
+# SDPA's memory-efficient kernel (the one that takes a float mask on CUDA) copies a mask whose
+# strides, but the last, are not multiples of 8 into a padded one in every call, i.e. every layer
+MASK_ALIGN = 8
 _REGISTER_LOCK = threading.Lock()
 _registered = False
 
 # bias_fn(q_positions [q] absolute kv indices: a device tensor, or a range when known on the host,
-#         kv_len, device, dtype) -> additive bias [q, kv] or None
+#         kv_len, device, dtype) -> additive bias [q, kv] or None (best from `mask_zeros`)
 BiasFn = Callable[["torch.Tensor | range", int, torch.device, torch.dtype], "torch.Tensor | None"]
 
 
@@ -81,10 +84,12 @@ class Probe:
         key = (None if mask is None else (mask.data_ptr(), tuple(mask.shape)), q_len, kv_len, id(bias))
         if self._mask_key != key:
             if mask is None and q_len == 1:  # one row that sees every key: the bias is the whole mask
-                self._mask = None if bias is None else bias.view(1, 1, 1, kv_len)
+                self._mask = None if bias is None else bias[None, None]  # (a view keeps its strides)
             else:
                 m = _additive(mask, q_len, kv_len, like)
-                self._mask = m if bias is None else m + bias
+                if bias is not None:
+                    m = torch.add(m, bias, out=mask_zeros(m.shape, like.dtype, like.device))
+                self._mask = m
             self._mask_key = key
         return self._mask
 
@@ -230,9 +235,15 @@ def _additive(mask: torch.Tensor | None, q_len: int, kv_len: int, like: torch.Te
         mask = torch.ones(1, 1, q_len, kv_len, dtype=torch.bool, device=like.device).tril(kv_len - q_len)
     if mask.dtype != torch.bool:
         return mask
-    return torch.zeros(mask.shape, dtype=like.dtype, device=like.device).masked_fill(
-        ~mask, torch.finfo(like.dtype).min
-    )
+    return mask_zeros(mask.shape, like.dtype, like.device).masked_fill_(~mask, torch.finfo(like.dtype).min)
+
+
+def mask_zeros(shape, dtype: torch.dtype, device) -> torch.Tensor:
+    """Zeros of `shape` whose rows start at multiples of MASK_ALIGN elements (a view of a wider buffer):
+    SDPA takes such a mask as it is instead of padding a copy per layer."""
+    *lead, kv = shape
+    width = -(-kv // MASK_ALIGN) * MASK_ALIGN
+    return torch.zeros((*lead, width), dtype=dtype, device=device)[..., :kv]
 
 
 def _place_diag(diag: torch.Tensor, own: torch.Tensor, kv_len: int) -> torch.Tensor:

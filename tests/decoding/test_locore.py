@@ -115,3 +115,18 @@ def test_family_defaults():
 
     assert LlavaAdapter.locore_beta == 0.15 and Qwen2VLAdapter.locore_beta == 0.20
     assert math.log1p(0.15) == pytest.approx(math.log(1.15))
+
+
+def test_generate_bias_reaches_sdpa_aligned(llava_session, sdpa_masks):
+    # a decode step's bias is the whole mask; a view of an 8-aligned buffer, not a padded copy per layer
+    from ..conftest import mem_efficient_aligned
+
+    s = llava_session
+    ids = s.adapter.tokenizer(PROMPT, return_tensors="pt").input_ids
+    with torch.no_grad(), lv.locore(s.model, lv.LocoRE(beta=0.5, window=3)):
+        s.adapter.language_model(input_ids=ids)  # (warm: no bias in a prefill)
+        out = s.model.generate(input_ids=ids, max_new_tokens=12, do_sample=False, min_new_tokens=12)
+    kv = {m.shape[-1] for m in sdpa_masks}
+    assert len(kv) >= 10 and any(n % 8 for n in kv)  # the decode steps, most of them unaligned lengths
+    assert all(mem_efficient_aligned(m) for m in sdpa_masks)
+    assert out.shape[1] == ids.shape[1] + 12

@@ -175,3 +175,13 @@ def test_static_generation_loop_equals_dynamic(session, image, static):
     np.testing.assert_allclose([s.logprob for s in a.records], [s.logprob for s in b.records], atol=1e-12)
     for x, y in zip(a.records, b.records):
         np.testing.assert_allclose(x.row, y.row, atol=1e-12)
+
+
+def test_static_loop_masks_reach_sdpa_aligned(llava_session, image, static, sdpa_masks):
+    from ..conftest import mem_efficient_aligned
+
+    static(llava_session)
+    cfg = lv.SGRS(k=3, alpha=0.9, order="greedy")
+    llava_session.trace(image, PROMPT, max_new_tokens=5, layers=LAYERS, sgrs=cfg, locore=0.3)
+    decode = [m for m in sdpa_masks if m.shape[-2] == 1]  # (the prefill's mask is built by transformers)
+    assert decode and all(mem_efficient_aligned(m) for m in decode)
