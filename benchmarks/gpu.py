@@ -15,6 +15,8 @@ made the first eager 256-token `generate` of a process 3-4x slower than later on
    the dynamic loop (no graphs); wall time (CUDA-synchronised) and peak GPU memory of each, side by
    side in one process, ratios to plain generate.
 Every path is warmed at 8 tokens first; plain generate runs first and again later (drift check).
+Also counted (profiler, 16 tokens, unless --skip LocoRE): device kernels and copies per decode step
+of plain generate and of LocoRE around it, the number that times on a noisy GPU only suggest.
 Writes gpu.json, gpu.md and profile.txt (the sequence engine's `analyze`, 16 SGRS tokens and 16
 LocoRE tokens under torch.profiler) into --out; gpu.partial.json after each method.
 """
@@ -167,6 +169,29 @@ def profile_engines(s, img, prompt, trace, out_dir: Path, locore16) -> None:
     (out_dir / "profile.txt").write_text("\n".join(text))
 
 
+def launches_per_token(runs: dict, n: int) -> dict:
+    """Device work items (kernels, memcpys, memsets) each run issues, per decode step: noise-free,
+    where times are not. On a CPU (--dry-run) the count is of top-level aten ops instead."""
+    from torch.autograd import DeviceType
+    from torch.profiler import ProfilerActivity, profile
+
+    cuda = torch.cuda.is_available()
+    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    out = {}
+    for name, fn in runs.items():
+        fn()  # warm: first-call work (plans, allocations) is not a per-step cost
+        with profile(activities=acts) as prof:
+            fn()
+            if cuda:
+                torch.cuda.synchronize()
+        if cuda:
+            count = sum(e.device_type == DeviceType.CUDA for e in prof.events())
+        else:
+            count = sum(e.cpu_parent is None and e.name.startswith("aten::") for e in prof.events())
+        out[name] = count / (n - 1)  # the prefill is the same in every run; n - 1 decode steps
+    return out
+
+
 def _profiled(fn):
     from torch.profiler import ProfilerActivity, profile
 
@@ -185,9 +210,9 @@ def overhead(
     prepared = s.adapter.prepare(img, prompt)
     inputs = s.adapter.to(prepared.inputs, torch.bfloat16)
 
-    def gen():
+    def gen(n=T):
         with torch.no_grad():
-            return s.model.generate(**inputs, max_new_tokens=T, min_new_tokens=T, do_sample=False)
+            return s.model.generate(**inputs, max_new_tokens=n, min_new_tokens=n, do_sample=False)
 
     def gen_locore(n=T):
         with torch.no_grad(), lv.locore(s.model, 0.15):
@@ -249,7 +274,14 @@ def overhead(
         "trace": lambda: s.trace(img, prompt, max_new_tokens=8, chunk=None),
         "sgrs, dynamic": loop(False, lambda: s.trace(img, prompt, max_new_tokens=8, sgrs=lv.SGRS(k=5))),
     }
-    failed = {}
+    failed, counts = {}, None
+    if not any("LocoRE" in x for x in skip):  # what LocoRE adds per step, as a count
+        try:
+            counts = launches_per_token(
+                {"generate": lambda: gen(16), "LocoRE beta=0.15 (generate)": gen_locore16}, 16
+            )
+        except Exception:
+            failed["launch counts"] = traceback.format_exc()
     with torch.no_grad():
         for name, fn in warm.items():
             try:
@@ -259,6 +291,8 @@ def overhead(
                 print(f"warm-up {name} failed:\n{failed[name]}", flush=True)
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu (dry run)"
     res = {"prompt_tokens": prepared.n, "new_tokens": T, "gpu": gpu}
+    if counts is not None:
+        res["launches_per_token"] = counts
     outs = {}
     if failed:
         res["failed"] = failed
@@ -337,6 +371,13 @@ def report(res: dict) -> list[str]:
         lines.append(
             f"- {k}: loop {v['loop']}, max abs error {v['max_abs_err']:.2e}"
             + ("" if same is None else f", same tokens as the dynamic loop: {same}")
+        )
+    if "launches_per_token" in o:
+        what = "device work items (kernels, copies)" if "cpu" not in o["gpu"] else "top-level aten ops"
+        lines.append(
+            f"{what.capitalize()} per decode step (16 tokens, profiled): "
+            + ", ".join(f"{k} {v:.1f}" for k, v in o["launches_per_token"].items())
+            + "."
         )
     if "sequence_vs_step_same_tokens" in o:
         lines.append(
