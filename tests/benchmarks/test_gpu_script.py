@@ -29,4 +29,5 @@ def test_dry_run_writes_results_and_report(tmp_path):
     assert counts["LocoRE beta=0.15 (generate)"] > counts["generate"] > 0
     md = (tmp_path / "gpu.md").read_text()
     assert "| SGRS k=5 |" in md and "per decode step" in md
+    assert "LocoRE around generate: median of its 2 sample(s)" in md
     assert gpu.report(res) == md.splitlines()
