@@ -9,7 +9,6 @@ tr = s.analyze(image, "Describe the image.", "there is a red circle .")     # po
 from __future__ import annotations
 
 import functools
-import math
 import threading
 import time
 from collections.abc import Callable
@@ -18,18 +17,14 @@ from typing import Any
 
 import torch
 
-from .decoding import sampling
+from .decoding import runs, sampling
 from .decoding.locore import LocoRE
-from .decoding.loop import StepLoop
 from .decoding.sgrs import SGRS
-from .decoding.sgrs import choose as sgrs_choose
-from .decoding.static import StaticStepLoop, static_supported
 from .errors import ConfigError, UnsupportedModelError
 from .models import Adapter, Prepared, adapter_for
 from .saliency.probe import Probe, attached
 from .saliency.sequence import SequenceEngine
-from .saliency.step import StepScores
-from .trace import CONTEXTS, Candidate, Step, Trace
+from .trace import CONTEXTS, Step, Trace
 
 ENGINES = ("auto", "sequence", "step")
 StepCallback = Callable[[Step], Any]
@@ -160,11 +155,14 @@ class Session:
         with attached(self.model, self.adapter.language_model, self.adapter.text_config, probe):
             try:
                 if cfg["engine"] == "step":
-                    self._run_step(prepared, inputs, probe, cfg, sgrs, gen, emit, stop)
+                    k = sgrs.k if sgrs is not None else cfg["alternatives"] + 1
+                    loop = self._loop(prepared, inputs, probe, cfg, grad=True, k=k)
+                    runs.run_step(self.adapter, loop, cfg, sgrs, gen, emit, stop)
                 elif generate_kwargs:
-                    self._run_generate(prepared, inputs, probe, cfg, generate_kwargs, emit)
+                    runs.run_generate(self.adapter, prepared, probe, inputs, cfg, generate_kwargs, emit)
                 else:
-                    self._run_sequence(prepared, inputs, probe, cfg, gen, emit, stop)
+                    loop = self._loop(prepared, inputs, probe, cfg, grad=False, k=1)
+                    runs.run_sequence(self.adapter, loop, prepared, probe, inputs, cfg, gen, emit, stop)
             except KeyboardInterrupt:
                 interrupted = True
             finally:
@@ -213,165 +211,16 @@ class Session:
         steps: list[Step] = []
         with attached(self.model, self.adapter.language_model, self.adapter.text_config, probe):
             eng = SequenceEngine(self.adapter, prepared, probe, inputs, context, alternatives, chunk)
-            det = _Detok(self.adapter.tokenizer)
+            det = runs.Detok(self.adapter.tokenizer)
             for sc, logp in eng.feed(ids):
-                steps.append(_plain_step(len(steps), sc, logp, det.push(sc.token_ids[0]), "forced"))
+                steps.append(runs.plain_step(len(steps), sc, logp, det.push(sc.token_ids[0]), "forced"))
         return self._build(prepared, steps, cfg, prompt, False)
 
-    # ---- engines ------------------------------------------------------------------------------
-    def _run_step(self, prepared, inputs, probe, cfg, sgrs, gen, emit, stop):
-        k = sgrs.k if sgrs is not None else cfg["alternatives"] + 1
-        loop = self._loop(prepared, inputs, probe, cfg, grad=True, k=k)
-        loop.prefill()
-        try:
-            self._step_tokens(loop, cfg, sgrs, gen, emit, stop)
-        finally:
-            _record_loop(cfg, loop)
-
-    def _loop(self, prepared, inputs, probe, cfg, grad: bool, k: int = 1):
-        """The own decoding loop: over a fixed-capacity cache with CUDA graphs on CUDA (static_steps)."""
-        static = self.static_steps if self.static_steps is not None else self.device.type == "cuda"
-        if static and static_supported(self.adapter):
-            cap = prepared.n + cfg["max_new_tokens"]
-            graphs = self.device.type == "cuda"
-            return StaticStepLoop(
-                self.adapter, prepared, probe, inputs, grad, k=k, capacity=cap, graphs=graphs
-            )
-        return StepLoop(self.adapter, prepared, probe, inputs, grad=grad, k=k)
-
-    def _step_tokens(self, loop, cfg, sgrs, gen, emit, stop):
-        det, history, eos = _Detok(self.adapter.tokenizer), [], self.adapter.eos_token_ids
-        for t in range(cfg["max_new_tokens"]):
-            if stop is not None and stop.is_set():
-                break
-            logits = loop.forward()
-            logp = torch.log_softmax(logits.double(), -1)
-            if sgrs is not None:
-                top = torch.topk(logp, sgrs.k)
-                cands = top.indices.tolist()
-                sc = loop.score(cands, cfg["context"])
-                probs = top.values.exp().cpu().tolist()
-                sal = sc.scores.detach().double().cpu().tolist()
-                layer_scores = sc.layer_scores.detach().double().cpu().tolist()
-                d = sgrs_choose(sgrs, probs, sal, history, gen)
-                if sal[d.chosen] == sal[d.chosen]:  # not NaN
-                    history.append(sal[d.chosen])
-                rounds = {c: r for c, r in d.tried}
-                cand = [
-                    Candidate(
-                        token_id=c,
-                        token=self._piece(c),
-                        prob=probs[i],
-                        saliency=_f(sal[i]),
-                        layer_scores=layer_scores[i],
-                        round=rounds.get(i),
-                        accepted=i == d.chosen,
-                    )
-                    for i, c in enumerate(cands)
-                ]
-                tok = cands[d.chosen]
-                step = Step(
-                    step=t,
-                    position=loop.q,
-                    token_id=tok,
-                    token=det.push(tok),
-                    prob=probs[d.chosen],
-                    logprob=float(logp[tok]),
-                    saliency=_f(sal[d.chosen]),
-                    layer_scores=layer_scores[d.chosen],
-                    row=_row(sc, d.chosen),
-                    tau=d.tau,
-                    decision=d.decision,
-                    round=d.round,
-                    candidates=cand,
-                )
-            else:
-                tok = sampling.choose(logits, cfg["decoding"], cfg["temperature"], cfg["top_p"], gen)
-                alts = [i for i in torch.topk(logp, cfg["alternatives"] + 1).indices.tolist() if i != tok]
-                sc = loop.score([tok] + alts[: cfg["alternatives"]], cfg["context"])
-                cand_logp = logp[torch.tensor(sc.token_ids, device=logp.device)].cpu()
-                step = _plain_step(t, sc, cand_logp, det.push(tok), _decision(cfg["decoding"]))
-            emit(step)
-            if tok in eos:
-                break
-            loop.push(tok)
-
-    def _run_sequence(self, prepared, inputs, probe, cfg, gen, emit, stop):
-        loop = self._loop(prepared, inputs, probe, cfg, grad=False)
-        loop.prefill()
-        eng = SequenceEngine(
-            self.adapter,
-            prepared,
-            probe,
-            inputs,
-            cfg["context"],
-            cfg["alternatives"],
-            cfg["chunk"],
-            prefilled=loop.prompt_cache(),
-        )
-        det, eos, out = _Detok(self.adapter.tokenizer), self.adapter.eos_token_ids, []
-        flush = cfg["chunk"] or cfg["max_new_tokens"]
-
-        def drain():
-            t0 = time.perf_counter()
-            for sc, logp in eng.feed(out):
-                emit(
-                    _plain_step(
-                        len(out_steps), sc, logp, det.push(sc.token_ids[0]), _decision(cfg["decoding"])
-                    )
-                )
-                out_steps.append(sc.q)
-            cfg["timing"]["analysis_s"] += time.perf_counter() - t0
-
-        out_steps: list[int] = []
-        try:
-            for _ in range(cfg["max_new_tokens"]):
-                if stop is not None and stop.is_set():
-                    break
-                logits = loop.forward()
-                tok = sampling.choose(logits, cfg["decoding"], cfg["temperature"], cfg["top_p"], gen)
-                out.append(tok)
-                if tok in eos:
-                    break
-                loop.push(tok)
-                if len(out) % flush == 0:
-                    drain()
-        finally:
-            drain()  # an interrupt still scores what was generated
-            _record_loop(cfg, loop)
-
-    def _run_generate(self, prepared, inputs, probe, cfg, generate_kwargs, emit):
-        probe.mode = "off"
-        probe.new_forward()
-        kw = {
-            "max_new_tokens": cfg["max_new_tokens"],
-            "do_sample": cfg["decoding"] == "sample",
-            **generate_kwargs,
-        }
-        if kw["do_sample"]:
-            kw.setdefault("temperature", cfg["temperature"])
-            kw.setdefault("top_p", cfg["top_p"])
-            torch.manual_seed(cfg["seed"])
-        with torch.no_grad():
-            seq = self.model.generate(**inputs, **kw)
-        out = seq[0, prepared.n :].tolist()
-        pad = getattr(self.model.generation_config, "pad_token_id", None)
-        eos = self.adapter.eos_token_ids
-        clean = []
-        for t in out:
-            if t == pad and t not in eos:
-                break
-            clean.append(t)
-            if t in eos:
-                break
-        eng = SequenceEngine(
-            self.adapter, prepared, probe, inputs, cfg["context"], cfg["alternatives"], cfg["chunk"]
-        )
-        det = _Detok(self.adapter.tokenizer)
-        for i, (sc, logp) in enumerate(eng.feed(clean)):
-            emit(_plain_step(i, sc, logp, det.push(sc.token_ids[0]), "generated"))
-
     # ---- helpers ------------------------------------------------------------------------------
+    def _loop(self, prepared, inputs, probe, cfg, grad: bool, k: int):
+        static = self.static_steps if self.static_steps is not None else self.device.type == "cuda"
+        return runs.make_loop(self.adapter, prepared, inputs, probe, cfg, grad, k, static)
+
     def _check(
         self,
         *,
@@ -439,9 +288,6 @@ class Session:
             bias_layers=frozenset(lc.layers) if lc and lc.layers is not None else None,
         )
 
-    def _piece(self, token_id: int) -> str:
-        return self.adapter.tokenizer.decode([token_id])
-
     def _build(
         self,
         prepared: Prepared,
@@ -475,73 +321,6 @@ class Session:
             interrupted=interrupted,
             **({"trace_id": trace_id} if trace_id else {}),
         )
-
-
-def _f(x: float) -> float | None:
-    return None if x != x else float(x)
-
-
-def _record_loop(cfg: dict, loop) -> None:
-    """Which own loop ran (after the run: a failed graph capture falls back) and its capture time."""
-    cfg["step_loop"] = loop.kind
-    cfg["timing"]["capture_s"] = loop.capture_s
-
-
-def _row(sc: StepScores, i: int):
-    return sc.rows[i].detach().cpu().float().numpy()
-
-
-def _decision(decoding: str) -> str:
-    return {"greedy": "greedy", "sample": "sampled"}.get(decoding, decoding)
-
-
-def _plain_step(t: int, sc: StepScores, cand_logp: torch.Tensor, piece: str, decision: str) -> Step:
-    """A Step from K scored candidates (the first is the emitted token); cand_logp [K] their
-    log-probabilities."""
-    lp = cand_logp.double().tolist()
-    scores = sc.scores.detach().double().cpu().tolist()
-    layer_scores = sc.layer_scores.detach().double().cpu().tolist()
-    cands = [
-        Candidate(
-            token_id=c,
-            token="",
-            prob=math.exp(lp[i]),
-            saliency=_f(scores[i]),
-            layer_scores=layer_scores[i],
-            accepted=i == 0,
-        )
-        for i, c in enumerate(sc.token_ids)
-    ]
-    return Step(
-        step=t,
-        position=sc.q,
-        token_id=sc.token_ids[0],
-        token=piece,
-        prob=math.exp(lp[0]),
-        logprob=lp[0],
-        saliency=_f(scores[0]),
-        layer_scores=layer_scores[0],
-        row=_row(sc, 0),
-        decision=decision,
-        candidates=cands,
-    )
-
-
-class _Detok:
-    """Incremental decoding to text pieces that carry their own spacing (O(1) per token: a window
-    of recent tokens is enough for byte-level and sentencepiece merges)."""
-
-    WINDOW = 6
-
-    def __init__(self, tokenizer):
-        self.tok, self.ids = tokenizer, []
-
-    def push(self, token_id: int) -> str:
-        ctx = self.ids[-self.WINDOW :]
-        self.ids.append(token_id)
-        before = self.tok.decode(ctx, skip_special_tokens=False) if ctx else ""
-        after = self.tok.decode(ctx + [token_id], skip_special_tokens=False)
-        return after[len(before) :] if after.startswith(before) else self.tok.decode([token_id])
 
 
 class _NoBar:

@@ -1,0 +1,249 @@
+"""The three ways `Session.trace` decodes; each hands every finished Step to `emit` as it arrives.
+
+- `run_step`: the own loop, the step engine scoring K candidates before each token is chosen (SGRS,
+  or plain decoding with engine="step");
+- `run_sequence`: the own loop without grad, the sequence engine scoring each chunk of tokens
+  (the default);
+- `run_generate`: transformers' `generate` (any strategy: beams ...), then the sequence engine.
+
+`make_loop` picks the own loop: a fixed-capacity cache (CUDA graphs on CUDA) or the growing one.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import torch
+
+from ..models import Adapter, Prepared
+from ..saliency.probe import Probe
+from ..saliency.sequence import SequenceEngine
+from ..saliency.step import StepScores
+from ..trace import Candidate, Step
+from . import sampling
+from .loop import StepLoop
+from .sgrs import choose as sgrs_choose
+from .static import StaticStepLoop, static_supported
+
+
+def make_loop(
+    adapter: Adapter, prepared: Prepared, inputs, probe: Probe, cfg, grad: bool, k: int, static: bool
+):
+    """The own decoding loop: over a fixed-capacity cache where `static` and the model allow it (CUDA
+    graphs on a CUDA device), else over a growing cache."""
+    if static and static_supported(adapter):
+        cap = prepared.n + cfg["max_new_tokens"]
+        graphs = inputs["input_ids"].device.type == "cuda"
+        return StaticStepLoop(adapter, prepared, probe, inputs, grad, k=k, capacity=cap, graphs=graphs)
+    return StepLoop(adapter, prepared, probe, inputs, grad=grad, k=k)
+
+
+def run_step(adapter: Adapter, loop, cfg, sgrs, gen, emit, stop) -> None:
+    """Score K candidates at every token, then choose: SGRS's policy, or plain decoding."""
+    loop.prefill()
+    try:
+        _step_tokens(adapter, loop, cfg, sgrs, gen, emit, stop)
+    finally:
+        record_loop(cfg, loop)
+
+
+def _step_tokens(adapter: Adapter, loop, cfg, sgrs, gen, emit, stop) -> None:
+    det, history, eos = Detok(adapter.tokenizer), [], adapter.eos_token_ids
+    for t in range(cfg["max_new_tokens"]):
+        if stop is not None and stop.is_set():
+            break
+        logits = loop.forward()
+        logp = torch.log_softmax(logits.double(), -1)
+        if sgrs is not None:
+            top = torch.topk(logp, sgrs.k)
+            cands = top.indices.tolist()
+            sc = loop.score(cands, cfg["context"])
+            probs = top.values.exp().cpu().tolist()
+            sal = sc.scores.detach().double().cpu().tolist()
+            layer_scores = sc.layer_scores.detach().double().cpu().tolist()
+            d = sgrs_choose(sgrs, probs, sal, history, gen)
+            if sal[d.chosen] == sal[d.chosen]:  # not NaN
+                history.append(sal[d.chosen])
+            rounds = {c: r for c, r in d.tried}
+            cand = [
+                Candidate(
+                    token_id=c,
+                    token=adapter.tokenizer.decode([c]),
+                    prob=probs[i],
+                    saliency=_f(sal[i]),
+                    layer_scores=layer_scores[i],
+                    round=rounds.get(i),
+                    accepted=i == d.chosen,
+                )
+                for i, c in enumerate(cands)
+            ]
+            tok = cands[d.chosen]
+            step = Step(
+                step=t,
+                position=loop.q,
+                token_id=tok,
+                token=det.push(tok),
+                prob=probs[d.chosen],
+                logprob=float(logp[tok]),
+                saliency=_f(sal[d.chosen]),
+                layer_scores=layer_scores[d.chosen],
+                row=_row(sc, d.chosen),
+                tau=d.tau,
+                decision=d.decision,
+                round=d.round,
+                candidates=cand,
+            )
+        else:
+            tok = sampling.choose(logits, cfg["decoding"], cfg["temperature"], cfg["top_p"], gen)
+            alts = [i for i in torch.topk(logp, cfg["alternatives"] + 1).indices.tolist() if i != tok]
+            sc = loop.score([tok] + alts[: cfg["alternatives"]], cfg["context"])
+            cand_logp = logp[torch.tensor(sc.token_ids, device=logp.device)].cpu()
+            step = plain_step(t, sc, cand_logp, det.push(tok), _decision(cfg["decoding"]))
+        emit(step)
+        if tok in eos:
+            break
+        loop.push(tok)
+
+
+def run_sequence(
+    adapter: Adapter, loop, prepared: Prepared, probe: Probe, inputs, cfg, gen, emit, stop
+) -> None:
+    """Decode without grad on the own loop; every `chunk` tokens the sequence engine scores them."""
+    loop.prefill()
+    eng = SequenceEngine(
+        adapter,
+        prepared,
+        probe,
+        inputs,
+        cfg["context"],
+        cfg["alternatives"],
+        cfg["chunk"],
+        prefilled=loop.prompt_cache(),
+    )
+    det, eos, out = Detok(adapter.tokenizer), adapter.eos_token_ids, []
+    flush = cfg["chunk"] or cfg["max_new_tokens"]
+
+    def drain():
+        t0 = time.perf_counter()
+        for sc, logp in eng.feed(out):
+            emit(plain_step(len(out_steps), sc, logp, det.push(sc.token_ids[0]), _decision(cfg["decoding"])))
+            out_steps.append(sc.q)
+        cfg["timing"]["analysis_s"] += time.perf_counter() - t0
+
+    out_steps: list[int] = []
+    try:
+        for _ in range(cfg["max_new_tokens"]):
+            if stop is not None and stop.is_set():
+                break
+            logits = loop.forward()
+            tok = sampling.choose(logits, cfg["decoding"], cfg["temperature"], cfg["top_p"], gen)
+            out.append(tok)
+            if tok in eos:
+                break
+            loop.push(tok)
+            if len(out) % flush == 0:
+                drain()
+    finally:
+        drain()  # an interrupt still scores what was generated
+        record_loop(cfg, loop)
+
+
+def run_generate(
+    adapter: Adapter, prepared: Prepared, probe: Probe, inputs, cfg, generate_kwargs, emit
+) -> None:
+    """transformers' `generate` with the caller's keywords, then the sequence engine over its output."""
+    probe.mode = "off"
+    probe.new_forward()
+    kw = {
+        "max_new_tokens": cfg["max_new_tokens"],
+        "do_sample": cfg["decoding"] == "sample",
+        **generate_kwargs,
+    }
+    if kw["do_sample"]:
+        kw.setdefault("temperature", cfg["temperature"])
+        kw.setdefault("top_p", cfg["top_p"])
+        torch.manual_seed(cfg["seed"])
+    with torch.no_grad():
+        seq = adapter.model.generate(**inputs, **kw)
+    out = seq[0, prepared.n :].tolist()
+    pad = getattr(adapter.model.generation_config, "pad_token_id", None)
+    eos = adapter.eos_token_ids
+    clean = []
+    for t in out:
+        if t == pad and t not in eos:
+            break
+        clean.append(t)
+        if t in eos:
+            break
+    eng = SequenceEngine(adapter, prepared, probe, inputs, cfg["context"], cfg["alternatives"], cfg["chunk"])
+    det = Detok(adapter.tokenizer)
+    for i, (sc, logp) in enumerate(eng.feed(clean)):
+        emit(plain_step(i, sc, logp, det.push(sc.token_ids[0]), "generated"))
+
+
+def _f(x: float) -> float | None:
+    return None if x != x else float(x)
+
+
+def record_loop(cfg: dict, loop) -> None:
+    """Which own loop ran (after the run: a failed graph capture falls back) and its capture time."""
+    cfg["step_loop"] = loop.kind
+    cfg["timing"]["capture_s"] = loop.capture_s
+
+
+def _row(sc: StepScores, i: int):
+    return sc.rows[i].detach().cpu().float().numpy()
+
+
+def _decision(decoding: str) -> str:
+    return {"greedy": "greedy", "sample": "sampled"}.get(decoding, decoding)
+
+
+def plain_step(t: int, sc: StepScores, cand_logp: torch.Tensor, piece: str, decision: str) -> Step:
+    """A Step from K scored candidates (the first is the emitted token); cand_logp [K] their
+    log-probabilities."""
+    lp = cand_logp.double().tolist()
+    scores = sc.scores.detach().double().cpu().tolist()
+    layer_scores = sc.layer_scores.detach().double().cpu().tolist()
+    cands = [
+        Candidate(
+            token_id=c,
+            token="",
+            prob=math.exp(lp[i]),
+            saliency=_f(scores[i]),
+            layer_scores=layer_scores[i],
+            accepted=i == 0,
+        )
+        for i, c in enumerate(sc.token_ids)
+    ]
+    return Step(
+        step=t,
+        position=sc.q,
+        token_id=sc.token_ids[0],
+        token=piece,
+        prob=math.exp(lp[0]),
+        logprob=lp[0],
+        saliency=_f(scores[0]),
+        layer_scores=layer_scores[0],
+        row=_row(sc, 0),
+        decision=decision,
+        candidates=cands,
+    )
+
+
+class Detok:
+    """Incremental decoding to text pieces that carry their own spacing (O(1) per token: a window
+    of recent tokens is enough for byte-level and sentencepiece merges)."""
+
+    WINDOW = 6
+
+    def __init__(self, tokenizer):
+        self.tok, self.ids = tokenizer, []
+
+    def push(self, token_id: int) -> str:
+        ctx = self.ids[-self.WINDOW :]
+        self.ids.append(token_id)
+        before = self.tok.decode(ctx, skip_special_tokens=False) if ctx else ""
+        after = self.tok.decode(ctx + [token_id], skip_special_tokens=False)
+        return after[len(before) :] if after.startswith(before) else self.tok.decode([token_id])
