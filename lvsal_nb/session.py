@@ -191,6 +191,14 @@ class Session:
             ids = [int(i) for i in output]
         if not ids:
             raise ConfigError("the output to analyze is empty; pass generated text or token ids")
+        head = self.adapter.head
+        vocab = head.weight.shape[0] if head is not None else self.adapter.text_config.vocab_size
+        bad = [i for i in ids if not 0 <= i < vocab]
+        if bad:
+            raise ConfigError(
+                f"token ids {bad[:5]} are outside this model's vocabulary (0..{vocab - 1}); pass ids from "
+                "its own tokenizer, or the text"
+            )
         cfg = self._check(
             max_new_tokens=len(ids),
             decoding="greedy",

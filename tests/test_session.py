@@ -130,6 +130,14 @@ def test_bad_input_names_the_fix(llava_session, image, kwargs, match):
         llava_session.trace(args.pop("image"), args.pop("prompt"), **args)
 
 
+def test_analyze_rejects_ids_outside_the_vocabulary(llava_session, image):
+    vocab = llava_session.adapter.head.weight.shape[0]
+    for ids in ([5, vocab], [-1, 5]):
+        with pytest.raises(lv.ConfigError, match=rf"outside this model's vocabulary \(0..{vocab - 1}\)"):
+            llava_session.analyze(image, PROMPT, ids)
+    assert len(llava_session.analyze(image, PROMPT, [5, vocab - 1])) == 2
+
+
 def test_bad_images(llava_session, tmp_path):
     with pytest.raises(lv.ImageError, match="does not exist"):
         llava_session.trace(tmp_path / "nope.png", PROMPT)
