@@ -36,7 +36,8 @@ class ToyAdapter(LlavaAdapter):
             side = int(round((image_span[1] - image_span[0]) ** 0.5))
             grid = (side, side) if side * side == image_span[1] - image_span[0] else None
         png, digest = image_meta(img)
-        inputs = {k: v for k, v in enc.items() if k in ("input_ids", "attention_mask", "pixel_values")}
+        keep = ("input_ids", "attention_mask", "pixel_values")
+        inputs = {k: v for k, v in enc.items() if k in keep and v is not None}  # no image: no pixels
         return Prepared(
             inputs=inputs,
             spans=spans,

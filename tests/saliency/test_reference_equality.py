@@ -1,4 +1,5 @@
-"""Both engines equal the naive full-recompute reference (float64) on all three architectures."""
+"""Both engines equal the naive full-recompute reference (float64) on all three architectures and on
+the shipped toy model (trained weights: its attention is far from uniform)."""
 
 import numpy as np
 import pytest
@@ -47,6 +48,23 @@ def test_engine_equals_reference_with_locore(session, image, engine):
         image, PROMPT, max_new_tokens=6, layers=LAYERS, engine=engine, alternatives=1, locore=lc
     )
     _assert_matches_reference(session, image, tr, locore=lc)
+
+
+@pytest.fixture(scope="module")
+def toy64():
+    return lv.load("toy", device="cpu", dtype=torch.float64)
+
+
+@pytest.mark.parametrize("engine", ["sequence", "step"])
+@pytest.mark.parametrize("scene", [3, None])  # None: a text-only prompt, no image tokens
+def test_toy_model_equals_reference(toy64, engine, scene):
+    from lvsal_nb.toy.scenes import make_scene, render, scene_rng
+
+    img = None if scene is None else render(make_scene(scene_rng("test", 0, scene)))
+    lc = lv.LocoRE(beta=0.15, window=5) if engine == "step" else None
+    tr = toy64.trace(img, PROMPT, max_new_tokens=8, layers=LAYERS, engine=engine, alternatives=2, locore=lc)
+    assert len(tr) >= 6 and (tr.spans.image is not None) == (scene is not None)
+    _assert_matches_reference(toy64, img, tr, locore=lc)
 
 
 def test_outputs_context_matches_reference(llava_session, image):
