@@ -85,31 +85,49 @@ class StaticStepLoop:
         self.adapter, self.prepared, self.probe, self.inputs = adapter, prepared, probe, inputs
         self.grad, self.k, self.graphs = grad, k, graphs
         self.capacity = -(-capacity // MASK_ALIGN) * MASK_ALIGN
-        self.q = prepared.n - 1
+        self.q = self.q0 = prepared.n - 1
         self.cache_kw = cache_keyword(adapter.language_model)
         self.cache: StaticStepCache | None = None
         self._fwd_graph = self._bwd_graph = None
         self.capture_s = 0.0  # warm-up + capture, host time
 
+    def rebind(self, prepared: Prepared, inputs: dict, probe: Probe) -> None:
+        """Serve another trace with these buffers and graphs. Only for a trace that bakes the same
+        constants into the graphs (Session's key: prompt length, capacity, K, layers, LocoRE, weights);
+        its `prefill` writes into the same tensors, so the replays read the new trace's data."""
+        if prepared.n - 1 != self.q0:
+            raise RuntimeError(f"rebind: a {prepared.n}-token prompt for a loop built for {self.q0 + 1}")
+        self.prepared, self.inputs, self.probe = prepared, inputs, probe
+        self.q = prepared.n - 1
+        self.capture_s = 0.0
+
     def prefill(self) -> None:
-        """Prefill [0, n-1) eagerly into a growing cache, then copy it into the static buffers."""
+        """Prefill [0, n-1) eagerly into a growing cache, then copy it into the static buffers (the
+        same ones again after `rebind`: the captured graphs read them by address)."""
         ad, dev = self.adapter, self.inputs["input_ids"].device
         grown = GrowingCache(ad.model.config)
         prefill(ad, self.prepared, self.probe, self.inputs, grown)
-        keys, values = [], []
-        for layer in grown.layers:
-            for src, out in ((layer.keys, keys), (layer.values, values)):
-                buf = src.new_zeros((*src.shape[:-2], self.capacity, src.shape[-1]))
+        if self.cache is None:
+            keys, values = [], []
+            for layer in grown.layers:
+                for src, out in ((layer.keys, keys), (layer.values, values)):
+                    out.append(src.new_zeros((*src.shape[:-2], self.capacity, src.shape[-1])))
+            self.ids = torch.zeros_like(self.inputs["input_ids"][:, -1:])  # [1, 1] the token being fed
+            self.pos = torch.zeros(1, dtype=torch.long, device=dev)  # its position
+            # rotary positions = pos + a per-prompt offset (Qwen's rope_deltas), held by the loop: a
+            # graph must not read a model attribute that a later forward may replace
+            self.pos_offset = torch.zeros_like(ad.rope_offset(dev))
+            self.cache = StaticStepCache(ad.model.config, self.probe, keys, values, self.pos)
+            d = ad.head.weight.shape[1]
+            self.g = torch.zeros(self.k, d, dtype=ad.head.weight.dtype, device=dev)  # ∂L_k/∂h
+        for layer, kb, vb in zip(grown.layers, self.cache.kbuf, self.cache.vbuf):
+            for src, buf in ((layer.keys, kb), (layer.values, vb)):
                 buf[..., : src.shape[-2], :].copy_(src)
-                out.append(buf)
-        self.ids = self.inputs["input_ids"][:, -1:].clone()  # [1, 1] the token being fed
-        self.pos = torch.tensor([self.q], device=dev)  # its position
-        # rotary positions = pos + a per-prompt offset (Qwen's rope_deltas), held by the loop: a graph
-        # must not read a model attribute that a later forward may replace
-        self.pos_offset = ad.rope_offset(dev).clone()
-        self.cache = StaticStepCache(ad.model.config, self.probe, keys, values, self.pos)
-        d = ad.head.weight.shape[1]
-        self.g = torch.zeros(self.k, d, dtype=ad.head.weight.dtype, device=dev)  # ∂L_k/∂h
+                buf[..., src.shape[-2] :, :].zero_()  # a previous trace's outputs
+        self.ids.copy_(self.inputs["input_ids"][:, -1:])
+        self.pos.fill_(self.q)
+        self.pos_offset.copy_(ad.rope_offset(dev))
+        self.cache.probe = self.probe
 
     def prompt_cache(self) -> DynamicCache:
         """The prompt's positions [0, n-1) as a DynamicCache of views (SequenceEngine copies it)."""
@@ -154,13 +172,14 @@ class StaticStepLoop:
                 if self.grad:
                     self._backward()
         torch.cuda.current_stream().wait_stream(side)
-        self._fwd_graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(self._fwd_graph):
+        fwd, bwd = torch.cuda.CUDAGraph(), None
+        with torch.cuda.graph(fwd):
             self._forward()
         if self.grad:
-            self._bwd_graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(self._bwd_graph, pool=self._fwd_graph.pool()):
+            bwd = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(bwd, pool=fwd.pool()):
                 self._backward()
+        self._fwd_graph, self._bwd_graph = fwd, bwd  # only complete captures are kept (and reused)
         self.capture_s = time.perf_counter() - t0
 
     # ---- StepLoop's interface ----------------------------------------------------------------

@@ -185,3 +185,66 @@ def test_static_loop_masks_reach_sdpa_aligned(llava_session, image, static, sdpa
     llava_session.trace(image, PROMPT, max_new_tokens=5, layers=LAYERS, sgrs=cfg, locore=0.3)
     decode = [m for m in sdpa_masks if m.shape[-2] == 1]  # (the prefill's mask is built by transformers)
     assert decode and all(mem_efficient_aligned(m) for m in decode)
+
+
+def _graph_inputs(loop) -> tuple:
+    """The addresses a captured graph reads: a kept loop must serve every trace from them."""
+    bufs = tuple(t.data_ptr() for t in loop.cache.kbuf + loop.cache.vbuf)
+    return (loop.ids.data_ptr(), loop.pos.data_ptr(), loop.pos_offset.data_ptr(), loop.g.data_ptr(), bufs)
+
+
+@pytest.fixture
+def keep(monkeypatch):
+    def on(session):
+        monkeypatch.setattr(session, "keep_graphs", True)
+        monkeypatch.setattr(session, "_kept", {})  # (restored, and the kept buffers freed, after the test)
+        return session
+
+    return on
+
+
+def _other_image(seed=1):
+    from PIL import Image
+
+    return Image.fromarray((np.random.RandomState(seed).rand(60, 80, 3) * 255).astype(np.uint8))
+
+
+@pytest.mark.parametrize("sgrs", [False, True])
+def test_kept_loop_serves_the_next_trace_exactly(session, image, static, keep, sgrs):
+    s = keep(static(session))
+    lc = lv.LocoRE(beta=0.4, window=3) if sgrs else None
+    kw = dict(max_new_tokens=6, layers=LAYERS, engine="step", alternatives=2, locore=lc)
+    if sgrs:
+        kw.update(sgrs=lv.SGRS(k=3, alpha=0.9, order="greedy"), alternatives=0)
+    s.trace(image, PROMPT, **kw)
+    loop = s._kept[True][1]
+    before = _graph_inputs(loop)
+    img2 = _other_image()
+    b = s.trace(img2, PROMPT, **kw)  # same prompt length: the kept loop serves it
+    assert s._kept[True][1] is loop and _graph_inputs(loop) == before
+    assert b.config["step_loop"] == "static"
+    _assert_matches_reference(s, img2, b, locore=lc)
+    s.release_graphs()
+    fresh = s.trace(img2, PROMPT, **kw)  # a new loop: the same numbers
+    assert s._kept[True][1] is not loop
+    assert [r.token_id for r in fresh.records] == [r.token_id for r in b.records]
+    for x, y in zip(fresh.records, b.records):
+        np.testing.assert_array_equal(x.row, y.row)
+
+
+def test_kept_loop_only_for_the_same_graphs(llava_session, image, static, keep):
+    s = keep(static(llava_session))
+    kw = dict(max_new_tokens=5, layers=LAYERS, engine="step")
+    s.trace(image, PROMPT, **kw)
+    loop = s._kept[True][1]
+    for change in (dict(max_new_tokens=6), dict(alternatives=1), dict(locore=0.2), dict(layers=[2])):
+        s.trace(image, PROMPT, **{**kw, **change})
+        assert s._kept[True][1] is not loop, change
+        loop = s._kept[True][1]
+    s.trace(image, "describe this image in detail .", **{**kw, "layers": [2]})  # another prompt length
+    assert s._kept[True][1] is not loop
+    seq = s.trace(image, PROMPT, max_new_tokens=5, layers=LAYERS)  # the sequence engine's no-grad loop
+    assert set(s._kept) == {True, False} and seq.config["step_loop"] == "static"
+    s.keep_graphs = False
+    s.trace(image, PROMPT, **kw)
+    assert s._kept == {}
