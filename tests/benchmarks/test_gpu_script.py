@@ -20,11 +20,14 @@ def test_dry_run_writes_results_and_report(tmp_path):
     assert gpu.main(["--dry-run", "--T", "6", "--out", str(tmp_path), "--skip", "dynamic"]) == 0
     res = json.loads((tmp_path / "gpu.json").read_text())
     ex = res["exactness"]
-    assert len(ex) == 6 and all(v["max_abs_err"] < 1e-12 for v in ex.values())
-    assert all(v["same_tokens_as_dynamic_loop"] for k, v in ex.items() if "dynamic" not in k)
+    assert len(ex) == 8 and all(v["max_abs_err"] < 1e-12 for v in ex.values())
+    assert sum("kept graphs" in k for k in ex) == 2
+    fresh = [v for k, v in ex.items() if "dynamic" not in k and "kept" not in k]
+    assert len(fresh) == 3 and all(v["same_tokens_as_dynamic_loop"] for v in fresh)
     o = res["overhead"]
     assert "failed" not in o
     assert o["generate"]["tokens"] == o["SGRS k=5"]["tokens"] == 6
+    assert o["SGRS k=5, graphs kept from the trace before"]["tokens"] == 6
     counts = o["launches_per_token"]
     assert counts["LocoRE beta=0.15 (generate)"] > counts["generate"] > 0
     md = (tmp_path / "gpu.md").read_text()
