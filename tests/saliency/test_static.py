@@ -209,24 +209,25 @@ def _other_image(seed=1):
     return Image.fromarray((np.random.RandomState(seed).rand(60, 80, 3) * 255).astype(np.uint8))
 
 
-@pytest.mark.parametrize("sgrs", [False, True])
-def test_kept_loop_serves_the_next_trace_exactly(session, image, static, keep, sgrs):
+@pytest.mark.parametrize("run", ["step", "sgrs+locore", "sequence+locore"])
+def test_kept_loop_serves_the_next_trace_exactly(session, image, static, keep, run):
     s = keep(static(session))
-    lc = lv.LocoRE(beta=0.4, window=3) if sgrs else None
-    kw = dict(max_new_tokens=6, layers=LAYERS, engine="step", alternatives=2, locore=lc)
-    if sgrs:
-        kw.update(sgrs=lv.SGRS(k=3, alpha=0.9, order="greedy"), alternatives=0)
+    lc = lv.LocoRE(beta=0.4, window=3) if "locore" in run else None
+    kw = dict(max_new_tokens=6, layers=LAYERS, engine=run.split("+")[0], alternatives=2, locore=lc)
+    if run.startswith("sgrs"):
+        kw.update(sgrs=lv.SGRS(k=3, alpha=0.9, order="greedy"), alternatives=0, engine="step")
+    grad = kw["engine"] == "step"  # the step engine's loop; the sequence engine decodes without grad
     s.trace(image, PROMPT, **kw)
-    loop = s._kept[True][1]
+    loop = s._kept[grad][1]
     before = _graph_inputs(loop)
     img2 = _other_image()
     b = s.trace(img2, PROMPT, **kw)  # same prompt length: the kept loop serves it
-    assert s._kept[True][1] is loop and _graph_inputs(loop) == before
+    assert s._kept[grad][1] is loop and _graph_inputs(loop) == before
     assert b.config["step_loop"] == "static"
     _assert_matches_reference(s, img2, b, locore=lc)
     s.release_graphs()
     fresh = s.trace(img2, PROMPT, **kw)  # a new loop: the same numbers
-    assert s._kept[True][1] is not loop
+    assert s._kept[grad][1] is not loop
     assert [r.token_id for r in fresh.records] == [r.token_id for r in b.records]
     for x, y in zip(fresh.records, b.records):
         np.testing.assert_array_equal(x.row, y.row)
@@ -248,3 +249,17 @@ def test_kept_loop_only_for_the_same_graphs(llava_session, image, static, keep):
     s.keep_graphs = False
     s.trace(image, PROMPT, **kw)
     assert s._kept == {}
+
+
+def test_kept_loop_after_an_interrupted_trace(llava_session, image, static, keep):
+    import threading
+
+    s = keep(static(llava_session))
+    kw = dict(max_new_tokens=6, layers=LAYERS, engine="step", alternatives=1)
+    stop = threading.Event()
+    cut = s.trace(image, PROMPT, stop=stop, on_step=lambda st: st.step == 1 and stop.set(), **kw)
+    assert cut.interrupted and len(cut) == 2
+    loop = s._kept[True][1]
+    b = s.trace(_other_image(), PROMPT, **kw)  # starts from the prompt again, not where the cut one stopped
+    assert s._kept[True][1] is loop and len(b) == 6
+    _assert_matches_reference(s, _other_image(), b)
