@@ -19,7 +19,7 @@ from transformers import DynamicCache
 
 from ..errors import UnsupportedModelError
 from ..models.base import Adapter, Prepared, cache_keyword
-from ..saliency.probe import MASK_ALIGN, Probe
+from ..saliency.probe import Probe, aligned_len
 from ..saliency.step import StepScores, batched_rows, head_grads, step_scores
 from .kv import GrowingCache
 from .loop import check_plain_head, prefill
@@ -84,7 +84,7 @@ class StaticStepLoop:
         check_plain_head(adapter)
         self.adapter, self.prepared, self.probe, self.inputs = adapter, prepared, probe, inputs
         self.grad, self.k, self.graphs = grad, k, graphs
-        self.capacity = -(-capacity // MASK_ALIGN) * MASK_ALIGN
+        self.capacity = aligned_len(capacity)
         self.q = self.q0 = prepared.n - 1
         self.cache_kw = cache_keyword(adapter.language_model)
         self.cache: StaticStepCache | None = None

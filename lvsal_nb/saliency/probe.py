@@ -242,8 +242,12 @@ def mask_zeros(shape, dtype: torch.dtype, device) -> torch.Tensor:
     """Zeros of `shape` whose rows start at multiples of MASK_ALIGN elements (a view of a wider buffer):
     SDPA takes such a mask as it is instead of padding a copy per layer."""
     *lead, kv = shape
-    width = -(-kv // MASK_ALIGN) * MASK_ALIGN
-    return torch.zeros((*lead, width), dtype=dtype, device=device)[..., :kv]
+    return torch.zeros((*lead, aligned_len(kv)), dtype=dtype, device=device)[..., :kv]
+
+
+def aligned_len(n: int) -> int:
+    """n rounded up to a multiple of MASK_ALIGN."""
+    return -(-n // MASK_ALIGN) * MASK_ALIGN
 
 
 def _place_diag(diag: torch.Tensor, own: torch.Tensor, kv_len: int) -> torch.Tensor:
