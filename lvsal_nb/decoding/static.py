@@ -111,7 +111,7 @@ class StaticStepLoop:
             keys, values = [], []
             for layer in grown.layers:
                 for src, out in ((layer.keys, keys), (layer.values, values)):
-                    out.append(src.new_zeros((*src.shape[:-2], self.capacity, src.shape[-1])))
+                    out.append(src.new_empty((*src.shape[:-2], self.capacity, src.shape[-1])))
             self.ids = torch.zeros_like(self.inputs["input_ids"][:, -1:])  # [1, 1] the token being fed
             self.pos = torch.zeros(1, dtype=torch.long, device=dev)  # its position
             # rotary positions = pos + a per-prompt offset (Qwen's rope_deltas), held by the loop: a
@@ -123,7 +123,7 @@ class StaticStepLoop:
         for layer, kb, vb in zip(grown.layers, self.cache.kbuf, self.cache.vbuf):
             for src, buf in ((layer.keys, kb), (layer.values, vb)):
                 buf[..., : src.shape[-2], :].copy_(src)
-                buf[..., src.shape[-2] :, :].zero_()  # a previous trace's outputs
+                buf[..., src.shape[-2] :, :].zero_()  # unwritten, or a previous trace's outputs
         self.ids.copy_(self.inputs["input_ids"][:, -1:])
         self.pos.fill_(self.q)
         self.pos_offset.copy_(ad.rope_offset(dev))
