@@ -241,7 +241,8 @@ class Session:
 
     def _loop(self, prepared, inputs, probe, cfg, grad: bool, k: int):
         static = self.static_steps if self.static_steps is not None else self.device.type == "cuda"
-        if not (self.keep_graphs and static and static_supported(self.adapter)):
+        static = static and static_supported(self.adapter)
+        if not (self.keep_graphs and static):
             self._kept = {}
             return runs.make_loop(self.adapter, prepared, inputs, probe, cfg, grad, k, static)
         key = self._graph_key(prepared, probe, cfg, k)

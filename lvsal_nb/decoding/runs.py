@@ -24,15 +24,15 @@ from ..trace import Candidate, Step
 from . import sampling
 from .loop import StepLoop
 from .sgrs import choose as sgrs_choose
-from .static import StaticStepLoop, static_supported
+from .static import StaticStepLoop
 
 
 def make_loop(
     adapter: Adapter, prepared: Prepared, inputs, probe: Probe, cfg, grad: bool, k: int, static: bool
 ):
-    """The own decoding loop: over a fixed-capacity cache where `static` and the model allow it (CUDA
-    graphs on a CUDA device), else over a growing cache."""
-    if static and static_supported(adapter):
+    """The own decoding loop: over a fixed-capacity cache if `static` (the caller checked
+    `static_supported`; CUDA graphs on a CUDA device), else over a growing cache."""
+    if static:
         cap = prepared.n + cfg["max_new_tokens"]
         graphs = inputs["input_ids"].device.type == "cuda"
         return StaticStepLoop(adapter, prepared, probe, inputs, grad, k=k, capacity=cap, graphs=graphs)
