@@ -50,12 +50,14 @@ class Session:
     (e.g. to debug without graphs); True: the fixed-capacity cache everywhere (eager off CUDA). Same
     numbers either way; a Trace's config["step_loop"] says which ran.
 
-    `keep_graphs` (default False): keep the fixed-capacity loop (its cache buffers and CUDA graphs,
+    `keep_graphs` (default True): keep the fixed-capacity loop (its cache buffers and CUDA graphs,
     about the model's KV cache plus one step's activations of GPU memory) after a trace, and reuse it
     for the next trace that would capture the same graphs: same prompt length, max_new_tokens, K,
     layers, LocoRE settings and weights, e.g. the Tuner's reruns of one image and prompt with other
-    SGRS thresholds. Saves the capture (0.15-0.4 s per trace on a 7B model). `release_graphs()`
-    frees them. Off by default until a GPU run has checked reused graphs against the reference.
+    SGRS thresholds. Saves the capture (0.15-0.5 s per trace on a 7B model). At most one loop per
+    kind (the step engine's, the sequence engine's) is kept; `release_graphs()` frees them, and so
+    does a trace that runs out of GPU memory building its loop (it then retries once). Only the
+    fixed-capacity loop is kept, so with the defaults this matters on CUDA only.
     """
 
     def __init__(
@@ -73,7 +75,7 @@ class Session:
         self.model_id = model_id
         self._lock = threading.RLock()  # one trace at a time per model: the probe and caches are shared
         self.static_steps: bool | None = None
-        self.keep_graphs = False
+        self.keep_graphs = True
         self._kept: dict[bool, tuple] = {}  # grad -> (key, loop): one kept loop per kind
         p = next(model.parameters())
         self.device = torch.device(device) if device is not None else p.device
@@ -238,6 +240,8 @@ class Session:
     def release_graphs(self) -> None:
         """Drop the loops kept by `keep_graphs` (their buffers and CUDA graphs)."""
         self._kept = {}
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()  # hand the freed blocks back, for other processes and nvidia-smi
 
     def _loop(self, prepared, inputs, probe, cfg, grad: bool, k: int):
         static = self.static_steps if self.static_steps is not None else self.device.type == "cuda"
@@ -252,7 +256,14 @@ class Session:
             loop.rebind(prepared, inputs, probe)
         else:
             del kept  # its buffers go before the new loop allocates its own
-            loop = runs.make_loop(self.adapter, prepared, inputs, probe, cfg, grad, k, static)
+            try:
+                loop = runs.make_loop(self.adapter, prepared, inputs, probe, cfg, grad, k, static)
+            except torch.OutOfMemoryError:
+                # The other kind's kept loop may hold the memory this one needs: free it and retry.
+                if not self._kept:
+                    raise
+                self.release_graphs()
+                loop = runs.make_loop(self.adapter, prepared, inputs, probe, cfg, grad, k, static)
         self._kept[grad] = (key, loop)
         return loop
 

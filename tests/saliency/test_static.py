@@ -251,6 +251,37 @@ def test_kept_loop_only_for_the_same_graphs(llava_session, image, static, keep):
     assert s._kept == {}
 
 
+def test_out_of_memory_frees_the_kept_loops_and_retries(llava_session, image, static, keep, monkeypatch):
+    from lvsal_nb.decoding import runs
+
+    s = keep(static(llava_session))
+    kw = dict(max_new_tokens=5, layers=LAYERS)
+    s.trace(image, PROMPT, **kw)  # keeps the sequence engine's loop
+    make, calls, no_room = runs.make_loop, [], [False]
+
+    def tight(*args):  # no room for a second loop while the first is kept
+        calls.append(dict(s._kept))
+        if s._kept or no_room[0]:
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        return make(*args)
+
+    monkeypatch.setattr(runs, "make_loop", tight)
+    b = s.trace(image, PROMPT, engine="step", **kw)
+    assert len(calls) == 2 and set(calls[0]) == {False} and calls[1] == {}
+    assert set(s._kept) == {True}
+    _assert_matches_reference(s, image, b)
+    s.release_graphs()
+    calls.clear()
+    no_room[0] = True
+    with pytest.raises(torch.OutOfMemoryError):  # nothing kept to free: the error is the user's to see
+        s.trace(image, PROMPT, **kw)
+    assert len(calls) == 1
+
+
+def test_keep_graphs_is_on_by_default(llava_session):
+    assert lv.Session(llava_session.model, llava_session.processor).keep_graphs
+
+
 def test_kept_loop_after_an_interrupted_trace(llava_session, image, static, keep):
     import threading
 
