@@ -56,8 +56,8 @@ class Session:
     layers, LocoRE settings and weights, e.g. the Tuner's reruns of one image and prompt with other
     SGRS thresholds. Saves the capture (0.15-0.5 s per trace on a 7B model). At most one loop per
     kind (the step engine's, the sequence engine's) is kept; `release_graphs()` frees them, and so
-    does a trace that runs out of GPU memory building its loop (it then retries once). Only the
-    fixed-capacity loop is kept, so with the defaults this matters on CUDA only.
+    does a trace that runs out of GPU memory before its first step (it then starts again once).
+    Only the fixed-capacity loop is kept, so with the defaults this matters on CUDA only.
     """
 
     def __init__(
@@ -164,17 +164,22 @@ class Session:
             if on_step is not None:
                 on_step(step)
 
+        def run():
+            gen.manual_seed(seed)  # (again, if a first attempt ran out of memory)
+            cfg["timing"]["analysis_s"] = 0.0
+            if cfg["engine"] == "step":
+                k = sgrs.k if sgrs is not None else cfg["alternatives"] + 1
+                loop = self._loop(prepared, inputs, probe, cfg, grad=True, k=k)
+                runs.run_step(self.adapter, loop, cfg, sgrs, gen, emit, stop)
+            elif generate_kwargs:
+                runs.run_generate(self.adapter, prepared, probe, inputs, cfg, generate_kwargs, emit)
+            else:
+                loop = self._loop(prepared, inputs, probe, cfg, grad=False, k=1)
+                runs.run_sequence(self.adapter, loop, prepared, probe, inputs, cfg, gen, emit, stop)
+
         with attached(self.model, self.adapter.language_model, self.adapter.text_config, probe):
             try:
-                if cfg["engine"] == "step":
-                    k = sgrs.k if sgrs is not None else cfg["alternatives"] + 1
-                    loop = self._loop(prepared, inputs, probe, cfg, grad=True, k=k)
-                    runs.run_step(self.adapter, loop, cfg, sgrs, gen, emit, stop)
-                elif generate_kwargs:
-                    runs.run_generate(self.adapter, prepared, probe, inputs, cfg, generate_kwargs, emit)
-                else:
-                    loop = self._loop(prepared, inputs, probe, cfg, grad=False, k=1)
-                    runs.run_sequence(self.adapter, loop, prepared, probe, inputs, cfg, gen, emit, stop)
+                self._freeing_graphs_on_oom(run, started=lambda: bool(steps))
             except KeyboardInterrupt:
                 interrupted = True
             finally:
@@ -230,10 +235,14 @@ class Session:
         probe = self._probe(cfg, prepared)
         steps: list[Step] = []
         with attached(self.model, self.adapter.language_model, self.adapter.text_config, probe):
-            eng = SequenceEngine(self.adapter, prepared, probe, inputs, context, alternatives, chunk)
-            det = runs.Detok(self.adapter.tokenizer)
-            for sc, logp in eng.feed(ids):
-                steps.append(runs.plain_step(len(steps), sc, logp, det.push(sc.token_ids[0]), "forced"))
+
+            def run():
+                eng = SequenceEngine(self.adapter, prepared, probe, inputs, context, alternatives, chunk)
+                det = runs.Detok(self.adapter.tokenizer)
+                for sc, logp in eng.feed(ids):
+                    steps.append(runs.plain_step(len(steps), sc, logp, det.push(sc.token_ids[0]), "forced"))
+
+            self._freeing_graphs_on_oom(run, started=lambda: bool(steps))
         return self._build(prepared, steps, cfg, prompt, False)
 
     # ---- helpers ------------------------------------------------------------------------------
@@ -256,16 +265,24 @@ class Session:
             loop.rebind(prepared, inputs, probe)
         else:
             del kept  # its buffers go before the new loop allocates its own
-            try:
-                loop = runs.make_loop(self.adapter, prepared, inputs, probe, cfg, grad, k, static)
-            except torch.OutOfMemoryError:
-                # The other kind's kept loop may hold the memory this one needs: free it and retry.
-                if not self._kept:
-                    raise
-                self.release_graphs()
-                loop = runs.make_loop(self.adapter, prepared, inputs, probe, cfg, grad, k, static)
+            loop = runs.make_loop(self.adapter, prepared, inputs, probe, cfg, grad, k, static)
         self._kept[grad] = (key, loop)
         return loop
+
+    def _freeing_graphs_on_oom(self, run: Callable[[], None], started: Callable[[], bool]) -> None:
+        """run(); if the GPU runs out of memory while `keep_graphs` loops hold some, free them, and if
+        no step has reached the caller yet, run once more (from the start: same seed, same steps)."""
+        for attempt in range(2):
+            try:
+                return run()
+            except torch.OutOfMemoryError:
+                if not self._kept:
+                    raise
+                if attempt or started():  # steps already reached the caller: theirs to rerun
+                    self.release_graphs()
+                    raise
+            # here, not in the except block: the failed attempt's frames (and tensors) are gone
+            self.release_graphs()
 
     def _graph_key(self, prepared: Prepared, probe: Probe, cfg: dict, k: int) -> tuple:
         """Everything a captured step bakes in: shapes (prompt length, capacity, K), the probe's

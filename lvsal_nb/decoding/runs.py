@@ -144,8 +144,12 @@ def run_sequence(
             loop.push(tok)
             if len(out) % flush == 0:
                 drain()
-    finally:
+    except KeyboardInterrupt:
         drain()  # an interrupt still scores what was generated
+        raise
+    else:
+        drain()
+    finally:  # (other errors, e.g. out of memory, score nothing more)
         record_loop(cfg, loop)
 
 

@@ -251,31 +251,76 @@ def test_kept_loop_only_for_the_same_graphs(llava_session, image, static, keep):
     assert s._kept == {}
 
 
-def test_out_of_memory_frees_the_kept_loops_and_retries(llava_session, image, static, keep, monkeypatch):
+def _oom_once(when):
+    """A wrapper that raises CUDA's out-of-memory error the first time `when()` holds."""
+    state = {"raised": 0}
+
+    def wrap(fn):
+        def inner(*args, **kwargs):
+            if not state["raised"] and when():
+                state["raised"] += 1
+                raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+            return fn(*args, **kwargs)
+
+        return inner
+
+    return wrap, state
+
+
+def test_out_of_memory_building_a_loop_frees_the_kept_ones_and_starts_again(
+    llava_session, image, static, keep, monkeypatch
+):
     from lvsal_nb.decoding import runs
 
     s = keep(static(llava_session))
     kw = dict(max_new_tokens=5, layers=LAYERS)
     s.trace(image, PROMPT, **kw)  # keeps the sequence engine's loop
-    make, calls, no_room = runs.make_loop, [], [False]
-
-    def tight(*args):  # no room for a second loop while the first is kept
-        calls.append(dict(s._kept))
-        if s._kept or no_room[0]:
-            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
-        return make(*args)
-
-    monkeypatch.setattr(runs, "make_loop", tight)
-    b = s.trace(image, PROMPT, engine="step", **kw)
-    assert len(calls) == 2 and set(calls[0]) == {False} and calls[1] == {}
-    assert set(s._kept) == {True}
+    wrap, state = _oom_once(lambda: bool(s._kept))  # no room for a second loop while one is kept
+    monkeypatch.setattr(runs, "make_loop", wrap(runs.make_loop))
+    seen = []
+    b = s.trace(image, PROMPT, engine="step", on_step=seen.append, **kw)
+    assert state["raised"] == 1 and set(s._kept) == {True}
+    assert [st.step for st in seen] == list(range(5))  # each step reached the caller once
     _assert_matches_reference(s, image, b)
-    s.release_graphs()
-    calls.clear()
-    no_room[0] = True
-    with pytest.raises(torch.OutOfMemoryError):  # nothing kept to free: the error is the user's to see
-        s.trace(image, PROMPT, **kw)
-    assert len(calls) == 1
+
+
+def test_out_of_memory_in_the_analysis_starts_again_with_the_same_samples(
+    llava_session, image, static, keep, monkeypatch
+):
+    from lvsal_nb.decoding import runs
+
+    s = keep(static(llava_session))
+    kw = dict(max_new_tokens=6, layers=LAYERS, decoding="sample", temperature=1.5, seed=3, chunk=None)
+    want = s.trace(image, PROMPT, **kw)
+    s.trace(image, PROMPT, engine="step", max_new_tokens=6, layers=LAYERS)  # a kept step-engine loop
+    wrap, state = _oom_once(lambda: True)
+    monkeypatch.setattr(runs.SequenceEngine, "feed", wrap(runs.SequenceEngine.feed))
+    got = s.trace(image, PROMPT, **kw)
+    assert state["raised"] == 1 and set(s._kept) == {False}  # the step engine's loop was freed
+    assert [r.token_id for r in got.records] == [r.token_id for r in want.records]
+    for x, y in zip(got.records, want.records):
+        np.testing.assert_array_equal(x.row, y.row)
+
+
+def test_out_of_memory_after_steps_reached_the_caller_is_raised(
+    llava_session, image, static, keep, monkeypatch
+):
+    from lvsal_nb.decoding import runs
+
+    s = keep(static(llava_session))
+    s.trace(image, PROMPT, max_new_tokens=4, layers=LAYERS)  # keeps the sequence engine's loop
+    seen = []
+    wrap, state = _oom_once(lambda: len(seen) == 2)
+    monkeypatch.setattr(runs, "plain_step", wrap(runs.plain_step))
+    with pytest.raises(torch.OutOfMemoryError):
+        s.trace(image, PROMPT, max_new_tokens=4, layers=LAYERS, chunk=1, on_step=seen.append)
+    assert state["raised"] == 1 and len(seen) == 2 and s._kept == {}  # freed for the user's rerun
+    wrap, state = _oom_once(lambda: True)
+    monkeypatch.setattr(runs, "plain_step", wrap(runs.plain_step))
+    with pytest.raises(torch.OutOfMemoryError):  # nothing kept: nothing to free, the error is the user's
+        s.keep_graphs = False
+        s.trace(image, PROMPT, max_new_tokens=4, layers=LAYERS)
+    assert state["raised"] == 1
 
 
 def test_keep_graphs_is_on_by_default(llava_session):
