@@ -127,11 +127,10 @@ def run_sequence(
     def drain():
         t0 = time.perf_counter()
         for sc, logp in eng.feed(out):
-            emit(plain_step(len(out_steps), sc, logp, det.push(sc.token_ids[0]), _decision(cfg["decoding"])))
-            out_steps.append(sc.q)
+            t = sc.q - (prepared.n - 1)  # step t reads row q = n - 1 + t
+            emit(plain_step(t, sc, logp, det.push(sc.token_ids[0]), _decision(cfg["decoding"])))
         cfg["timing"]["analysis_s"] += time.perf_counter() - t0
 
-    out_steps: list[int] = []
     try:
         for _ in range(cfg["max_new_tokens"]):
             if stop is not None and stop.is_set():
