@@ -300,6 +300,7 @@ def test_out_of_memory_in_the_analysis_starts_again_with_the_same_samples(
     assert [r.token_id for r in got.records] == [r.token_id for r in want.records]
     for x, y in zip(got.records, want.records):
         np.testing.assert_array_equal(x.row, y.row)
+    _assert_matches_reference(s, image, got)
 
 
 def test_out_of_memory_after_steps_reached_the_caller_is_raised(
