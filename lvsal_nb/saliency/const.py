@@ -19,27 +19,28 @@ from torch import nn
 
 _fx = torch._C._functorch
 _BATCHED = torch._C.DispatchKeySet(torch._C.DispatchKey.FuncTorchBatched)
-_ONEDNN_DTYPES = (torch.float32, torch.bfloat16)
 
 
-def _onednn_works() -> bool:
+def _onednn_works(dtype: torch.dtype) -> bool:
     """oneDNN's linear (an internal op, the one torch.compile's CPU backend calls) is there and takes a
-    transposed dense weight in place, as const_mm calls it; else torch's matmul is used."""
+    transposed dense weight of this dtype in place, as const_mm calls it; else torch's matmul is used.
+    Probed per dtype: a CPU without bfloat16 support (some AMD EPYC) has no bfloat16 primitive."""
     if not (torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")):
         return False
-    x, c = torch.arange(6.0).view(2, 3), torch.arange(6.0).view(3, 2)
+    x, c = torch.arange(6.0).view(2, 3).to(dtype), torch.arange(6.0).view(3, 2).to(dtype)
     try:
         return torch.equal(torch.ops.mkldnn._linear_pointwise(x, c.t(), None, "none", [None], ""), x @ c)
     except (RuntimeError, TypeError):
         return False
 
 
-use_onednn = _onednn_works()
+_ONEDNN_DTYPES = tuple(d for d in (torch.float32, torch.bfloat16) if _onednn_works(d))
+use_onednn = torch.float32 in _ONEDNN_DTYPES
 
 
 def onednn_applies(x: torch.Tensor) -> bool:
-    """Whether oneDNN can take tensors like x (CPU, float32 / bfloat16)."""
-    return use_onednn and x.device.type == "cpu" and x.dtype in _ONEDNN_DTYPES
+    """Whether oneDNN can take tensors like x (CPU, float32 / bfloat16 where this CPU has it)."""
+    return x.device.type == "cpu" and x.dtype in _ONEDNN_DTYPES
 
 
 # Below ~1 MiB of float32 weights the per-call overhead outweighs the faster product (the toy
