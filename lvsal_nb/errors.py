@@ -23,3 +23,12 @@ class TraceFileError(LvsalError, OSError):
 
 class AnnotationStoreError(LvsalError, OSError):
     """The marks database cannot be opened or written."""
+
+
+class FileWriteError(LvsalError, OSError):
+    """A file could not be written (full disk, no permission, read-only folder ...); the previous
+    version of the file, if any, is untouched."""
+
+
+class RunBusyError(LvsalError, RuntimeError):
+    """Another process holds the lock of an evaluation run folder."""

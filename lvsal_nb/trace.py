@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import base64
 import datetime as _dt
+import hashlib
 import json
 import uuid
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,11 +20,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .atomic import dumps, finite, replacing, write_text
 from .errors import ConfigError, TraceFileError
 
 SCHEMA_VERSION = 1
 MIME_TYPE = "application/vnd.lvsal.trace+json"
 _META_KEY = b"lvsal.trace"
+_SUM_KEY = b"lvsal.sha256"  # content checksum of a Parquet trace, see _content_digest
 CONTEXTS = ("text", "outputs")
 
 
@@ -212,7 +216,8 @@ class Trace:
 
     # ---- rich display (the JupyterLab extension renders MIME_TYPE without a kernel) ---------
     def _repr_mimebundle_(self, include=None, exclude=None):
-        return {"text/plain": repr(self), MIME_TYPE: self.to_json(digits=5)}
+        # strict JSON: a NaN/inf would make JupyterLab refuse the whole notebook output
+        return {"text/plain": repr(self), MIME_TYPE: finite(self.to_json(digits=5))}
 
     # ---- JSON --------------------------------------------------------------------------------
     def _meta(self) -> dict[str, Any]:
@@ -261,15 +266,27 @@ class Trace:
 
     # ---- files ---------------------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
-        """Write `*.parquet` (steps table + metadata) or `*.json`; the suffix decides."""
+        """Write `*.parquet` (steps table + metadata + checksum) or `*.json`; the suffix decides.
+
+        The write is atomic (lvsal_nb.atomic): on any failure (full disk ...) an existing file at
+        `path` is left untouched and a FileWriteError names the path and the cause. JSON is strict:
+        non-finite numbers (NaN, ±inf) are written as null.
+        """
         path = Path(path)
         if path.suffix == ".json":
-            path.write_text(json.dumps(self.to_json()))
-            return path
+            return write_text(path, dumps(self.to_json()))
         if path.suffix != ".parquet":
             raise ConfigError(f"save() writes .parquet or .json files, not {path.name!r}")
-        import pyarrow as pa
         import pyarrow.parquet as pq
+
+        table = self._table()
+        with replacing(path) as tmp:
+            pq.write_table(table, tmp, write_page_checksum=True)
+        return path
+
+    def _table(self):
+        """The Parquet table: one row per step, metadata `lvsal.trace` (JSON) and `lvsal.sha256`."""
+        import pyarrow as pa
 
         meta = self._meta()
         meta["steps_extra"] = [
@@ -278,84 +295,169 @@ class Trace:
         ]
         df = pd.DataFrame(
             {
-                "step": [s.step for s in self.records],
-                "position": [s.position for s in self.records],
-                "token_id": [s.token_id for s in self.records],
-                "token": [s.token for s in self.records],
-                "prob": [s.prob for s in self.records],
-                "logprob": [s.logprob for s in self.records],
-                "saliency": [s.saliency for s in self.records],
-                "tau": [s.tau for s in self.records],
-                "decision": [s.decision for s in self.records],
-                "round": [s.round for s in self.records],
+                "step": pd.Series([s.step for s in self.records], dtype="int64"),
+                "position": pd.Series([s.position for s in self.records], dtype="int64"),
+                "token_id": pd.Series([s.token_id for s in self.records], dtype="int64"),
+                "token": pd.Series([s.token for s in self.records], dtype="object"),
+                "prob": pd.Series([s.prob for s in self.records], dtype="float64"),
+                "logprob": pd.Series([s.logprob for s in self.records], dtype="float64"),
+                "saliency": pd.Series([s.saliency for s in self.records], dtype="float64"),
+                "tau": pd.Series([s.tau for s in self.records], dtype="float64"),
+                "decision": pd.Series([s.decision for s in self.records], dtype="object"),
+                "round": pd.Series([s.round for s in self.records], dtype="Int64"),
                 "row": [
                     None if s.row is None else s.row.astype(np.float32).ravel().tolist() for s in self.records
                 ],
-                "row_layers": [0 if s.row is None else int(s.row.shape[0]) for s in self.records],
+                "row_layers": pd.Series(
+                    [0 if s.row is None else int(s.row.shape[0]) for s in self.records], dtype="int64"
+                ),
             }
         )
         table = pa.Table.from_pandas(df, preserve_index=False)
-        table = table.replace_schema_metadata({**(table.schema.metadata or {}), _META_KEY: json.dumps(meta)})
-        pq.write_table(table, path)
-        return path
+        raw = dumps(meta).encode()  # strict JSON: NaN/inf in settings or candidates become null
+        records = _records_from_table(table.to_pandas(), meta["steps_extra"])
+        digest = _content_digest(raw, records)
+        return table.replace_schema_metadata(
+            {**(table.schema.metadata or {}), _META_KEY: raw, _SUM_KEY: digest.encode()}
+        )
 
     @classmethod
     def load(cls, path: str | Path) -> Trace:
-        """Read a trace written by `save` (Parquet or JSON). Raises TraceFileError with the fix."""
+        """Read a trace written by `save` (Parquet or JSON).
+
+        Every failure (missing, truncated or damaged file, another kind of file, missing metadata,
+        a checksum that does not match the content, a newer schema) raises TraceFileError naming the
+        file and what to do. Parquet files written before checksums existed load with a warning.
+        """
         path = Path(path)
         if not path.exists():
             raise TraceFileError(f"no trace file at {str(path)!r}; check the path")
         if path.suffix == ".json":
             try:
-                d = json.loads(path.read_text())
+                d = json.loads(path.read_text(encoding="utf-8"))
             except (json.JSONDecodeError, UnicodeDecodeError) as e:
                 raise TraceFileError(
                     f"{path.name} is not valid JSON ({e}); was it written by Trace.save?"
                 ) from e
-            return cls.from_json(d)
+            except OSError as e:
+                raise TraceFileError(f"cannot read {path} ({e}); check the file and its permissions") from e
+            try:
+                return cls.from_json(d)
+            except TraceFileError as e:
+                raise TraceFileError(f"{path.name}: {e}") from e
+            except Exception as e:  # fields missing or of the wrong type
+                raise TraceFileError(
+                    f"{path.name} is JSON but not a complete lvsal trace ({type(e).__name__}: {e}); "
+                    "re-export the trace with Trace.save"
+                ) from e
+        try:
+            return cls._load_parquet(path)
+        except TraceFileError:
+            raise
+        except Exception as e:  # pyarrow, json and numpy raise many types for damaged files
+            raise TraceFileError(
+                f"{path.name} is not a readable lvsal trace ({type(e).__name__}: {e}); the file is "
+                "damaged: re-export the trace (Trace.save) or restore it from a copy"
+            ) from e
+
+    @classmethod
+    def _load_parquet(cls, path: Path) -> Trace:
         import pyarrow.parquet as pq
 
         try:
-            table = pq.read_table(path)
-        except Exception as e:  # pyarrow raises several types for damaged files
+            table = pq.read_table(path, page_checksum_verification=True)
+        except Exception as e:
             raise TraceFileError(
-                f"{path.name} is not a readable Parquet file ({e}); re-export the trace"
+                f"{path.name} is not a readable Parquet file ({type(e).__name__}: {e}); it is damaged or "
+                "of another kind: re-export the trace (Trace.save) or restore it from a copy"
             ) from e
-        raw = (table.schema.metadata or {}).get(_META_KEY)
+        smeta = table.schema.metadata or {}
+        raw = smeta.get(_META_KEY)
         if raw is None:
             raise TraceFileError(
                 f"{path.name} is Parquet but not an lvsal trace (no {_META_KEY.decode()} metadata)"
             )
-        meta = json.loads(raw)
-        _check_schema(meta)
-        df = table.to_pandas()
-        records = []
-        for i, r in enumerate(df.itertuples(index=False)):
-            extra = meta["steps_extra"][i]
-            row = None
-            if r.row is not None and r.row_layers:
-                row = np.asarray(r.row, dtype=np.float32).reshape(int(r.row_layers), -1)
-            records.append(
-                Step(
-                    step=int(r.step),
-                    position=int(r.position),
-                    token_id=int(r.token_id),
-                    token=r.token,
-                    prob=float(r.prob),
-                    logprob=float(r.logprob),
-                    saliency=_opt_float(r.saliency),
-                    layer_scores=extra["layer_scores"],
-                    row=row,
-                    tau=_opt_float(r.tau),
-                    decision=r.decision,
-                    round=None if pd.isna(r.round) else int(r.round),
-                    candidates=[Candidate(**c) for c in extra["candidates"]],
-                )
+        try:
+            meta = json.loads(raw)
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise TraceFileError(
+                f"{path.name}: its lvsal.trace metadata is damaged ({e}); restore the file from a copy"
+            ) from e
+        if not isinstance(meta, dict):
+            raise TraceFileError(f"{path.name}: its lvsal.trace metadata is not a JSON object; the file is damaged")
+        try:
+            _check_schema(meta)
+        except TraceFileError as e:
+            raise TraceFileError(f"{path.name}: {e}") from e
+        records = _records_from_table(table.to_pandas(), meta["steps_extra"])
+        stored = smeta.get(_SUM_KEY)
+        if stored is None:
+            warnings.warn(
+                f"{path.name} has no checksum (written by an older lvsal-nb): its numbers cannot be "
+                "verified; save it again to add one",
+                UserWarning,
+                stacklevel=3,
+            )
+        elif stored.decode("ascii", "replace") != _content_digest(raw, records):
+            raise TraceFileError(
+                f"{path.name} is damaged: its content does not match its checksum (a changed byte); "
+                "restore the file from a copy or re-export the trace"
             )
         meta["steps"] = []
         tr = cls.from_json(meta)
         tr.records = records
         return tr
+
+
+def _records_from_table(df: pd.DataFrame, steps_extra: list[dict[str, Any]]) -> list[Step]:
+    """Steps from the Parquet table (one row per step) and the per-step extras of the metadata."""
+    if len(steps_extra) != len(df):
+        raise TraceFileError(f"the table has {len(df)} steps but the metadata {len(steps_extra)}")
+    records = []
+    for i, r in enumerate(df.itertuples(index=False)):
+        extra = steps_extra[i]
+        row = None
+        if r.row is not None and r.row_layers:
+            row = np.asarray(r.row, dtype=np.float32).reshape(int(r.row_layers), -1)
+        records.append(
+            Step(
+                step=int(r.step),
+                position=int(r.position),
+                token_id=int(r.token_id),
+                token=r.token,
+                prob=float(r.prob),
+                logprob=float(r.logprob),
+                saliency=_opt_float(r.saliency),
+                layer_scores=extra["layer_scores"],
+                row=row,
+                tau=_opt_float(r.tau),
+                decision=r.decision,
+                round=None if pd.isna(r.round) else int(r.round),
+                candidates=[Candidate(**c) for c in extra["candidates"]],
+            )
+        )
+    return records
+
+
+def _content_digest(meta_raw: bytes, records: list[Step]) -> str:
+    """sha256 of everything a loaded trace holds: the metadata bytes and every step's values as
+    they come back (floats by their exact repr, rows by their float32 bytes and shape), so any
+    changed value, token or setting changes the digest."""
+    h = hashlib.sha256(meta_raw)
+    for s in records:
+        scalars = (s.step, s.position, s.token_id, s.token, s.prob, s.logprob, s.saliency, s.tau,
+                   s.decision, s.round)  # fmt: skip
+        h.update(repr(scalars).encode())
+        if s.row is None:
+            h.update(b"|none|")
+        else:
+            h.update(repr(s.row.shape).encode())
+            h.update(np.ascontiguousarray(s.row, dtype=np.float32).tobytes())
+    return h.hexdigest()
+
+
+def _nan_if_none(x) -> float:
+    return float("nan") if x is None else x
 
 
 def _opt_float(x) -> float | None:
@@ -366,7 +468,9 @@ def _check_schema(d: dict[str, Any]) -> None:
     if d.get("schema") != "lvsal.trace":
         raise TraceFileError("not an lvsal trace (missing schema 'lvsal.trace')")
     v = d.get("schema_version")
-    if not isinstance(v, int) or v > SCHEMA_VERSION:
+    if not isinstance(v, int) or isinstance(v, bool):
+        raise TraceFileError(f"the trace has no valid schema_version ({v!r}); the file is damaged")
+    if v > SCHEMA_VERSION:
         raise TraceFileError(
             f"trace schema version {v} is newer than this lvsal-nb reads ({SCHEMA_VERSION}); "
             "upgrade lvsal-nb (pip install -U lvsal-nb)"
@@ -414,8 +518,8 @@ def _step_from_json(d: dict[str, Any]) -> Step:
         position=d["position"],
         token_id=d["token_id"],
         token=d["token"],
-        prob=d["prob"],
-        logprob=d["logprob"],
+        prob=_nan_if_none(d["prob"]),  # strict JSON holds a non-finite number as null
+        logprob=_nan_if_none(d["logprob"]),
         saliency=d["saliency"],
         layer_scores=d.get("layer_scores"),
         row=row,
