@@ -384,7 +384,9 @@ class Trace:
                 f"{path.name}: its lvsal.trace metadata is damaged ({e}); restore the file from a copy"
             ) from e
         if not isinstance(meta, dict):
-            raise TraceFileError(f"{path.name}: its lvsal.trace metadata is not a JSON object; the file is damaged")
+            raise TraceFileError(
+                f"{path.name}: its lvsal.trace metadata is not a JSON object; the file is damaged"
+            )
         try:
             _check_schema(meta)
         except TraceFileError as e:

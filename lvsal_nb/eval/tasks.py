@@ -53,14 +53,13 @@ def load_image_source(spec: dict[str, Any]):
     {"kind": "toy", "seed", "index"}."""
     kind = spec.get("kind")
     if kind == "file":
-        from PIL import Image
+        from lvsal_nb.images import to_rgb
 
         p = Path(spec["path"])
         if not p.is_file():
             raise ImageError(f"image file {str(p)!r} does not exist; check --images (the folder that holds "
                              "the annotations' file_name paths; on a cluster, mounted at the same path)")
-        with Image.open(p) as im:
-            return im.convert("RGB")
+        return to_rgb(p)  # 16-bit, palette, transparent, CMYK files converted correctly
     if kind == "fixture":
         from lvsal_nb.eval.fixtures import load_fixture_image
 

@@ -6,15 +6,13 @@ import hashlib
 import inspect
 import io
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from PIL import Image
 from torch import nn
 
-from ..errors import ConfigError, ImageError
+from ..errors import ConfigError
 from ..trace import Spans
 
 PAPER_LAYERS = (6, 7, 8)  # official default for 32-layer LLaVA-1.5-7B (0-based)
@@ -43,28 +41,10 @@ class Prepared:
 
 
 def load_image(image) -> Image.Image | None:
-    """Accept a PIL image, a path, an HxWx3 uint8 array, or None. Raise ImageError otherwise."""
-    if image is None or isinstance(image, Image.Image):
-        return image.convert("RGB") if image is not None else None
-    if isinstance(image, (str, Path)):
-        p = Path(image)
-        if not p.exists():
-            raise ImageError(
-                f"image file {str(p)!r} does not exist; pass a path to a PNG/JPEG or a PIL image"
-            )
-        try:
-            return Image.open(p).convert("RGB")
-        except Exception as e:
-            raise ImageError(
-                f"cannot read {p.name} as an image ({e}); pass a PNG/JPEG file or a PIL image"
-            ) from e
-    if isinstance(image, np.ndarray):
-        if image.ndim != 3 or image.shape[-1] != 3:
-            raise ImageError(f"an image array must be HxWx3, got shape {image.shape}")
-        return Image.fromarray(image.astype(np.uint8))
-    raise ImageError(
-        f"unsupported image type {type(image).__name__}; pass a PIL image, a path or an HxWx3 array"
-    )
+    """The RGB picture of any supported input (lvsal_nb.images.to_rgb), or None; else ImageError."""
+    from ..images import to_rgb
+
+    return to_rgb(image)
 
 
 def image_meta(image: Image.Image | None) -> tuple[bytes | None, str | None]:

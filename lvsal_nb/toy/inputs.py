@@ -15,6 +15,7 @@ import torch
 from PIL import Image
 
 from lvsal_nb.errors import ConfigError, ImageError
+from lvsal_nb.images import to_rgb
 from lvsal_nb.toy.scenes import IMAGE_SIZE
 from lvsal_nb.toy.tokenizer import ANSWER_ROLE, CAPTION_PROMPT, QUESTION_SUFFIX, SYSTEM_TEXT, image_token_id
 
@@ -29,7 +30,7 @@ def pixel_values(image: Image.Image) -> torch.Tensor:
     if not isinstance(image, Image.Image):
         raise ImageError(f"The toy model needs a PIL.Image.Image, got {type(image).__name__}; "
                          "open files with PIL.Image.open(path).")  # fmt: skip
-    img = image.convert("RGB")
+    img = to_rgb(image)  # transparent / 16-bit / palette pictures as they look (lvsal_nb.images)
     if img.size != (IMAGE_SIZE, IMAGE_SIZE):
         img = img.resize((IMAGE_SIZE, IMAGE_SIZE), Image.BILINEAR)
     x = (np.asarray(img, dtype=np.float32) / 255.0 - PIXEL_MEAN) / PIXEL_STD
