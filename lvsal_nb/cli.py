@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import math
+import os
 import sys
 from pathlib import Path
 
-from .errors import LvsalError
+from .atomic import replacing
+from .errors import ConfigError, FileWriteError, LvsalError
 
 DEMO_SEED = 7
 DEMO_PROMPT = "Describe the image."
@@ -49,12 +52,13 @@ def demo(args) -> int:
 
     from .toy.scenes import make_scene, render
 
+    _check_beta(args.locore)
+    out = _make_folder(Path(args.out))
     session = lv.load("toy", device=args.device)
     scene = make_scene(args.seed)
     image = render(scene)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    image.save(out / "demo-scene.png")
+    with replacing(out / "demo-scene.png") as tmp:  # atomic, like every file lvsal writes
+        image.save(tmp, format="PNG")
     print(
         f"{session}\nscene {args.seed}: {', '.join(scene.object_names())}  (image: {out / 'demo-scene.png'})"
     )
@@ -101,9 +105,38 @@ def _toy_truth(trace, scene) -> dict[int, str]:
     return truth
 
 
+def _check_beta(beta: float | None) -> None:
+    if beta is not None and not math.isfinite(beta):
+        raise ConfigError(f"--locore must be a finite number (LocoRE's beta, e.g. 0.15), got {beta}")
+
+
+def _make_folder(out: Path) -> Path:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise FileWriteError(f"cannot create the folder {out} ({e.strerror}); choose another --out") from e
+    return out
+
+
+def _check_out_file(out: Path) -> None:
+    """Before tracing (minutes), not after: the trace file's folder must exist and be writable."""
+    if out.suffix not in (".parquet", ".json"):
+        raise ConfigError(f"--out must end in .parquet or .json (e.g. trace.lvsal.parquet), got {str(out)!r}")
+    folder = out.parent if str(out.parent) else Path(".")
+    if not folder.is_dir():
+        raise ConfigError(f"--out {str(out)!r}: the folder {str(folder)!r} does not exist; create it "
+                          f"(mkdir -p {folder}) or choose another path")
+    if not os.access(folder, os.W_OK):
+        raise ConfigError(
+            f"--out {str(out)!r}: the folder {str(folder)!r} is not writable; choose another path"
+        )
+
+
 def trace_cmd(args) -> int:
     import lvsal_nb as lv
 
+    _check_beta(args.locore)
+    _check_out_file(Path(args.out))
     session = lv.load(args.model, device=args.device, dtype=args.dtype)
     tr = session.trace(
         args.image,
@@ -125,7 +158,8 @@ def trace_cmd(args) -> int:
 def toy_train(argv: list[str]) -> int:
     from .toy.train import main as train_main
 
-    return train_main(argv) or 0
+    train_main(argv)  # returns the run's info dict, not an exit status
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -161,17 +195,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] == "toy-train":
-        return toy_train(argv[1:])
-    if argv and argv[0] == "eval":
-        from .eval.runner import main as eval_main
-
-        return eval_main(argv[1:]) or 0
-    args = build_parser().parse_args(argv)
     try:
+        if argv and argv[0] == "toy-train":
+            return toy_train(argv[1:])
+        if argv and argv[0] == "eval":
+            from .eval.runner import main as eval_main
+
+            return eval_main(argv[1:]) or 0
+        args = build_parser().parse_args(argv)
         return {"demo": demo, "trace": trace_cmd}[args.cmd](args)
-    except LvsalError as e:
-        print(f"lvsal: error: {e}", file=sys.stderr)
+    except LvsalError as e:  # a usage error: one line, exit status 2 (as argparse), no traceback
+        print(f"lvsal: error: {' '.join(str(e).split())}", file=sys.stderr)
         return 2
 
 

@@ -161,11 +161,9 @@ def build_pope(
 def save_questions(questions: Sequence[Mapping], path: str | PathLike) -> Path:
     """Write questions as JSON Lines (one question per line, POPE's file format). Returns the path."""
     _check_questions(questions)
-    path = Path(path)
-    with path.open("w", encoding="utf-8") as f:
-        for q in questions:
-            f.write(json.dumps(dict(q)) + "\n")
-    return path
+    from lvsal_nb.atomic import dumps, write_text  # atomic, strict JSON (see lvsal_nb.atomic)
+
+    return write_text(Path(path), "".join(dumps(dict(q)) + "\n" for q in questions))
 
 
 def load_questions(path: str | PathLike) -> list[dict]:

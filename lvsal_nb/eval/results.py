@@ -12,7 +12,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from lvsal_nb.errors import ConfigError
+from lvsal_nb.atomic import describe_failure, dumps, write_bytes
+from lvsal_nb.errors import ConfigError, FileWriteError
 
 
 def unit_key(item_id: str, method: str, max_new_tokens: int) -> str:
@@ -44,6 +45,9 @@ class ResultStore:
                 raise ConfigError(f"{self.path}:{n} is not a JSON line ({e}); the results file is damaged: "
                                   "delete that line (the unit will run again) or start a new --out folder"
                                   ) from e
+            if not isinstance(rec, dict) or not isinstance(rec.get("key"), str):
+                raise ConfigError(f"{self.path}:{n} is not a results record (no 'key'); the results file is "
+                                  "damaged: delete that line (the unit will run again) or start a new --out")
             self.records[rec["key"]] = rec
 
     def __contains__(self, key: str) -> bool:
@@ -53,23 +57,36 @@ class ResultStore:
         return len(self.records)
 
     def append(self, record: dict[str, Any]) -> None:
+        """Add one record durably (strict JSON: NaN/inf become null). On a write failure (full disk)
+        the file is cut back to its previous length and a FileWriteError says how to resume."""
         key = record["key"]
         if key in self.records:
             raise ConfigError(f"unit {key!r} is already in {self.path}; it must not run twice")
-        line = json.dumps(record, default=_plain) + "\n"
-        with self.path.open("a", encoding="utf-8") as f:
-            f.write(line)
-            f.flush()
-            os.fsync(f.fileno())
-        self.records[key] = record
+        line = dumps(record, default=_plain) + "\n"
+        size = self.path.stat().st_size if self.path.exists() else 0
+        try:
+            with self.path.open("a", encoding="utf-8") as f:
+                f.write(line)
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as e:
+            try:  # no torn line in the middle of the file: the next append would follow it
+                os.truncate(self.path, size)
+            except OSError:
+                pass
+            raise FileWriteError(
+                describe_failure(self.path, e, True).replace(
+                    f"the previous {self.path.name} is untouched",
+                    "the answers recorded so far are kept: rerun the same command to resume",
+                )
+            ) from e
+        self.records[key] = json.loads(line)  # as it reads back from disk (null, not NaN)
 
 
 def write_atomic(path: Path, data: bytes) -> None:
-    """Write a file so that it is either absent or complete (temp file + rename)."""
+    """Write a file so that it is either absent or complete (lvsal_nb.atomic: temp file, fsync, rename)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".part")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    write_bytes(path, data)
 
 
 def _plain(x):

@@ -34,7 +34,9 @@ from typing import Any
 
 import pandas as pd
 
+from lvsal_nb.atomic import replacing, write_json, write_text
 from lvsal_nb.errors import ConfigError, LvsalError
+from lvsal_nb.eval.lock import run_lock
 from lvsal_nb.eval.pope import SPLITS
 from lvsal_nb.eval.results import ResultStore, unit_key, write_atomic
 from lvsal_nb.eval.tasks import DATASETS, TASKS, Task, build_task
@@ -108,13 +110,18 @@ def run(spec: RunSpec, on_result: Callable[[dict], Any] | None = None, engine=No
     methods = check_methods(spec.methods)
     mnts = _lengths(spec.max_new_tokens or DEFAULT_MAX_NEW_TOKENS.get(spec.task, [64]))
     out.mkdir(parents=True, exist_ok=True)
+    with run_lock(out):  # a second `lvsal eval` on this folder is refused (RunBusyError)
+        return _run_locked(spec, out, methods, mnts, on_result, engine)
+
+
+def _run_locked(spec: RunSpec, out: Path, methods, mnts, on_result, engine) -> pd.DataFrame:
     _check_run_file(out, spec)
     task = build_task(spec.task, spec.dataset, n=spec.n, seed=spec.seed, image_list=_image_list(out, spec),
                       images=spec.images, annotations=spec.annotations, captions=spec.captions,
                       splits=spec.splits, per_image=spec.per_image, out=out)
     if not (out / "run.json").exists():  # only once the settings proved usable
-        (out / "run.json").write_text(json.dumps({"fixed": spec.fixed()}, indent=1))
-    (out / "images.json").write_text(json.dumps(task.image_ids))
+        write_json(out / "run.json", {"fixed": spec.fixed()}, indent=1)
+    write_json(out / "images.json", task.image_ids)
     items = {it.item_id: it for it in task.items}
     units = [{"key": unit_key(it.item_id, m, L), "item_id": it.item_id, "image": it.image,
               "prompt": it.prompt, "method": m, "max_new_tokens": L, "seed": unit_seed(spec.seed, it.item_id)}
@@ -176,9 +183,11 @@ def write_summary(task: Task, records: list[dict], methods: list[str], out: Path
     """summary.parquet / summary.md / results.parquet from the records of this run's units."""
     summary = task.summarize(records, methods)
     if records:
-        pd.DataFrame(records).to_parquet(out / "results.parquet", index=False)
-        summary.to_parquet(out / "summary.parquet", index=False)
-        (out / "summary.md").write_text(markdown(task.name, summary) + "\n")
+        with replacing(out / "results.parquet") as tmp:  # atomic: a full disk keeps the old file
+            pd.DataFrame(records).to_parquet(tmp, index=False)
+        with replacing(out / "summary.parquet") as tmp:
+            summary.to_parquet(tmp, index=False)
+        write_text(out / "summary.md", markdown(task.name, summary) + "\n")
     return summary
 
 
@@ -207,12 +216,27 @@ def markdown(task: str, summary: pd.DataFrame) -> str:
 
 
 # ---- run folder ------------------------------------------------------------------------------------
+def _read_run_file(path: Path) -> dict:
+    """run.json as a dict with a "fixed" dict; ConfigError naming the fix when it is damaged."""
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, OSError) as e:
+        saved, why = None, f"{type(e).__name__}: {e}"
+    else:
+        why = "it must be a JSON object with a 'fixed' object of the run's settings"
+    if not isinstance(saved, dict) or not isinstance(saved.get("fixed"), dict):
+        raise ConfigError(
+            f"{path} is damaged ({why}); restore it from a copy, or delete it and rerun with the run's "
+            "original settings (finished answers in results.jsonl are kept), or pass a new --out"
+        )
+    return saved
+
+
 def _check_run_file(out: Path, spec: RunSpec) -> None:
     path = out / "run.json"
     fixed = spec.fixed()
     if path.exists():
-        saved = json.loads(path.read_text())
-        old = saved.get("fixed", {})
+        old = _read_run_file(path)["fixed"]
         diff = {k: (old.get(k), v) for k, v in fixed.items() if old.get(k) != v}
         if diff:
             raise ConfigError(f"{out} holds a run with other settings {diff} (saved, now); rerun with the "
@@ -221,9 +245,9 @@ def _check_run_file(out: Path, spec: RunSpec) -> None:
 
 def _update_run_file(out: Path, info: dict) -> None:
     path = out / "run.json"
-    d = json.loads(path.read_text())
+    d = _read_run_file(path)
     d["worker"] = info
-    path.write_text(json.dumps(d, indent=1))
+    write_json(path, d, indent=1)
 
 
 def _image_list(out: Path, spec: RunSpec) -> list | None:
@@ -244,9 +268,18 @@ def _image_list(out: Path, spec: RunSpec) -> list | None:
 def _read_list(path: Path) -> list:
     if not path.is_file():
         raise ConfigError(f"image list {str(path)!r} does not exist; pass the images.json of an earlier run")
-    ids = json.loads(path.read_text())
+    fix = ("restore it from a copy, or delete it (a run folder's images are drawn again from --seed; pass "
+           "--image-list if the run used one), or pass a new --out")
+    try:
+        ids = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, OSError) as e:
+        raise ConfigError(f"{path} is damaged ({type(e).__name__}: {e}); {fix}") from e
     if not isinstance(ids, list) or not ids:
-        raise ConfigError(f"{path} must hold a non-empty JSON list of image ids")
+        raise ConfigError(f"{path} must hold a non-empty JSON list of image ids; {fix}")
+    bad = [x for x in ids if isinstance(x, bool) or not isinstance(x, (str, int))]
+    if bad:
+        raise ConfigError(f"{path} holds {len(bad)} entries that are not image ids (strings or integers), "
+                          f"e.g. {bad[0]!r}; {fix}")
     return ids
 
 

@@ -13,7 +13,6 @@ whole caption. Same seed, same machine, same thread count -> bit-identical weigh
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import time
 from collections.abc import Callable
@@ -24,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from transformers import LlavaForConditionalGeneration
 
+from lvsal_nb.atomic import dumps, replacing_folder_files
 from lvsal_nb.errors import ConfigError
 from lvsal_nb.toy.data import IGNORE, make_batch
 from lvsal_nb.toy.model import ASSET_DIR, toy_config
@@ -120,12 +120,13 @@ def fit(
         model, info = _run(seed, total, budget_s, time_based, log, device, batch_size, lr, dims)
     if out_dir is not None:
         out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        model.save_pretrained(out)
-        build_tokenizer().save_pretrained(out)
         meta = info | {"out_dir": str(out), "batch_size": batch_size, "lr": lr, "device": device,
                        "torch": torch.__version__}  # fmt: skip
-        (out / "train.json").write_text(json.dumps(meta, indent=1) + "\n")
+        # written beside, then moved in file by file: a full disk leaves the previous weights whole
+        with replacing_folder_files(out) as tmp:
+            model.save_pretrained(tmp)
+            build_tokenizer().save_pretrained(tmp)
+            (tmp / "train.json").write_text(dumps(meta, indent=1) + "\n")
         log(f"saved to {out} after {info['steps']} steps, {info['seconds']:.0f} s, loss {info['final_loss']}")
     return model, info | {"out_dir": None if out_dir is None else str(out_dir)}
 
