@@ -5,8 +5,9 @@
 
 The lock is an OS lock (`fcntl.flock`) on `<out>/.lvsal-eval.lock`, so it dies with its process:
 a lock left by a killed run (SIGKILL, a crash, a reboot) is simply taken over. The file's content
-(pid, host, start time) is only for the message the second process prints. On systems without
-`fcntl` the pid in the file decides: a lock whose pid no longer runs on this host is taken over.
+(pid, host, start time) is for the message the second process prints. Without `fcntl` (Windows),
+or on a file system that refuses `flock`, the pid in the file decides: a lock whose pid no longer
+runs on this host is taken over.
 """
 
 from __future__ import annotations
@@ -88,24 +89,25 @@ def _acquire(out: Path, path: Path, me: dict) -> int:
             raise FileWriteError(
                 f"cannot create the lock file {path} ({e.strerror}); choose a writable --out"
             ) from e
+        locked = False
         if fcntl is not None:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                locked = True
             except OSError as e:
-                os.close(fd)
                 if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                    os.close(fd)
                     raise _busy(out, _holder(path)) from None
-                raise FileWriteError(
-                    f"cannot lock {path} ({e.strerror}); choose a folder on a local disk"
-                ) from e
-            try:  # the file we locked must still be the one at `path` (not unlinked by a finishing run)
-                if os.fstat(fd).st_ino != os.stat(path).st_ino:
+                # ENOLCK / EOPNOTSUPP (some network file systems): fall back to the pid in the file
+            if locked:  # the file we locked must still be the one at `path` (not unlinked by a finishing run)
+                try:
+                    same = os.fstat(fd).st_ino == os.stat(path).st_ino
+                except FileNotFoundError:
+                    same = False
+                if not same:
                     os.close(fd)
                     continue
-            except FileNotFoundError:
-                os.close(fd)
-                continue
-        else:
+        if not locked:
             holder = _holder(path)
             if holder.get("pid") not in (None, me["pid"]) and (
                 holder.get("host") != me["host"] or _alive(holder.get("pid"))

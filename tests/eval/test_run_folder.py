@@ -150,3 +150,24 @@ def test_a_stale_lock_from_a_dead_pid_is_taken_over(model_dir, tmp_path):
     (out / LOCK_NAME).write_text(json.dumps({"pid": dead.pid, "host": "here", "started": "yesterday"}))
     assert main(cmd(model_dir, out)) == 0
     assert len((out / "results.jsonl").read_text().splitlines()) == 2
+
+
+def test_pid_fallback_where_flock_is_unavailable(tmp_path, monkeypatch):
+    import socket
+
+    from lvsal_nb.errors import RunBusyError
+    from lvsal_nb.eval import lock
+
+    monkeypatch.setattr(lock, "fcntl", None)
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (tmp_path / LOCK_NAME).write_text(json.dumps({"pid": live.pid, "host": socket.gethostname()}))
+        with pytest.raises(RunBusyError, match=f"another lvsal eval \\(pid {live.pid} on "):
+            with lock.run_lock(tmp_path):
+                pass
+    finally:
+        live.kill()
+        live.wait()
+    with lock.run_lock(tmp_path):  # the holder is gone: taken over
+        assert json.loads((tmp_path / LOCK_NAME).read_text())["pid"] == os.getpid()
+    assert not (tmp_path / LOCK_NAME).exists()
