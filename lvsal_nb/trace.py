@@ -3,6 +3,11 @@
 Positions are absolute token indices of the full sequence (prompt + generated tokens); spans are
 half-open [start, stop). A step's saliency row covers keys 0..position (the query row q that
 predicted the step's token), one row per target layer: `row[layer_i, key]`.
+
+Files and payloads: `*.lvsal.parquet` (one row per step; metadata `lvsal.trace` = the JSON below,
+`lvsal.sha256` = a checksum of everything, verified on load) and `*.lvsal.json` / the MIME payload.
+All JSON written is strict: a non-finite number (NaN, ±Infinity) is written as `null` (read back as
+NaN for prob/logprob/row entries, None for optional fields). Writes are atomic (lvsal_nb.atomic).
 """
 
 from __future__ import annotations

@@ -68,7 +68,8 @@ def test_trace_out_into_a_missing_folder_is_refused_before_tracing(tmp_path, cap
 
 def test_non_finite_locore_is_one_line_exit_2(tmp_path, capsys, monkeypatch):
     _no_model_load(monkeypatch)
-    for cmd in (_trace_args(tmp_path, "--locore", "inf"), ["demo", "--out", str(tmp_path), "--locore", "nan"]):
+    demo = ["demo", "--out", str(tmp_path), "--locore", "nan"]
+    for cmd in (_trace_args(tmp_path, "--locore", "inf"), demo):
         assert main(cmd) == 2
         err = capsys.readouterr().err
         assert err.startswith("lvsal: error: --locore must be a finite number") and err.count("\n") == 1

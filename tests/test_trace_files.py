@@ -34,8 +34,9 @@ def _synthetic(n_steps=6, layers=(1, 2), seed=0, nan=False) -> lv.Trace:
     for t in range(n_steps):
         q = n_prompt - 1 + t
         row = rng.random((len(layers), q + 1)).astype(np.float32)
-        cands = [Candidate(token_id=int(7 + k), token=f"w{k}", prob=float(rng.random()), saliency=float(rng.random()),
-                           layer_scores=[float(x) for x in rng.random(len(layers))], round=k, accepted=k == 0)
+        cands = [Candidate(token_id=int(7 + k), token=f"w{k}", prob=float(rng.random()),
+                           saliency=float(rng.random()), round=k, accepted=k == 0,
+                           layer_scores=[float(x) for x in rng.random(len(layers))])
                  for k in range(2)]  # fmt: skip
         records.append(Step(step=t, position=q, token_id=10 + t, token=f" tok{t}", prob=float(rng.random()),
                             logprob=float(np.log(rng.random())), saliency=float(rng.random()),
@@ -51,7 +52,8 @@ def _synthetic(n_steps=6, layers=(1, 2), seed=0, nan=False) -> lv.Trace:
     n = n_prompt + n_steps
     return lv.Trace(records=records, token_ids=list(range(n)), tokens=[f"t{i}" for i in range(n)],
                     spans=Spans(system=(0, 1), image=(1, 3), prompt=(3, n_prompt), output=(n_prompt, n)),
-                    config={"layers": list(layers), "engine": "step", "locore": {"beta": float("inf") if nan else 0.15}},
+                    config={"layers": list(layers), "engine": "step",
+                            "locore": {"beta": float("inf") if nan else 0.15}},
                     prompt=PROMPT, image_grid=(1, 2))  # fmt: skip
 
 
@@ -216,8 +218,9 @@ def test_save_on_a_full_disk_keeps_the_old_file(tmp_path, monkeypatch, suffix, w
         monkeypatch.setattr("builtins.open", _enospc)
     else:
         monkeypatch.setattr(pq, "write_table", _enospc)
-    with pytest.raises(FileWriteError, match=f"no space left on device while writing .*t{suffix}; free space or "
-                       f"choose another folder: the previous t{suffix} is untouched"):  # fmt: skip
+    msg = (f"no space left on device while writing .*t{suffix}; free space or choose another folder: "
+           f"the previous t{suffix} is untouched")
+    with pytest.raises(FileWriteError, match=msg):
         _synthetic(seed=2).save(path)
     monkeypatch.undo()
     assert path.read_bytes() == before

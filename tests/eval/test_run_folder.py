@@ -21,7 +21,8 @@ def cmd(model_dir, out):
 
 
 def snapshot(folder):
-    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+    files = sorted(p for p in folder.rglob("*") if p.is_file())
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in files}
 
 
 def strict(s):
@@ -42,7 +43,8 @@ def _enospc(*a, **k):
     raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
 
-def test_a_full_disk_leaves_every_file_of_the_run_as_it_was(done_run, model_dir, tmp_path, monkeypatch, capsys):
+def test_a_full_disk_leaves_every_file_of_the_run_as_it_was(done_run, model_dir, tmp_path, monkeypatch,
+                                                            capsys):
     out = tmp_path / "r"
     import shutil
 
@@ -63,8 +65,9 @@ def test_a_failed_results_append_is_cut_back(tmp_path, monkeypatch):
     store.append({"key": "a|greedy|2", "text": "x"})
     before = (tmp_path / "results.jsonl").read_bytes()
     monkeypatch.setattr(os, "fsync", _enospc)
-    with pytest.raises(FileWriteError, match="no space left on device while writing .*results.jsonl; free space "
-                       "or choose another folder: the answers recorded so far are kept: rerun the same command"):
+    msg = ("no space left on device while writing .*results.jsonl; free space or choose another folder: "
+           "the answers recorded so far are kept: rerun the same command")
+    with pytest.raises(FileWriteError, match=msg):
         store.append({"key": "b|greedy|2", "text": "y" * 1000})
     monkeypatch.undo()
     assert (tmp_path / "results.jsonl").read_bytes() == before
