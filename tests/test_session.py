@@ -145,8 +145,8 @@ def test_bad_images(llava_session, tmp_path):
     bad.write_text("not an image")
     with pytest.raises(lv.ImageError, match="cannot read"):
         llava_session.trace(bad, PROMPT)
-    with pytest.raises(lv.ImageError, match="HxWx3"):
-        llava_session.trace(np.zeros((4, 4)), PROMPT)
+    with pytest.raises(lv.ImageError, match="1, 3 or 4 channels"):  # HxW is a grey image (lvsal_nb.images)
+        llava_session.trace(np.zeros((5, 5, 2)), PROMPT)
 
 
 @pytest.mark.parametrize(
