@@ -11,6 +11,7 @@ at the image or the prompt, so their saliency drops.
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 
 import numpy as np
@@ -131,8 +132,18 @@ def build(seed: int = 0) -> Trace:
     )
 
 
+# The analyst's marks carried by the saved file (MarkStore.latest rows): the two hallucinated tokens.
+MARKS = [{"step": 14, "label": "hallucinated", "note": "no bicycle in the image"},
+         {"step": 17, "label": "unsure", "note": ""}]
+
+
+def payload(tr: Trace | None = None, digits: int | None = None) -> dict:
+    """The fixture's JSON (what `Trace.save` writes), with MARKS instead of the user's store."""
+    return (tr or build()).to_json(digits=digits, marks=MARKS)
+
+
 if __name__ == "__main__":
     OUT.parent.mkdir(parents=True, exist_ok=True)
     tr = build()
-    tr.save(OUT)
+    OUT.write_text(json.dumps(payload(tr)))
     print(f"wrote {OUT} ({OUT.stat().st_size} bytes): {tr!r}")
