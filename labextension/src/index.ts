@@ -66,6 +66,7 @@ const parquetExtension: IRenderMime.IExtension = {
   documentWidgetFactoryOptions: {
     name: 'LVSAL Parquet',
     label: 'LVSAL Parquet',
+    modelName: 'base64', // binary: the default text model fails with "not UTF-8 encoded"
     primaryFileType: PARQUET_FILE_TYPE,
     fileTypes: [PARQUET_FILE_TYPE],
     defaultFor: [PARQUET_FILE_TYPE]

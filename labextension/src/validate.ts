@@ -119,7 +119,11 @@ function checkRow(c: Checker, row: unknown, name: string, position: number): num
   let n = 0;
   for (let l = 0; l < row.length && !c.full; l++) {
     const r = row[l];
-    if (!c.isArray(r, `${name}[${l}]`, position + 1)) {
+    if (!c.isArray(r, `${name}[${l}]`, LIMITS.tokens)) {
+      continue;
+    }
+    if (r.length > position + 1) {
+      c.fail(`${name}[${l}] has ${r.length} values but the step's position ${position} allows keys 0..${position} only`);
       continue;
     }
     for (let k = 0; k < r.length; k++) {

@@ -42,7 +42,7 @@ test('steps: missing fields, wrong types and NaN strings are named', () => {
   assert.deepEqual(bad({ prob: null, tau: '0.2' }), ['steps[1].tau must be a finite number or null, got the string "0.2"']);
   assert.deepEqual(bad({ row: [[1, 'NaN']] }), ['steps[1].row[0][1] must be a finite number, got the string "NaN"']);
   // a row longer than the keys 0..q it can cover (shape inconsistent with position)
-  assert.deepEqual(bad({ row: [new Array(50).fill(0)] }), ['steps[1].row[0] has 50 entries, more than the 10 this viewer draws']);
+  assert.deepEqual(bad({ row: [new Array(50).fill(0)] }), ["steps[1].row[0] has 50 values but the step's position 9 allows keys 0..9 only"]);
   assert.deepEqual(bad({ candidates: [{ token: 3, prob: 0.1, saliency: null, round: null, accepted: true }] }),
     ['steps[1].candidates[0].token must be a string, got 3']);
   assert.deepEqual(problems({ steps: [null] }), ['steps[0] must be an object, got null']);
