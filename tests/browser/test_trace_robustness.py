@@ -96,6 +96,23 @@ def test_malformed_payloads_show_a_clear_message_fast(lab, page, demo_trace):
     assert "Cannot show" not in r["text"] and r["ms"] < 2000
 
 
+def test_saved_notebook_with_hostile_output_opens(lab, page, demo_trace):
+    """17.9 as reported: opening a saved notebook whose output has image_grid [1000, 1000] shows the
+    message, and the page answers at once (the old renderer blocked it for 32 s)."""
+    hostile = dict(demo_trace, image_grid=[1000, 1000])
+    out = {"output_type": "display_data", "data": {MIME_TYPE: hostile, "text/plain": "<Trace>"}, "metadata": {}}
+    lab.put_file("hostile.ipynb", notebook_with_outputs([("tr", [out])]))
+    lab.open(page, "hostile.ipynb")
+    msg = page.locator(".jp-Notebook .jp-LvsalTrace-error")
+    msg.wait_for(timeout=30_000)
+    assert "needs 1000000 image tokens" in msg.inner_text()
+    ms = page.evaluate("() => { const t0 = performance.now(); return new Promise(r => setTimeout("
+                       "() => r(performance.now() - t0), 0)); }")
+    assert ms < 2000
+    page.locator(".jp-Notebook .jp-Cell").first.click()  # the page still reacts
+    assert page.locator(".jp-Notebook .jp-LvsalTrace-cell").count() == 0
+
+
 def test_large_grid_is_one_canvas(lab, page):
     """A valid 96x96-patch image (9216 image tokens) renders within 2 s as one canvas, not 9216 cells."""
     payload = synthetic(4, (96, 96), n_layers=1)
