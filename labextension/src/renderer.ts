@@ -4,13 +4,14 @@
 import { IRenderMime } from '@jupyterlab/rendermime-interfaces';
 import { Panel } from '@lumino/widgets';
 
-import { IScale, MARK_COLOURS, scaleLabel, textOn, VIRIDIS, viridis, viridisIndex, hexToRgb } from './colors';
+import { hexToRgb, IScale, MARK_COLOURS, scaleLabel, textOn, VIRIDIS, viridis, viridisIndex } from './colors';
 import { BOX, curveDomain, linePath, stepAt, xAt, yAt } from './curve';
 import {
   candidateText,
   clampStep,
   contextView,
   fmt,
+  imageGrid,
   IMark,
   ITrace,
   marksByStep,
@@ -337,15 +338,13 @@ export class TraceView {
     return this._perStep.checked ? { hi: stepMax, kind: 'per step' } : { hi: traceMax, kind: 'per trace' };
   }
 
-  private _renderDetail(i: number): void {
+  /** The image and text panels are built once and updated per step (a step change only
+   *  repaints the canvas, recolours the context tokens and rebuilds the small candidates table). */
+  private _buildPanels(): void {
     const t = this.trace;
-    const s = t.steps[i]!;
-    const ctx = contextView(t, i);
-    this._detail.textContent = '';
-
-    if (ctx.image) {
-      const { rows, cols, values } = ctx.image;
-      const scale = this._scale(ctx.image.max, this._max.image);
+    const grid = t.spans.image ? imageGrid(t) : null;
+    if (grid) {
+      const [rows, cols] = grid;
       const panel = el('div', `${CLASS}-panel ${CLASS}-imagepanel`);
       panel.appendChild(el('div', `${CLASS}-panel-title`, 'image attention'));
       const frame = el('div', `${CLASS}-image`);
@@ -359,55 +358,84 @@ export class TraceView {
       const canvas = el('canvas', `${CLASS}-heat`);
       canvas.width = cols;
       canvas.height = rows;
-      canvas.dataset.rows = String(rows);
-      canvas.dataset.cols = String(cols);
-      const g = canvas.getContext('2d');
-      if (g) {
-        const px = g.createImageData(cols, rows);
+      frame.appendChild(canvas);
+      const bar = colourBar('attention', { hi: 0, kind: 'per trace' });
+      panel.append(frame, el('div', `${CLASS}-note`, `${rows}×${cols} patches`), bar);
+      this._image = { panel, canvas, g: canvas.getContext('2d'), label: bar.lastElementChild as HTMLElement };
+    }
+    const text = el('div', `${CLASS}-panel ${CLASS}-textpanel`);
+    const title = el('div', `${CLASS}-panel-title`);
+    const skipped = el('div', `${CLASS}-note`);
+    const flow = el('div', `${CLASS}-context`);
+    const norow = el('div', `${CLASS}-note`, 'no saliency row recorded for this step');
+    const bar = colourBar('attention', { hi: 0, kind: 'per trace' });
+    text.append(title, skipped, flow, norow, bar);
+    this._text = { panel: text, title, skipped, flow, norow, bar, label: bar.lastElementChild as HTMLElement, spans: [] };
+    this._cands = el('div', `${CLASS}-panel ${CLASS}-candpanel`);
+  }
+
+  private _renderDetail(i: number): void {
+    const t = this.trace;
+    const s = t.steps[i]!;
+    const ctx = contextView(t, i);
+    if (!this._text) {
+      this._buildPanels();
+      this._detail.textContent = '';
+      if (this._image) {
+        this._detail.appendChild(this._image.panel);
+      }
+      this._detail.append(this._text!.panel, this._cands!);
+    }
+
+    const im = this._image;
+    if (im) {
+      im.panel.style.display = ctx.image ? '' : 'none';
+      if (ctx.image && im.g) {
+        const { rows, cols, values } = ctx.image;
+        const scale = this._scale(ctx.image.max, this._max.image);
+        const px = im.g.createImageData(cols, rows);
         for (let k = 0; k < rows * cols; k++) {
           const [r, gr, b] = RGB[viridisIndex(values[k] ?? 0, scale.hi)]!;
           px.data.set([r, gr, b, 255], 4 * k);
         }
-        g.putImageData(px, 0, 0);
+        im.g.putImageData(px, 0, 0);
+        im.label.textContent = scaleLabel('attention', scale);
       }
-      frame.appendChild(canvas);
-      panel.append(frame, el('div', `${CLASS}-note`, `${rows}×${cols} patches`), colourBar('attention', scale));
-      this._detail.appendChild(panel);
     }
 
-    const text = el('div', `${CLASS}-panel ${CLASS}-textpanel`);
-    text.appendChild(el('div', `${CLASS}-panel-title`, `text context → ${JSON.stringify(s.token)}`));
-    const flow = el('div', `${CLASS}-context`);
-    if (!s.row) {
-      flow.classList.add('jp-mod-norow');
-    }
+    const tx = this._text!;
+    tx.title.textContent = `text context → ${JSON.stringify(s.token)}`;
+    tx.flow.classList.toggle('jp-mod-norow', !s.row);
     const shown = ctx.text.slice(-MAX_CONTEXT_TOKENS);
     const stepMax = shown.reduce((m, c) => Math.max(m, c.raw), 0);
     const scale = this._scale(stepMax, this._max.text);
-    if (shown.length < ctx.text.length) {
-      text.appendChild(el('div', `${CLASS}-note`, `${ctx.text.length - shown.length} earlier context tokens not shown`));
-    }
-    for (const c of shown) {
-      const span = el('span', `${CLASS}-ctok`, tokenText(c.token));
-      if (s.row) {
-        span.style.background = viridis(c.raw, scale.hi)!;
-        span.style.color = textOn(c.raw, scale.hi)!;
+    const hidden = ctx.text.length - shown.length;
+    tx.skipped.textContent = hidden > 0 ? `${hidden} earlier context tokens not shown` : '';
+    tx.skipped.style.display = hidden > 0 ? '' : 'none';
+    shown.forEach((c, k) => {
+      let span = tx.spans[k];
+      if (!span) {
+        span = el('span', `${CLASS}-ctok`);
+        tx.spans.push(span);
+        tx.flow.appendChild(span);
       }
+      span.style.display = '';
+      span.textContent = tokenText(c.token);
+      span.style.background = s.row ? viridis(c.raw, scale.hi)! : '';
+      span.style.color = s.row ? textOn(c.raw, scale.hi)! : '';
       span.title = `position ${c.position}: ${fmt(c.raw, 4)}`;
-      if (c.position === ctx.q) {
-        span.classList.add('jp-mod-query');
-      }
-      flow.appendChild(span);
+      span.classList.toggle('jp-mod-query', c.position === ctx.q);
+    });
+    for (let k = shown.length; k < tx.spans.length; k++) {
+      tx.spans[k]!.style.display = 'none';
+      tx.spans[k]!.classList.remove('jp-mod-query');
     }
-    text.appendChild(flow);
-    if (!s.row) {
-      text.appendChild(el('div', `${CLASS}-note`, 'no saliency row recorded for this step'));
-    } else {
-      text.appendChild(colourBar('attention', scale));
-    }
-    this._detail.appendChild(text);
+    tx.norow.style.display = s.row ? 'none' : '';
+    tx.bar.style.display = s.row ? '' : 'none';
+    tx.label.textContent = scaleLabel('attention', scale);
 
-    const cand = el('div', `${CLASS}-panel ${CLASS}-candpanel`);
+    const cand = this._cands!;
+    cand.textContent = '';
     cand.appendChild(el('div', `${CLASS}-panel-title`, `candidates (${s.decision})`));
     const cands = s.candidates ?? [];
     if (cands.length === 0) {
@@ -438,7 +466,6 @@ export class TraceView {
       }
       cand.appendChild(table);
     }
-    this._detail.appendChild(cand);
   }
 
   private _host: HTMLElement;
@@ -451,4 +478,10 @@ export class TraceView {
   private _curveMarker: SVGElement;
   private _perStep: HTMLInputElement;
   private _detail: HTMLElement;
+  private _image: { panel: HTMLElement; canvas: HTMLCanvasElement; g: CanvasRenderingContext2D | null; label: HTMLElement } | null = null;
+  private _text: {
+    panel: HTMLElement; title: HTMLElement; skipped: HTMLElement; flow: HTMLElement; norow: HTMLElement;
+    bar: HTMLElement; label: HTMLElement; spans: HTMLElement[];
+  } | null = null;
+  private _cands: HTMLElement | null = null;
 }

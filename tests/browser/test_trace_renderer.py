@@ -55,7 +55,7 @@ def _check_view(view, trace: dict) -> None:
     expect(heat).to_have_count(1)
     assert heat.evaluate("c => [c.height, c.width]") == [rows, cols]
     step = trace["steps"][8]
-    ctx = view.locator(".jp-LvsalTrace-ctok")
+    ctx = view.locator(".jp-LvsalTrace-ctok:visible")  # spans are reused across steps
     expect(ctx).to_have_count(step["position"] + 1 - trace["spans"]["image"][1])
     expect(view.locator(".jp-LvsalTrace-ctok.jp-mod-query")).to_have_count(1)
 
