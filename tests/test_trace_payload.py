@@ -20,15 +20,36 @@ def _trace(n_steps: int = 4, width: int = 40) -> Trace:
     for t in range(n_steps):
         q = width - n_steps + t
         row = rng.uniform(0, 1, (2, q + 1)).astype(np.float32) / 7  # 1/7: never short in binary
-        steps.append(Step(step=t, position=q, token_id=10 + t, token=f" w{t}", prob=float(np.float32(0.3)),
-                          logprob=float(np.log(np.float32(0.3))), saliency=float(np.float32(1 / 3)),
-                          layer_scores=[float(np.float32(1 / 3)), float(np.float32(2 / 7))], row=row,
-                          tau=None, decision="greedy", round=None,
-                          candidates=[Candidate(token_id=5, token=" x", prob=float(np.float32(0.1)), saliency=None)]))
+        steps.append(
+            Step(
+                step=t,
+                position=q,
+                token_id=10 + t,
+                token=f" w{t}",
+                prob=float(np.float32(0.3)),
+                logprob=float(np.log(np.float32(0.3))),
+                saliency=float(np.float32(1 / 3)),
+                layer_scores=[float(np.float32(1 / 3)), float(np.float32(2 / 7))],
+                row=row,
+                tau=None,
+                decision="greedy",
+                round=None,
+                candidates=[Candidate(token_id=5, token=" x", prob=float(np.float32(0.1)), saliency=None)],
+            )
+        )
     n = width + 1
-    return Trace(records=steps, token_ids=list(range(n)), tokens=[f"t{i}" for i in range(n)],
-                 spans=Spans(system=None, image=(0, 16), prompt=(16, width - n_steps + 1), output=(width - n_steps + 1, n)),
-                 config={"engine": "step"}, prompt="p", image_grid=(4, 4), trace_id="payload0")
+    return Trace(
+        records=steps,
+        token_ids=list(range(n)),
+        tokens=[f"t{i}" for i in range(n)],
+        spans=Spans(
+            system=None, image=(0, 16), prompt=(16, width - n_steps + 1), output=(width - n_steps + 1, n)
+        ),
+        config={"engine": "step"},
+        prompt="p",
+        image_grid=(4, 4),
+        trace_id="payload0",
+    )
 
 
 NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?")
@@ -74,8 +95,10 @@ def test_marks_from_a_store(tmp_path):
     store.add("payload0", 9, "hallucinated", author="a")  # outside the 4 steps: dropped
     store.add("other", 0, "hallucinated", author="a")
     d = _trace().to_json(marks=store)
-    assert d["marks"] == [{"step": 1, "label": "correct", "note": ""},
-                          {"step": 2, "label": "hallucinated", "note": "no dog"}]
+    assert d["marks"] == [
+        {"step": 1, "label": "correct", "note": ""},
+        {"step": 2, "label": "hallucinated", "note": "no dog"},
+    ]
 
 
 def test_marks_default_store_and_saved_json(tmp_path, monkeypatch):

@@ -166,7 +166,8 @@ def synthetic(n_steps: int, grid: tuple[int, int], prompt_len: int = 24, n_layer
         row = rng.gamma(1.0, 1.0, (n_layers, q + 1)).astype(np.float32)
         row /= np.linalg.norm(row, axis=1, keepdims=True)
         sal = float(row[:, 1 + n_img : q + 1].mean())
-        cands = [Candidate(token_id=100 + k, token="", prob=float(p), saliency=float(sal * rng.uniform(0.5, 1.5)),
+        cands = [Candidate(token_id=100 + k, token="", prob=float(p),
+                           saliency=float(sal * rng.uniform(0.5, 1.5)),
                            accepted=k == 0) for k, p in enumerate(np.sort(rng.dirichlet(np.ones(3)))[::-1])]
         records.append(Step(step=t, position=q, token_id=100, token=tokens[q + 1], prob=cands[0].prob,
                             logprob=float(np.log(cands[0].prob)), saliency=sal,

@@ -72,26 +72,56 @@ def _malformed(demo: dict) -> dict[str, tuple[dict, str]]:
         edit(d)
         cases[name] = (d, message)
 
-    case("grid 1000x1000", "image_grid [1000, 1000] needs 1000000 image tokens but spans.image holds 64",
-         lambda d: d.update(image_grid=[1000, 1000]))
-    case("grid 1e9", "image_grid[0] = 1000000000 is outside 1..65536",
-         lambda d: d.update(image_grid=[10**9, 10**9]))
-    case("grid text", "image_grid must be an array, got the string \"8x8\"", lambda d: d.update(image_grid="8x8"))
+    case(
+        "grid 1000x1000",
+        "image_grid [1000, 1000] needs 1000000 image tokens but spans.image holds 64",
+        lambda d: d.update(image_grid=[1000, 1000]),
+    )
+    case(
+        "grid 1e9",
+        "image_grid[0] = 1000000000 is outside 1..65536",
+        lambda d: d.update(image_grid=[10**9, 10**9]),
+    )
+    case(
+        "grid text", 'image_grid must be an array, got the string "8x8"', lambda d: d.update(image_grid="8x8")
+    )
     case("no spans", "missing steps, tokens or spans", lambda d: d.pop("spans"))
-    case("step without token", "steps[3].token must be a string, got undefined", lambda d: d["steps"][3].pop("token"))
+    case(
+        "step without token",
+        "steps[3].token must be a string, got undefined",
+        lambda d: d["steps"][3].pop("token"),
+    )
     case("steps not a list", "missing steps, tokens or spans", lambda d: d.update(steps="abc"))
-    case("NaN saliency", "steps[2].saliency must be a finite number or null, got the string \"NaN\"",
-         lambda d: d["steps"][2].update(saliency="NaN"))
-    case("NaN in row", "steps[0].row[1][5] must be a finite number, got the string \"NaN\"",
-         lambda d: d["steps"][0]["row"][1].__setitem__(5, "NaN"))
-    case("huge position", "steps[5].position = 1e+300 is outside 0..",
-         lambda d: d["steps"][5].update(position=1e300))
-    case("row longer than q", "steps[1].row[0] has 5000 values but the step's position",
-         lambda d: d["steps"][1].update(row=[[0.1] * 5000]))
-    case("image span past tokens", "spans.image[1] = 99999 is outside",
-         lambda d: d["spans"].update(image=[5, 99999]))
-    case("bad mark", "marks[0].label must be one of hallucinated, unsure, correct",
-         lambda d: d.update(marks=[{"step": 1, "label": "wrong"}]))
+    case(
+        "NaN saliency",
+        'steps[2].saliency must be a finite number or null, got the string "NaN"',
+        lambda d: d["steps"][2].update(saliency="NaN"),
+    )
+    case(
+        "NaN in row",
+        'steps[0].row[1][5] must be a finite number, got the string "NaN"',
+        lambda d: d["steps"][0]["row"][1].__setitem__(5, "NaN"),
+    )
+    case(
+        "huge position",
+        "steps[5].position = 1e+300 is outside 0..",
+        lambda d: d["steps"][5].update(position=1e300),
+    )
+    case(
+        "row longer than q",
+        "steps[1].row[0] has 5000 values but the step's position",
+        lambda d: d["steps"][1].update(row=[[0.1] * 5000]),
+    )
+    case(
+        "image span past tokens",
+        "spans.image[1] = 99999 is outside",
+        lambda d: d["spans"].update(image=[5, 99999]),
+    )
+    case(
+        "bad mark",
+        "marks[0].label must be one of hallucinated, unsure, correct",
+        lambda d: d.update(marks=[{"step": 1, "label": "wrong"}]),
+    )
     return cases
 
 
@@ -118,14 +148,20 @@ def test_saved_notebook_with_hostile_output_opens(lab, page, demo_trace):
     """17.9 as reported: opening a saved notebook whose output has image_grid [1000, 1000] shows the
     message, and the page answers at once (the old renderer blocked it for 32 s)."""
     hostile = dict(demo_trace, image_grid=[1000, 1000])
-    out = {"output_type": "display_data", "data": {MIME_TYPE: hostile, "text/plain": "<Trace>"}, "metadata": {}}
+    out = {
+        "output_type": "display_data",
+        "data": {MIME_TYPE: hostile, "text/plain": "<Trace>"},
+        "metadata": {},
+    }
     lab.put_file("hostile.ipynb", notebook_with_outputs([("tr", [out])]))
     lab.open(page, "hostile.ipynb")
     msg = page.locator(".jp-Notebook .jp-LvsalTrace-error")
     msg.wait_for(timeout=30_000)
     assert "needs 1000000 image tokens" in msg.inner_text()
-    ms = page.evaluate("() => { const t0 = performance.now(); return new Promise(r => setTimeout("
-                       "() => r(performance.now() - t0), 0)); }")
+    ms = page.evaluate(
+        "() => { const t0 = performance.now(); return new Promise(r => setTimeout("
+        "() => r(performance.now() - t0), 0)); }"
+    )
     assert ms < 2000
     page.locator(".jp-Notebook .jp-Cell").first.click()  # the page still reacts
     assert page.locator(".jp-Notebook .jp-LvsalTrace-cell").count() == 0
@@ -136,7 +172,10 @@ def test_large_grid_is_one_canvas(lab, page):
     payload = synthetic(4, (96, 96), n_layers=1)
     _open_blank(lab, page, "biggrid.ipynb")
     r = _render(page, payload)
-    print(f"\n96x96 grid, {len(json.dumps(payload)) / 1e6:.2f} MB payload: {r['ms']:.0f} ms, {r['nodes']} DOM nodes")
+    print(
+        f"\n96x96 grid, {len(json.dumps(payload)) / 1e6:.2f} MB payload: "
+        f"{r['ms']:.0f} ms, {r['nodes']} DOM nodes"
+    )
     assert "Cannot show" not in r["text"]
     assert r["ms"] < 2000
     heat = page.locator("canvas.jp-LvsalTrace-heat")
@@ -148,7 +187,9 @@ def test_large_grid_is_one_canvas(lab, page):
     step0 = payload["steps"][0]
     img = np.mean(np.asarray(step0["row"])[:, 1 : 1 + 96 * 96], axis=0)
     k = int(np.argmax(img))
-    px = heat.evaluate("(c, k) => Array.from(c.getContext('2d').getImageData(k % 96, Math.floor(k / 96), 1, 1).data)", k)
+    px = heat.evaluate(
+        "(c, k) => Array.from(c.getContext('2d').getImageData(k % 96, Math.floor(k / 96), 1, 1).data)", k
+    )
     assert px == [0xFD, 0xE7, 0x24, 255]
     assert "attention, 0 – " in page.locator(".jp-LvsalTrace-imagepanel").inner_text()
     assert "per step" in page.locator(".jp-LvsalTrace-imagepanel").inner_text()
@@ -166,10 +207,14 @@ def test_step_change_p95(lab, page):
     best = runs[int(np.argmin(p95s))]
     p95 = min(p95s)
     load = os.getloadavg()[0] / (os.cpu_count() or 1)
-    print(f"\nstep change over 64 steps (96 steps, 24x24 patches): p50 {np.median(best):.1f} ms, "
-          f"p95 {p95:.1f} ms (p95 of 3 runs: {', '.join(f'{x:.1f}' for x in p95s)}; load/core {load:.1f})")
+    print(
+        f"\nstep change over 64 steps (96 steps, 24x24 patches): p50 {np.median(best):.1f} ms, "
+        f"p95 {p95:.1f} ms (p95 of 3 runs: {', '.join(f'{x:.1f}' for x in p95s)}; load/core {load:.1f})"
+    )
     if p95 > 50 and load > 2:
-        pytest.skip(f"p95 {p95:.1f} ms, but the machine is overloaded (load {load:.1f} per core): not a measurement")
+        pytest.skip(
+            f"p95 {p95:.1f} ms, but the machine is overloaded (load {load:.1f} per core): not a measurement"
+        )
     assert p95 <= 50
 
 
@@ -183,8 +228,12 @@ def test_layout_fits_and_follows_the_theme(lab, browser, demo_trace, theme, widt
     try:
         bundle = {MIME_TYPE: demo_trace, "text/plain": "<Trace>"}
         name = f"layout-{theme}-{width}.ipynb"
-        lab.put_file(name, notebook_with_outputs([("tr", [{"output_type": "display_data", "data": bundle,
-                                                          "metadata": {}}])]))
+        lab.put_file(
+            name,
+            notebook_with_outputs(
+                [("tr", [{"output_type": "display_data", "data": bundle, "metadata": {}}])]
+            ),
+        )
         lab.open(page, name, theme=theme)
         view = page.locator(".jp-Notebook .jp-LvsalTrace")
         view.locator(".jp-LvsalTrace-strip").wait_for(timeout=30_000)
@@ -194,7 +243,8 @@ def test_layout_fits_and_follows_the_theme(lab, browser, demo_trace, theme, widt
           const root = getComputedStyle(document.body);
           return {strip: bg(v.querySelector('.jp-LvsalTrace-strip')),
                   layout0: root.getPropertyValue('--jp-layout-color0').trim(),
-                  text: getComputedStyle(v).color, font1: root.getPropertyValue('--jp-content-font-color1').trim()}; }""")
+                  text: getComputedStyle(v).color,
+                  font1: root.getPropertyValue('--jp-content-font-color1').trim()}; }""")
         dark = theme == "dark"
         lum = _luminance(colours["strip"])
         assert (lum < 0.3) if dark else (lum > 0.7), colours  # the panel follows --jp-layout-color0
@@ -212,8 +262,12 @@ def test_split_view_at_1100(lab, browser, demo_trace):
     try:
         (lab.root / "split.lvsal.json").write_text(json.dumps(demo_trace))
         bundle = {MIME_TYPE: demo_trace, "text/plain": "<Trace>"}
-        lab.put_file("split.ipynb", notebook_with_outputs([("tr", [{"output_type": "display_data",
-                                                                   "data": bundle, "metadata": {}}])]))
+        lab.put_file(
+            "split.ipynb",
+            notebook_with_outputs(
+                [("tr", [{"output_type": "display_data", "data": bundle, "metadata": {}}])]
+            ),
+        )
         lab.open(page, "split.ipynb")
         page.locator(".jp-Notebook .jp-LvsalTrace-strip").wait_for(timeout=30_000)
         lab_command(page, "docmanager:open", {"path": "split.lvsal.json", "options": {"mode": "split-right"}})
@@ -232,7 +286,8 @@ def _check_fits(view) -> None:
     """No horizontal overflow: every part of the view lies inside the view's box."""
     r = view.evaluate("""v => {
       const box = v.getBoundingClientRect();
-      const parts = [...v.querySelectorAll('.jp-LvsalTrace-strip, .jp-LvsalTrace-controls, .jp-LvsalTrace-curve svg,'
+      const parts = [...v.querySelectorAll(
+        '.jp-LvsalTrace-strip, .jp-LvsalTrace-controls, .jp-LvsalTrace-curve svg,'
         + ' .jp-LvsalTrace-panel, .jp-LvsalTrace-readout > *, .jp-LvsalTrace-legend > *')];
       const out = parts.filter(p => p.getBoundingClientRect().right > box.right + 1)
         .map(p => p.className.baseVal ?? p.className);

@@ -32,7 +32,9 @@ def _settle(page) -> None:
     page.wait_for_function(
         "() => { const w = window.jupyterapp.shell.currentWidget; const k = w && w.sessionContext"
         " && w.sessionContext.session && w.sessionContext.session.kernel;"
-        " return k && k.connectionStatus === 'connected' && k.status === 'idle'; }", timeout=90_000)
+        " return k && k.connectionStatus === 'connected' && k.status === 'idle'; }",
+        timeout=90_000,
+    )
     page.wait_for_timeout(1500)
 
 
@@ -45,7 +47,9 @@ def test_reopened_viewer_output_shows_the_saved_trace(lab, page, demo_trace):
         "text/html": "<div class='static-fallback'>static Bokeh fallback</div>",
         "text/plain": "TraceViewer(children=(HBox(...),))",
     }
-    nb = notebook_with_outputs([("lv.view(tr)", [{"output_type": "display_data", "data": bundle, "metadata": {}}])])
+    nb = notebook_with_outputs(
+        [("lv.view(tr)", [{"output_type": "display_data", "data": bundle, "metadata": {}}])]
+    )
     lab.put_file("reopened.ipynb", _signed(nb))
     lab.open(page, "reopened.ipynb")
     out = page.locator(OUTPUT).first
@@ -59,14 +63,14 @@ def test_reopened_viewer_output_shows_the_saved_trace(lab, page, demo_trace):
     assert out.locator(".jp-LvsalTrace-token.jp-mod-mark-hallucinated").count() == 1
 
 
-LIVE_CELL = """import json, ipywidgets as W
+LIVE_CELL = f"""import json, ipywidgets as W
 payload = json.load(open("demo.lvsal.json"))
 class Live(W.Label):
     def _repr_mimebundle_(self, **kw):
         b = super()._repr_mimebundle_(**kw)
-        b.update({"%s": payload, "text/html": "<b>static fallback</b>"})
+        b.update({{"{MIME_TYPE}": payload, "text/html": "<b>static fallback</b>"}})
         return b
-Live(value="LIVE WIDGET")""" % MIME_TYPE
+Live(value="LIVE WIDGET")"""
 
 
 def test_live_widget_while_its_model_exists_then_the_trace(lab, page, demo_trace):
@@ -99,5 +103,3 @@ def test_live_widget_while_its_model_exists_then_the_trace(lab, page, demo_trace
     text = page.locator(".jp-Notebook").inner_text()
     assert not [m for m in NOT_FOUND if m in text], text[:500]
     assert not [e for e in page.lvsal_errors if "LvsalTrace" in e or "lvsal" in e.lower()]
-
-
