@@ -242,12 +242,21 @@ class Trace:
             "interrupted": self.interrupted,
         }
 
-    def to_json(self, digits: int | None = None) -> dict[str, Any]:
+    def to_json(self, digits: int | None = None, marks: Any = "store") -> dict[str, Any]:
         """Everything a viewer needs, as plain JSON: the MIME payload and the `*.lvsal.json` file.
-        `digits` rounds floats (smaller notebook outputs); None keeps full precision."""
+
+        Args:
+            digits: round every float to this many decimals (smaller notebook outputs; the rounded
+                values are float64, so they print short); None keeps full precision.
+            marks: the marks shown with the trace, as `"marks": [{step, label, note}]`, one per step:
+                "store" (default) = the latest mark per step in the default MarkStore, a MarkStore =
+                that store, a DataFrame / list of dicts with step, label (note) = those, None = none.
+                An unreadable store gives no marks and says why in `"marks_error"`.
+        """
         d = self._meta()
         d["layers"] = self.layers
         d["steps"] = [_step_json(s, digits) for s in self.records]
+        d.update(_marks_json(self, marks))
         return d
 
     @classmethod
@@ -484,6 +493,29 @@ def _check_schema(d: dict[str, Any]) -> None:
         )
 
 
+def _marks_json(tr: Trace, marks: Any) -> dict[str, Any]:
+    """The payload's `marks` entry (see Trace.to_json); steps outside the trace are dropped."""
+    from .annotations import LABELS, MarkStore  # lazy: the store is optional for a payload
+    from .errors import LvsalError
+
+    if marks is None:
+        return {}
+    if isinstance(marks, str) and marks == "store":
+        marks = MarkStore()
+    if isinstance(marks, MarkStore):
+        try:
+            marks = marks.latest(tr.trace_id)
+        except LvsalError as e:  # a damaged store must not hide the trace itself
+            return {"marks": [], "marks_error": str(e)}
+    rows = marks.to_dict("records") if isinstance(marks, pd.DataFrame) else list(marks)
+    out: dict[int, dict[str, Any]] = {}
+    for r in rows:
+        step, label = int(r["step"]), str(r["label"])
+        if 0 <= step < len(tr.records) and label in LABELS:
+            out[step] = {"step": step, "label": label, "note": str(r.get("note") or "")}
+    return {"marks": [out[k] for k in sorted(out)]}
+
+
 def _step_json(s: Step, digits: int | None) -> dict[str, Any]:
     def rnd(x):
         return None if x is None else (float(x) if digits is None else round(float(x), digits))
@@ -499,7 +531,8 @@ def _step_json(s: Step, digits: int | None) -> dict[str, Any]:
         "layer_scores": None if s.layer_scores is None else [rnd(x) for x in s.layer_scores],
         "row": None
         if s.row is None
-        else (s.row.tolist() if digits is None else np.round(s.row, digits).tolist()),
+        else (s.row.tolist() if digits is None else np.round(s.row.astype(np.float64), digits).tolist()),
+        # float64 before rounding: a float32 0.12346 widens to 0.12345999479293823 in JSON
         "tau": rnd(s.tau),
         "decision": s.decision,
         "round": s.round,

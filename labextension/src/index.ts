@@ -1,8 +1,11 @@
-// Mime extension: renders application/vnd.lvsal.trace+json outputs and opens *.lvsal.json files.
+// Mime extensions: render application/vnd.lvsal.trace+json outputs and open *.lvsal.json files;
+// *.lvsal.parquet files get a viewer that says how to open them (parquet.ts). The front-end plugin
+// that lets notebook viewer outputs fall back to the saved trace is plugin.ts.
 import { IRenderMime } from '@jupyterlab/rendermime-interfaces';
 
 import { MIME_TYPE } from './model';
-import { TraceRenderer } from './renderer';
+import { PARQUET_FILE_TYPE, PARQUET_MIME_TYPE, ParquetRenderer } from './parquet';
+import { RANK, TraceRenderer } from './renderer';
 
 export { MIME_TYPE } from './model';
 export { TraceRenderer, TraceView } from './renderer';
@@ -15,11 +18,11 @@ export const rendererFactory: IRenderMime.IRendererFactory = {
   createRenderer: options => new TraceRenderer(options)
 };
 
-const extension: IRenderMime.IExtension = {
+const traceExtension: IRenderMime.IExtension = {
   id: 'lvsal-nb-labextension:trace',
   description: 'Saliency trace viewer for lvsal-nb',
   rendererFactory,
-  rank: 0, // preferred over the text/plain repr
+  rank: RANK, // preferred over the text/plain repr and over a widget view (see plugin.ts)
   dataType: 'json',
   fileTypes: [
     {
@@ -40,4 +43,35 @@ const extension: IRenderMime.IExtension = {
   }
 };
 
-export default extension;
+const parquetExtension: IRenderMime.IExtension = {
+  id: 'lvsal-nb-labextension:parquet',
+  description: 'Explains how to open binary lvsal traces (*.lvsal.parquet)',
+  rendererFactory: {
+    safe: true,
+    mimeTypes: [PARQUET_MIME_TYPE],
+    createRenderer: options => new ParquetRenderer(options)
+  },
+  rank: 100,
+  dataType: 'string', // the base64 content is not used
+  fileTypes: [
+    {
+      name: PARQUET_FILE_TYPE,
+      displayName: 'LVSAL trace (Parquet)',
+      mimeTypes: [PARQUET_MIME_TYPE],
+      extensions: ['.lvsal.parquet'],
+      fileFormat: 'base64',
+      icon: 'ui-components:spreadsheet'
+    }
+  ],
+  documentWidgetFactoryOptions: {
+    name: 'LVSAL Parquet',
+    label: 'LVSAL Parquet',
+    modelName: 'base64', // binary: the default text model fails with "not UTF-8 encoded"
+    primaryFileType: PARQUET_FILE_TYPE,
+    fileTypes: [PARQUET_FILE_TYPE],
+    defaultFor: [PARQUET_FILE_TYPE]
+  }
+};
+
+const extensions: IRenderMime.IExtension[] = [traceExtension, parquetExtension];
+export default extensions;

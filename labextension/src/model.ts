@@ -1,5 +1,7 @@
 // The trace payload (lvsal_nb/trace.py: Trace.to_json) and the per-step views the renderer draws.
 // Pure: no DOM, no JupyterLab imports, so node's test runner can load it.
+import { maxOf } from './colors';
+import { TraceError, traceProblems } from './validate';
 
 export const MIME_TYPE = 'application/vnd.lvsal.trace+json';
 export const SCHEMA_VERSION = 1;
@@ -8,6 +10,7 @@ export const SCHEMA_VERSION = 1;
 export type Span = [number, number] | null;
 
 export interface ICandidate {
+  token_id?: number;
   token: string;
   prob: number;
   saliency: number | null;
@@ -45,12 +48,27 @@ export interface ITrace {
   layers: number[];
   steps: IStep[];
   interrupted?: boolean;
+  marks?: IMark[]; // latest mark per step (MarkStore), when the payload carries them
 }
 
-/** Validate a MIME payload (object or JSON text); throws an Error that says what to do. */
+export interface IMark {
+  step: number;
+  label: 'hallucinated' | 'unsure' | 'correct';
+  note?: string;
+}
+
+/** Validate a MIME payload (object or JSON text); throws an Error that says what to do.
+ *  Besides the schema, every field the viewer draws is checked (types, shapes, limits: validate.ts). */
 export function parseTrace(data: unknown): ITrace {
-  const d = typeof data === 'string' ? (JSON.parse(data) as unknown) : data;
-  if (d === null || typeof d !== 'object') {
+  let d = data;
+  if (typeof data === 'string') {
+    try {
+      d = JSON.parse(data) as unknown;
+    } catch (e) {
+      throw new Error(`not an lvsal trace: the file is not valid JSON (${(e as Error).message})`);
+    }
+  }
+  if (d === null || typeof d !== 'object' || Array.isArray(d)) {
     throw new Error('not an lvsal trace: expected a JSON object from Trace.to_json()');
   }
   const t = d as Partial<ITrace>;
@@ -66,6 +84,10 @@ export function parseTrace(data: unknown): ITrace {
   }
   if (!Array.isArray(t.steps) || !Array.isArray(t.tokens) || !t.spans) {
     throw new Error('lvsal trace is missing steps, tokens or spans; re-export it with Trace.save');
+  }
+  const problems = traceProblems(d as Record<string, unknown>);
+  if (problems.length) {
+    throw new TraceError(problems);
   }
   return t as ITrace;
 }
@@ -92,15 +114,14 @@ export function textStart(trace: ITrace): number {
 export interface IContextToken {
   position: number;
   token: string;
-  raw: number;
-  value: number; // raw / max over the shown text tokens, in [0, 1]
+  raw: number; // mean-over-layers saliency row value at this key (0 when the step has no row)
 }
 
 export interface IImageView {
   rows: number;
   cols: number;
-  values: number[]; // rows * cols, row-major, each raw / max over the image, in [0, 1]
-  max: number;
+  values: number[]; // rows * cols raw row values, row-major
+  max: number; // max of values (this step)
 }
 
 export interface IContextView {
@@ -126,11 +147,6 @@ export function imageGrid(trace: ITrace): [number, number] | null {
   return [Math.max(r, 1), Math.max(Math.ceil(n / Math.max(r, 1)), 1)];
 }
 
-function byMax(xs: number[]): { values: number[]; max: number } {
-  const max = xs.reduce((m, x) => Math.max(m, x), 0);
-  return { values: xs.map(x => (max > 0 ? x / max : 0)), max };
-}
-
 /** What step `i` attended to: its mean row split into the image grid and the text context. */
 export function contextView(trace: ITrace, i: number): IContextView {
   const step = trace.steps[i];
@@ -151,22 +167,48 @@ export function contextView(trace: ITrace, i: number): IContextView {
       const pos = span[0] + k;
       raw.push(pos < span[1] && pos <= q ? at(pos) : 0);
     }
-    const { values, max } = byMax(raw);
-    image = { rows, cols, values, max };
+    image = { rows, cols, values: raw, max: maxOf(raw) };
   }
 
-  const positions: number[] = [];
+  const text: IContextToken[] = [];
   for (let p = textStart(trace); p <= q && p < trace.tokens.length; p++) {
-    positions.push(p);
+    text.push({ position: p, token: trace.tokens[p] ?? '', raw: at(p) });
   }
-  const { values } = byMax(positions.map(at));
-  const text = positions.map((p, k) => ({
-    position: p,
-    token: trace.tokens[p] ?? '',
-    raw: at(p),
-    value: row ? values[k] ?? 0 : 0
-  }));
   return { q, image, text };
+}
+
+/** Top of the per-trace colour scales: max over every step of the saliency, of the image
+ *  attention and of the text-context attention (the quantities the views colour). */
+export function traceMax(trace: ITrace): { saliency: number; image: number; text: number } {
+  let image = 0;
+  let text = 0;
+  trace.steps.forEach((_, i) => {
+    const v = contextView(trace, i);
+    image = Math.max(image, v.image?.max ?? 0);
+    text = Math.max(text, maxOf(v.text.map(c => c.raw)));
+  });
+  return { saliency: maxOf(trace.steps.map(s => s.saliency)), image, text };
+}
+
+/** Latest mark per step (later entries win). */
+export function marksByStep(trace: ITrace): Map<number, IMark> {
+  const out = new Map<number, IMark>();
+  for (const m of trace.marks ?? []) {
+    out.set(m.step, m);
+  }
+  return out;
+}
+
+/** A candidate's display text: greedy traces record no text for candidates (token ""), so the
+ *  emitted one shows the step's token and the others their token id. */
+export function candidateText(c: ICandidate & { token_id?: number }, step: IStep): string {
+  if (c.token !== '') {
+    return JSON.stringify(c.token);
+  }
+  if (c.accepted) {
+    return JSON.stringify(step.token);
+  }
+  return typeof c.token_id === 'number' ? `id ${c.token_id}` : '–';
 }
 
 /** Clamp a step index into the trace (0 for an empty trace). */

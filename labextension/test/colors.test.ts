@@ -1,36 +1,41 @@
 import { strict as assert } from 'node:assert';
 import { test } from 'node:test';
 
-import { COOL, domainOf, HEAT, heatColour, mix, normalise, rgba, saliencyColour, saliencyStroke, WARN } from '../src/colors';
+import { hexToRgb, maxOf, scaleLabel, textOn, VIRIDIS, viridis, viridisIndex } from '../src/colors';
 
-test('domainOf skips null and non-finite values', () => {
-  assert.deepEqual(domainOf([null, 3, 1, NaN, 2]), [1, 3]);
-  assert.equal(domainOf([null, undefined]), null);
+test('Viridis has 256 steps from dark purple to yellow', () => {
+  assert.equal(VIRIDIS.length, 256);
+  assert.equal(VIRIDIS[0], '#440154');
+  assert.equal(VIRIDIS[255], '#FDE724'); // bokeh.palettes.Viridis256 (matplotlib rounds it to #FDE725)
+  const lum = (h: string): number => hexToRgb(h).reduce((a, b) => a + b, 0);
+  assert.ok(lum(VIRIDIS[0]!) < lum(VIRIDIS[128]!) && lum(VIRIDIS[128]!) < lum(VIRIDIS[255]!)); // low = dark
 });
 
-test('normalise is min-max with nulls kept and constants at 1', () => {
-  assert.deepEqual(normalise([1, null, 3, 2]), [0, null, 1, 0.5]);
-  assert.deepEqual(normalise([5, 5]), [1, 1]);
-  assert.deepEqual(normalise([0, 10], [0, 5]), [0, 1]);
+test('viridisIndex maps [0, hi] onto 256 bins, clamped', () => {
+  assert.deepEqual([0, 0.5, 0.999, 1, 2, -1].map(v => viridisIndex(v, 1)), [0, 128, 255, 255, 255, 0]);
+  assert.equal(viridisIndex(0.41, 0.41), 255);
+  assert.equal(viridisIndex(1 / 256, 1), 1);
+  assert.equal(viridisIndex(3, 0), 0); // empty scale: everything at the bottom
 });
 
-test('mix and rgba', () => {
-  assert.deepEqual(mix([0, 0, 0], [10, 20, 30], 0.5), [5, 10, 15]);
-  assert.deepEqual(mix([0, 0, 0], [10, 20, 30], 7), [10, 20, 30]);
-  assert.equal(rgba([1, 2, 3], 0.25), 'rgba(1, 2, 3, 0.25)');
+test('viridis and textOn: white text on the dark half, black on the bright half', () => {
+  assert.equal(viridis(0, 1), '#440154');
+  assert.equal(viridis(1, 1), '#FDE724');
+  assert.equal(viridis(null, 1), null);
+  assert.equal(viridis(NaN, 1), null);
+  assert.equal(textOn(0.49, 1), '#FFFFFF');
+  assert.equal(textOn(0.5, 1), '#000000');
+  assert.equal(textOn(null, 1), null);
 });
 
-test('low saliency gets the strong warning colour, high the faint cool one', () => {
-  assert.equal(saliencyColour(0), rgba(WARN, 0.8));
-  assert.equal(saliencyColour(0.5), rgba(COOL, 0.12));
-  assert.equal(saliencyColour(1), rgba(COOL, 0.42));
-  assert.equal(saliencyColour(null), null);
-  assert.equal(saliencyStroke(0.1), rgba(WARN, 1));
+test('maxOf is the top of a [0, max] scale', () => {
+  assert.equal(maxOf([0.1, null, 0.41, NaN, -3]), 0.41);
+  assert.equal(maxOf([]), 0);
+  assert.equal(maxOf([-1]), 0);
 });
 
-test('heatColour is transparent at zero and grows with the value', () => {
-  assert.equal(heatColour(0), rgba(HEAT, 0));
-  assert.equal(heatColour(1), rgba(HEAT, 0.85));
-  assert.equal(heatColour(0.5), rgba(HEAT, 0.425));
-  assert.equal(heatColour(0.5, 0.6), rgba(HEAT, 0.3));
+test('scaleLabel states quantity, range and kind', () => {
+  assert.equal(scaleLabel('saliency', { hi: 0.4123, kind: 'per trace' }), 'saliency, 0 – 0.41, per trace');
+  assert.equal(scaleLabel('attention', { hi: 0.00123, kind: 'per step' }), 'attention, 0 – 0.0012, per step');
+  assert.equal(scaleLabel('attention', { hi: 0, kind: 'per step' }), 'attention, 0 – 0, per step');
 });

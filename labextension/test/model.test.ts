@@ -1,7 +1,7 @@
 import { strict as assert } from 'node:assert';
 import { test } from 'node:test';
 
-import { clampStep, contextView, imageGrid, meanRow, parseTrace, textStart, tokenText } from '../src/model';
+import { candidateText, clampStep, contextView, imageGrid, marksByStep, meanRow, parseTrace, textStart, tokenText, traceMax } from '../src/model';
 import { smallTrace } from './helpers';
 
 test('parseTrace accepts objects and JSON text', () => {
@@ -35,24 +35,44 @@ test('imageGrid uses the recorded grid or a square-ish guess', () => {
   assert.equal(imageGrid(smallTrace({ spans: { system: null, image: null, prompt: [0, 9], output: [9, 12] } })), null);
 });
 
-test('contextView splits the mean row into image grid and text context', () => {
+test('contextView splits the mean row into image grid and text context (raw values)', () => {
   const v = contextView(smallTrace(), 0); // q = 8, mean row = 2 * (k + 1)
   assert.equal(v.q, 8);
   assert.ok(v.image);
   assert.deepEqual([v.image.rows, v.image.cols], [2, 2]);
   assert.equal(v.image.max, 12); // position 5
-  assert.deepEqual(v.image.values, [6 / 12, 8 / 12, 10 / 12, 1]);
+  assert.deepEqual(v.image.values, [6, 8, 10, 12]);
   assert.deepEqual(v.text.map(c => c.position), [6, 7, 8]);
   assert.deepEqual(v.text.map(c => c.raw), [14, 16, 18]);
-  assert.deepEqual(v.text.map(c => c.value), [14 / 18, 16 / 18, 1]);
   assert.equal(v.text[2]!.token, ':');
 });
 
 test('contextView without a row shows the context uncoloured', () => {
   const v = contextView(smallTrace(), 2);
   assert.equal(v.image, null);
-  assert.deepEqual(v.text.map(c => c.value), [0, 0, 0, 0, 0]);
+  assert.deepEqual(v.text.map(c => c.raw), [0, 0, 0, 0, 0]);
   assert.throws(() => contextView(smallTrace(), 3), RangeError);
+});
+
+test('traceMax: per-trace scale tops over every step', () => {
+  // step 0: mean row 2(k+1) -> image max 12 (k=5), text max 18 (k=8);
+  // step 1: mean row (k+1) over q=9 -> image max 6, text max 10; step 2 no row
+  assert.deepEqual(traceMax(smallTrace()), { saliency: 0.4, image: 12, text: 18 });
+});
+
+test('marksByStep keeps the latest mark per step', () => {
+  const t = smallTrace({ marks: [{ step: 1, label: 'unsure' }, { step: 1, label: 'hallucinated', note: 'x' }] });
+  assert.deepEqual([...marksByStep(t).entries()], [[1, { step: 1, label: 'hallucinated', note: 'x' }]]);
+  assert.equal(marksByStep(smallTrace()).size, 0);
+});
+
+test('candidateText: greedy candidates without text show the step token or their id', () => {
+  const t = smallTrace();
+  const s = t.steps[1]!;
+  const c = (token: string, accepted: boolean) => ({ token_id: 77, token, prob: 0.1, saliency: null, round: null, accepted });
+  assert.equal(candidateText(c(' dog', false), s), '" dog"');
+  assert.equal(candidateText(c('', true), s), '" cat"');
+  assert.equal(candidateText(c('', false), s), 'id 77');
 });
 
 test('clampStep and tokenText', () => {

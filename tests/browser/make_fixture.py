@@ -11,6 +11,7 @@ at the image or the prompt, so their saliency drops.
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 
 import numpy as np
@@ -131,8 +132,49 @@ def build(seed: int = 0) -> Trace:
     )
 
 
+# The analyst's marks carried by the saved file (MarkStore.latest rows): the two hallucinated tokens.
+MARKS = [{"step": 14, "label": "hallucinated", "note": "no bicycle in the image"},
+         {"step": 17, "label": "unsure", "note": ""}]
+
+
+def payload(tr: Trace | None = None, digits: int | None = None) -> dict:
+    """The fixture's JSON (what `Trace.save` writes), with MARKS instead of the user's store."""
+    return (tr or build()).to_json(digits=digits, marks=MARKS)
+
+
 if __name__ == "__main__":
     OUT.parent.mkdir(parents=True, exist_ok=True)
     tr = build()
-    tr.save(OUT)
+    OUT.write_text(json.dumps(payload(tr)))
     print(f"wrote {OUT} ({OUT.stat().st_size} bytes): {tr!r}")
+
+
+def synthetic(n_steps: int, grid: tuple[int, int], prompt_len: int = 24, n_layers: int = 2,
+              seed: int = 0) -> dict:
+    """A larger random but well-formed payload (Trace.to_json, 5 digits) for timing and size tests:
+    image span of grid[0]*grid[1] patches, `prompt_len` prompt tokens, `n_steps` greedy steps whose
+    rows cover keys 0..q over `n_layers` layers, one mark."""
+    rng = np.random.default_rng(seed)
+    n_img = grid[0] * grid[1]
+    p1 = 1 + n_img + prompt_len
+    tokens = ["<s>"] + ["<image>"] * n_img + [f" p{i}" for i in range(prompt_len)] + \
+        [f" w{t}" for t in range(n_steps)]
+    spans = Spans(system=(0, 1), image=(1, 1 + n_img), prompt=(1 + n_img, p1), output=(p1, p1 + n_steps))
+    records = []
+    for t in range(n_steps):
+        q = p1 - 1 + t
+        row = rng.gamma(1.0, 1.0, (n_layers, q + 1)).astype(np.float32)
+        row /= np.linalg.norm(row, axis=1, keepdims=True)
+        sal = float(row[:, 1 + n_img : q + 1].mean())
+        cands = [Candidate(token_id=100 + k, token="", prob=float(p),
+                           saliency=float(sal * rng.uniform(0.5, 1.5)),
+                           accepted=k == 0) for k, p in enumerate(np.sort(rng.dirichlet(np.ones(3)))[::-1])]
+        records.append(Step(step=t, position=q, token_id=100, token=tokens[q + 1], prob=cands[0].prob,
+                            logprob=float(np.log(cands[0].prob)), saliency=sal,
+                            layer_scores=[float(x) for x in row[:, 1 + n_img : q + 1].mean(1)], row=row,
+                            tau=None, decision="greedy", round=None, candidates=cands))
+    tr = Trace(records=records, token_ids=list(range(len(tokens))), tokens=tokens, spans=spans,
+               config={"engine": "step", "decoding": "greedy", "layers": list(range(n_layers))},
+               prompt="synthetic", image_grid=grid, trace_id=f"synthetic{seed}",
+               created="2025-01-01T00:00:00+00:00")
+    return tr.to_json(digits=5, marks=[{"step": n_steps // 2, "label": "hallucinated", "note": ""}])

@@ -51,3 +51,20 @@ def test_built_extension_is_current():
     meta = json.loads(built.read_text())
     assert (meta["name"], meta["version"]) == (PKG["name"], PKG["version"])
     assert meta["jupyterlab"]["_build"]["mimeExtension"]  # built as a mime extension
+
+
+def test_extension_palette_is_the_notebook_palette():
+    """One colour language: labextension/src/colors.ts VIRIDIS is bokeh's Viridis256, value for value,
+    and the notebook's lvsal_nb/palette.py SALIENCY_PALETTE (when that module is present)."""
+    src = (REPO / "labextension" / "src" / "colors.ts").read_text()
+    block = src[src.index("export const VIRIDIS") : src.index("];", src.index("export const VIRIDIS"))]
+    ts = re.findall(r"'(#[0-9A-Fa-f]{6})'", block)
+    from bokeh.palettes import Viridis256
+
+    assert [c.upper() for c in ts] == [c.upper() for c in Viridis256]
+    assert ts[0].upper() == "#440154" and len(ts) == 256
+    try:
+        from lvsal_nb.palette import SALIENCY_PALETTE
+    except ImportError:
+        pytest.skip("lvsal_nb/palette.py not in this checkout yet")
+    assert [c.upper() for c in ts] == [c.upper() for c in SALIENCY_PALETTE]

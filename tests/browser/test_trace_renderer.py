@@ -39,20 +39,23 @@ def _check_view(view, trace: dict) -> None:
     expect(tokens).to_have_count(n)  # retried: the view's node can exist before its tokens render
     assert tokens.nth(4).inner_text() == trace["steps"][4]["token"]
     _expect_step(view, 0)
-    assert view.locator(".jp-LvsalTrace-readout").inner_text().startswith(f"step 1/{n}")
+    # steps are 0-based, as tr.steps in the notebook
+    assert view.locator(".jp-LvsalTrace-readout").inner_text().startswith(f"step 0 of 0–{n - 1}")
 
     view.locator(".jp-LvsalTrace-scrubber").fill("7")
     _expect_step(view, 7)
-    assert f"step 8/{n}" in view.locator(".jp-LvsalTrace-readout").inner_text()
+    assert f"step 7 of 0–{n - 1}" in view.locator(".jp-LvsalTrace-readout").inner_text()
 
     view.locator(".jp-LvsalTrace-scrubber").press("ArrowRight")
     _expect_step(view, 8)
 
-    # the image heatmap has one cell per patch; the text context ends at the query row
+    # the image heatmap is one canvas with a pixel per patch; the text context ends at the query row
     rows, cols = trace["image_grid"]
-    expect(view.locator(".jp-LvsalTrace-cell")).to_have_count(rows * cols)
+    heat = view.locator("canvas.jp-LvsalTrace-heat")
+    expect(heat).to_have_count(1)
+    assert heat.evaluate("c => [c.height, c.width]") == [rows, cols]
     step = trace["steps"][8]
-    ctx = view.locator(".jp-LvsalTrace-ctok")
+    ctx = view.locator(".jp-LvsalTrace-ctok:visible")  # spans are reused across steps
     expect(ctx).to_have_count(step["position"] + 1 - trace["spans"]["image"][1])
     expect(view.locator(".jp-LvsalTrace-ctok.jp-mod-query")).to_have_count(1)
 
@@ -65,6 +68,16 @@ def _check_view(view, trace: dict) -> None:
     assert len(rejected) > 0
     expect(view.locator(".jp-LvsalTrace-cands tr.jp-mod-rejected")).to_have_count(len(rejected))
     assert "fallback" in view.locator(".jp-LvsalTrace-cands tr.jp-mod-accepted").inner_text()
+
+    # the saved marks are drawn: 2 px red outline (hallucinated), dashed orange (unsure)
+    assert len(trace["marks"]) == 2  # make_fixture.MARKS
+    for m in trace["marks"]:
+        tok = tokens.nth(m["step"])
+        expect(tok).to_have_attribute("data-mark", m["label"])
+        style = tok.evaluate("e => { const s = getComputedStyle(e);"
+                             " return [s.outlineColor, s.outlineStyle, s.outlineWidth]; }")
+        assert style == {"hallucinated": ["rgb(214, 39, 40)", "solid", "2px"],
+                         "unsure": ["rgb(255, 127, 14)", "dashed", "2px"]}[m["label"]]
 
     # the curve has the saliency and the τ line, and the marker sits on the selected step
     assert view.locator("path.jp-LvsalTrace-sal").get_attribute("d").count("L") == n - 1
