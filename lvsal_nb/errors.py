@@ -23,3 +23,7 @@ class TraceFileError(LvsalError, OSError):
 
 class AnnotationStoreError(LvsalError, OSError):
     """The marks database cannot be opened or written."""
+
+
+class ModelBusyError(LvsalError, RuntimeError):
+    """Another trace, analysis or `lv.locore` block holds the model (one at a time per model object)."""

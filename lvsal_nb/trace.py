@@ -91,6 +91,10 @@ class Step:
     decision: str = "greedy"  # greedy | sampled | accepted | fallback | forced
     round: int | None = None
     candidates: list[Candidate] = field(default_factory=list)
+    # `prob`/`logprob` are the model's (temperature 1); these are the sampling distribution's
+    # (temperature, top-p applied, renormalised); None when nothing was sampled (greedy, SGRS ...)
+    sample_prob: float | None = None
+    sample_logprob: float | None = None
 
 
 @dataclass(eq=False)
@@ -134,7 +138,10 @@ class Trace:
     @property
     def steps(self) -> pd.DataFrame:
         """One row per generated token: step, position, token_id, token, prob, logprob, saliency,
-        s_L<l> per target layer, tau, decision, round, n_candidates."""
+        s_L<l> per target layer, tau, decision, round, n_candidates, sample_prob, sample_logprob.
+
+        prob/logprob: the model's distribution (temperature 1); sample_prob/sample_logprob: the
+        distribution the token was sampled from (temperature, top-p), NaN when none was sampled."""
         rows = []
         for s in self.records:
             r = {
@@ -153,6 +160,8 @@ class Trace:
                 decision=s.decision,
                 round=pd.NA if s.round is None else s.round,
                 n_candidates=len(s.candidates),
+                sample_prob=np.nan if s.sample_prob is None else s.sample_prob,
+                sample_logprob=np.nan if s.sample_logprob is None else s.sample_logprob,
             )
             rows.append(r)
         df = pd.DataFrame(rows)

@@ -112,6 +112,7 @@ def prefill(adapter: Adapter, prepared: Prepared, probe: Probe, inputs: dict, ca
     if n < 2:
         raise ValueError("a prompt of at least two tokens is needed")
     pre = {k: (v[:, : n - 1] if k in PER_POSITION_KEYS else v) for k, v in inputs.items()}
+    adapter.new_sequence()
     probe.mode = "off"
     probe.new_forward()
     with torch.no_grad():

@@ -110,7 +110,8 @@ def head_grads(logits: torch.Tensor, w: torch.Tensor, candidates: list[int]) -> 
     formed before any product, as autograd does. (Wᵀp − W[c] cancels when p_c ≈ 1: 1e-3 relative
     error in float32 saliency.)
     """
-    p = torch.softmax(logits.double() if logits.dtype == torch.float64 else logits.float(), dim=-1)
+    # float64 whatever the model's dtype: p_c − 1 at p_c ≈ 1 keeps its digits (issue 17.6)
+    p = torch.softmax(logits.double(), dim=-1)
     idx = torch.tensor(sorted(set(candidates)), device=w.device)
     cand = torch.tensor(candidates, device=w.device)
     coef = p[idx][None, :] - (cand[:, None] == idx[None, :]).to(p.dtype)  # [K, |C|]
