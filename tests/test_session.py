@@ -22,7 +22,8 @@ def _plain_greedy(session, image, n):
 
 def test_greedy_tokens_equal_transformers_generate(session, image):
     tr = session.trace(image, PROMPT, max_new_tokens=6)
-    assert [s.token_id for s in tr.records] == _plain_greedy(session, image, 6)[: len(tr)]
+    # generate stops at EOS as the trace does: the whole lists are equal (no slicing to the trace)
+    assert [s.token_id for s in tr.records] == _plain_greedy(session, image, 6)
 
 
 def test_sampling_is_seeded(llava_session, image):
@@ -81,7 +82,7 @@ def test_beam_search_through_generate(llava_session, image):
     prepared = llava_session.adapter.prepare(image, PROMPT)
     with torch.no_grad():
         ref = llava_session.model.generate(**prepared.inputs, max_new_tokens=5, num_beams=3, do_sample=False)
-    assert [s.token_id for s in tr.records] == ref[0, prepared.n :].tolist()[: len(tr)]
+    assert [s.token_id for s in tr.records] == ref[0, prepared.n :].tolist()
     assert tr.config["generate"] == {"num_beams": 3} and tr.records[0].decision == "generated"
 
 
@@ -202,7 +203,7 @@ def _assert_reference(session, image, tr):
     for t in range(1, len(out)):  # step 0 of context "text" may have an empty J
         cands = [c.token_id for c in tr.records[t].candidates]
         ref = reference_step(session.adapter, prepared, out, t, cands, tr.layers)
-        assert [c.saliency for c in tr.records[t].candidates] == pytest.approx(ref["scores"], abs=1e-5)
+        assert [c.saliency for c in tr.records[t].candidates] == pytest.approx(ref["scores"], abs=1e-12)
 
 
 # ---- issue 17: settings that are not finite, and inputs that used to fail deep or silently ----------
