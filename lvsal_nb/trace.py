@@ -282,7 +282,12 @@ class Trace:
 
         meta = self._meta()
         meta["steps_extra"] = [
-            {"layer_scores": s.layer_scores, "candidates": [asdict(c) for c in s.candidates]}
+            {
+                "layer_scores": s.layer_scores,
+                "candidates": [asdict(c) for c in s.candidates],
+                "sample_prob": s.sample_prob,
+                "sample_logprob": s.sample_logprob,
+            }
             for s in self.records
         ]
         df = pd.DataFrame(
@@ -359,6 +364,8 @@ class Trace:
                     decision=r.decision,
                     round=None if pd.isna(r.round) else int(r.round),
                     candidates=[Candidate(**c) for c in extra["candidates"]],
+                    sample_prob=extra.get("sample_prob"),  # (absent in older files)
+                    sample_logprob=extra.get("sample_logprob"),
                 )
             )
         meta["steps"] = []
@@ -393,6 +400,8 @@ def _step_json(s: Step, digits: int | None) -> dict[str, Any]:
         "token": s.token,
         "prob": rnd(s.prob),
         "logprob": rnd(s.logprob),
+        "sample_prob": rnd(s.sample_prob),
+        "sample_logprob": rnd(s.sample_logprob),
         "saliency": rnd(s.saliency),
         "layer_scores": None if s.layer_scores is None else [rnd(x) for x in s.layer_scores],
         "row": None
@@ -432,4 +441,6 @@ def _step_from_json(d: dict[str, Any]) -> Step:
         decision=d.get("decision", "greedy"),
         round=d.get("round"),
         candidates=[Candidate(**c) for c in d.get("candidates", [])],
+        sample_prob=d.get("sample_prob"),  # (absent in older files)
+        sample_logprob=d.get("sample_logprob"),
     )

@@ -359,3 +359,20 @@ def test_sampled_steps_record_model_and_sampling_probabilities(llava_session, im
     assert {"sample_prob", "sample_logprob"} <= set(df.columns)
     greedy = llava_session.trace(image, PROMPT, max_new_tokens=2)
     assert greedy.steps["sample_prob"].isna().all() and greedy.records[0].sample_prob is None
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".json"])
+def test_sampling_probabilities_survive_save_and_old_files_load(llava_session, image, tmp_path, suffix):
+    import json
+
+    tr = llava_session.trace(image, PROMPT, max_new_tokens=3, decoding="sample", temperature=0.5, seed=1)
+    back = lv.Trace.load(tr.save(tmp_path / f"t{suffix}"))
+    assert [s.sample_prob for s in back.records] == pytest.approx([s.sample_prob for s in tr.records])
+    assert [s.sample_logprob for s in back.records] == pytest.approx([s.sample_logprob for s in tr.records])
+    if suffix == ".json":  # a file written before the columns existed
+        d = json.loads((tmp_path / "t.json").read_text())
+        for st in d["steps"]:
+            del st["sample_prob"], st["sample_logprob"]
+        (tmp_path / "old.json").write_text(json.dumps(d))
+        old = lv.Trace.load(tmp_path / "old.json")
+        assert old.records[0].sample_prob is None and old.steps["sample_prob"].isna().all()
