@@ -75,7 +75,8 @@ def _assert_prefix(part, full):
         assert (a.token_id, a.token, a.position) == (b.token_id, b.token, b.position)
         assert a.saliency == pytest.approx(b.saliency, abs=1e-12)
         assert [c.token_id for c in a.candidates] == [c.token_id for c in b.candidates]
-        assert [c.saliency for c in a.candidates] == pytest.approx([c.saliency for c in b.candidates], abs=1e-12)
+        sal_b = [c.saliency for c in b.candidates]
+        assert [c.saliency for c in a.candidates] == pytest.approx(sal_b, abs=1e-12)
         np.testing.assert_allclose(a.row, b.row, rtol=0, atol=1e-7)  # rows are stored in float32
     assert part.token_ids == full.token_ids[: len(part.token_ids)]
 
@@ -96,7 +97,7 @@ def test_interrupt_at_every_point_returns_a_prefix(llava_session, image, engine,
             with monkeypatch.context() as m:
                 kw = dict(SETTINGS[engine])
                 if owner == "on_step":
-                    kw["on_step"] = lambda s: inj.tick()
+                    kw["on_step"] = lambda s, inj=inj: inj.tick()
                 else:
                     m.setattr(owner, name, inj.wrap(getattr(owner, name)))
                 part = llava_session.trace(image, PROMPT, **kw)

@@ -276,7 +276,8 @@ def test_a_prompt_longer_than_the_model_positions(image):
     n = s.adapter.prepare(None, "is there a red circle ?").n
     with pytest.raises(lv.ConfigError, match=rf"this model has {limit} positions; lower max_new_tokens"):
         s.trace(None, "is there a red circle ?", max_new_tokens=limit - n + 1)
-    with pytest.raises(lv.ConfigError, match=rf"this model has {limit} positions; lower .* to <= {limit - n}"):
+    room = limit - n
+    with pytest.raises(lv.ConfigError, match=rf"this model has {limit} positions; lower .* to <= {room}"):
         s.analyze(None, "is there a red circle ?", [5] * (limit - n + 1))
 
 

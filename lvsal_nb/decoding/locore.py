@@ -15,8 +15,8 @@ from dataclasses import asdict, dataclass
 import torch
 
 from ..errors import ConfigError
-from .sampling import is_number
 from ..saliency.probe import mask_zeros
+from .sampling import is_number
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,9 @@ class LocoRE:
             raise ConfigError(f"LocoRE window must be an integer >= 1, got {self.window!r}")
         if self.layers is not None:
             if isinstance(self.layers, str) or not hasattr(self.layers, "__iter__"):
-                raise ConfigError(f"LocoRE layers must be a list of layer indices or None, got {self.layers!r}")
+                raise ConfigError(
+                    f"LocoRE layers must be a list of layer indices or None, got {self.layers!r}"
+                )
             if not all(_is_int(l) for l in self.layers):
                 raise ConfigError(f"LocoRE layers must be integer layer indices, got {self.layers!r}")
             object.__setattr__(self, "layers", tuple(int(l) for l in self.layers))

@@ -44,7 +44,8 @@ def test_text_trace_after_image_equals_fresh_and_reference(family, engine, image
     text = s.adapter.prepare(None, TEXT)
     out = [r.token_id for r in after.records]
     for t in range(1, len(out)):
-        ref = reference_step(s.adapter, text, out, t, [c.token_id for c in after.records[t].candidates], [1, 2])
+        cands = [c.token_id for c in after.records[t].candidates]
+        ref = reference_step(s.adapter, text, out, t, cands, [1, 2])
         assert [c.saliency for c in after.records[t].candidates] == pytest.approx(ref["scores"], abs=1e-12)
         np.testing.assert_allclose(after.records[t].row, ref["rows"][0].numpy(), rtol=0, atol=1e-7)
 
