@@ -12,10 +12,8 @@ from collections.abc import Iterator
 
 import torch
 from transformers import DynamicCache
-from transformers.cache_utils import DynamicLayer
 
-from ..decoding.kv import GrowingLayer, snapshot
-from ..decoding.loop import prefill
+from ..cache import detach_cache, prefill, rewind_cache, snapshot
 from ..models.base import Adapter, Prepared
 from .probe import Probe
 from .score import context_scores, saliency_rows
@@ -138,25 +136,3 @@ class SequenceEngine:
                 )
                 for i, q in enumerate(range(start, stop))
             ]
-
-
-def rewind_cache(cache, length: int) -> None:
-    """Cut every layer of a transformers Cache back to its first `length` positions (a no-op when it
-    holds exactly that many), without graph."""
-    for layer in getattr(cache, "layers", []):
-        keys = getattr(layer, "keys", None)
-        if getattr(layer, "is_initialized", False) and isinstance(keys, torch.Tensor) and keys.dim() == 4:
-            if keys.shape[-2] > length:
-                if type(layer) not in (DynamicLayer, GrowingLayer):
-                    raise RuntimeError(f"cannot rewind a {type(layer).__name__} cache layer")
-                layer.keys = layer.keys[..., :length, :].detach()
-                layer.values = layer.values[..., :length, :].detach()
-
-
-def detach_cache(cache) -> None:
-    """Cut the graph out of a transformers Cache after a chunk's grad-enabled pass (keeps values)."""
-    for layer in getattr(cache, "layers", []):
-        for name in ("keys", "values"):
-            t = getattr(layer, name, None)
-            if isinstance(t, torch.Tensor) and t.requires_grad:
-                setattr(layer, name, t.detach())
