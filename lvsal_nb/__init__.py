@@ -13,6 +13,7 @@ from .errors import (
     ConfigError,
     ImageError,
     LvsalError,
+    ModelBusyError,
     TraceFileError,
     UnsupportedModelError,
 )
@@ -52,6 +53,7 @@ __all__ = [
     "ImageError",
     "LocoRE",
     "LvsalError",
+    "ModelBusyError",
     "SGRS",
     "Session",
     "Spans",

@@ -32,3 +32,7 @@ class FileWriteError(LvsalError, OSError):
 
 class RunBusyError(LvsalError, RuntimeError):
     """Another process holds the lock of an evaluation run folder."""
+
+
+class ModelBusyError(LvsalError, RuntimeError):
+    """Another trace, analysis or `lv.locore` block holds the model (one at a time per model object)."""

@@ -12,7 +12,6 @@ import functools
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -21,22 +20,26 @@ from .decoding import runs, sampling
 from .decoding.locore import LocoRE
 from .decoding.sgrs import SGRS
 from .decoding.static import static_supported
-from .errors import ConfigError, UnsupportedModelError
+from .errors import ConfigError
 from .models import Adapter, Prepared, adapter_for
+from .saliency.model_lock import holding
 from .saliency.probe import Probe, attached
 from .saliency.sequence import SequenceEngine
 from .trace import CONTEXTS, Step, Trace
 
 ENGINES = ("auto", "sequence", "step")
+MAX_SEED = 2**63 - 1  # torch.Generator.manual_seed's range
 StepCallback = Callable[[Step], Any]
 
 
 def _locked(method):
-    """One trace at a time per model: the probe and the caches are shared state."""
+    """One trace / analysis at a time per model object (not per Session: two Sessions may share a
+    model): the probe, the caches and the model's patched state are shared. A second caller waits up
+    to model_lock.WAIT_S seconds, then gets ModelBusyError."""
 
     @functools.wraps(method)
     def wrapper(self, *args, **kwargs):
-        with self._lock:
+        with holding(self.model, f"Session.{method.__name__}"):
             return method(self, *args, **kwargs)
 
     return wrapper
@@ -73,7 +76,6 @@ class Session:
         self.processor = processor
         self.adapter = adapter or adapter_for(model, processor)
         self.model_id = model_id
-        self._lock = threading.RLock()  # one trace at a time per model: the probe and caches are shared
         self.static_steps: bool | None = None
         self.keep_graphs = True
         self._kept: dict[bool, tuple] = {}  # grad -> (key, loop): one kept loop per kind
@@ -132,6 +134,9 @@ class Session:
         Returns:
             Trace. Ctrl-C also returns the partial Trace, with `interrupted=True`.
         """
+        _check_prompt(prompt)
+        _check_seed(seed)
+        _check_chunk(chunk)
         cfg = self._check(
             max_new_tokens=max_new_tokens,
             decoding=decoding,
@@ -146,6 +151,7 @@ class Session:
             generate_kwargs=generate_kwargs,
         )
         prepared = self.adapter.prepare(image, prompt)
+        self._check_length(prepared, max_new_tokens)
         inputs = self.adapter.to(prepared.inputs, self.dtype)
         probe = self._probe(cfg, prepared)
         gen = torch.Generator(device="cpu").manual_seed(seed)
@@ -159,6 +165,10 @@ class Session:
         cfg["timing"] = {"analysis_s": 0.0}
 
         def emit(step: Step):
+            if step.step < len(steps):  # delivered again after a Ctrl-C: already here
+                return
+            if step.step != len(steps):
+                raise RuntimeError(f"step {step.step} arrived after {len(steps)} steps")  # a bug
             steps.append(step)
             bar.update(1)
             if on_step is not None:
@@ -201,15 +211,26 @@ class Session:
         chunk: int | None = None,
         alternatives: int = 0,
     ) -> Trace:
-        """Saliency of a given output (text or token ids), e.g. captions from a benchmark file."""
+        """Saliency of a given output (text or token ids), e.g. captions from a benchmark file.
+
+        Text is tokenized with the model's tokenizer; text with words the tokenizer can only map to
+        its unknown token (`<unk>`) is refused with those words named (their saliency would be the
+        unknown token's, not the word's); token ids are taken as they are.
+        """
+        _check_prompt(prompt)
+        _check_chunk(chunk)
         if isinstance(output, str):
             ids = self.adapter.tokenizer(output, add_special_tokens=False)["input_ids"]
+            _check_known_words(self.adapter.tokenizer, output, ids)
+        elif isinstance(output, (bytes, dict)) or not hasattr(output, "__iter__"):
+            raise ConfigError(
+                f"output must be generated text (str) or a list of token ids, not {type(output).__name__}"
+            )
         else:
             ids = [int(i) for i in output]
         if not ids:
             raise ConfigError("the output to analyze is empty; pass generated text or token ids")
-        head = self.adapter.head
-        vocab = head.weight.shape[0] if head is not None else self.adapter.text_config.vocab_size
+        vocab = self._vocab_size()
         bad = [i for i in ids if not 0 <= i < vocab]
         if bad:
             raise ConfigError(
@@ -231,6 +252,7 @@ class Session:
         )
         cfg.update(decoding="forced", chunk=chunk)
         prepared = self.adapter.prepare(image, prompt)
+        self._check_length(prepared, len(ids))
         inputs = self.adapter.to(prepared.inputs, self.dtype)
         probe = self._probe(cfg, prepared)
         steps: list[Step] = []
@@ -338,6 +360,16 @@ class Session:
             locore = LocoRE(beta=float(locore))
         if locore is not None and not isinstance(locore, LocoRE):
             raise ConfigError("locore must be an lvsal_nb.LocoRE(...), a beta, or None")
+        vocab = self._vocab_size()
+        if alternatives + 1 > vocab:
+            raise ConfigError(
+                f"alternatives={alternatives} asks for {alternatives + 1} candidates per step, but this "
+                f"model's vocabulary has {vocab} tokens; use alternatives <= {vocab - 1}"
+            )
+        if sgrs is not None and sgrs.k > vocab:
+            raise ConfigError(
+                f"SGRS k={sgrs.k} is larger than this model's vocabulary ({vocab} tokens); use k <= {vocab}"
+            )
         lay = self.adapter.check_layers(layers)
         if locore is not None and locore.layers is not None:
             self.adapter.check_layers(locore.layers)
@@ -358,6 +390,26 @@ class Session:
             "dtype": str(self.dtype).replace("torch.", ""),
             "max_new_tokens": max_new_tokens,
         }
+
+    def _vocab_size(self) -> int:
+        head = self.adapter.head
+        return int(head.weight.shape[0] if head is not None else self.adapter.text_config.vocab_size)
+
+    def _check_length(self, prepared: Prepared, new_tokens: int) -> None:
+        """Prompt + new tokens must fit the model's positions (beyond them rotary positions are
+        extrapolated and learned ones do not exist: numbers without meaning)."""
+        limit = getattr(self.adapter.text_config, "max_position_embeddings", None)
+        if isinstance(limit, int) and prepared.n + new_tokens > limit:
+            room = limit - prepared.n
+            raise ConfigError(
+                f"the prompt takes {prepared.n} positions (image included) and {new_tokens} more were "
+                f"asked for, but this model has {limit} positions; "
+                + (
+                    f"lower max_new_tokens (or the output) to <= {room}"
+                    if room >= 1
+                    else "shorten the prompt (or use a smaller image)"
+                )
+            )
 
     def _probe(self, cfg: dict, prepared: Prepared) -> Probe:
         lc: LocoRE | None = cfg.pop("_locore")
@@ -418,81 +470,37 @@ def _progress(total: int, show: bool):
     return tqdm(total=total, desc="tracing", unit="tok")
 
 
-# ---- loading -------------------------------------------------------------------------------------
-def load(
-    source: Any = "toy",
-    processor: Any = None,
-    *,
-    device: str | None = None,
-    dtype: torch.dtype | str | None = None,
-) -> Session:
-    """A Session from "toy" (the embedded default), "tiny:llava" / "tiny:qwen2_vl" / "tiny:qwen2_5_vl"
-    (random weights, for trying real architectures), a local checkpoint path or cached hub id (never
-    downloads), or an already built model (+ processor).
-
-    Args:
-        device: "cpu", "cuda", ... Default: CUDA when available, else CPU.
-        dtype: torch dtype or its name. Default: bfloat16 on CUDA, float32 on CPU.
-    """
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    if isinstance(dtype, str):
-        if not hasattr(torch, dtype):
-            raise ConfigError(f"unknown dtype {dtype!r}; use 'float32', 'bfloat16', 'float16' or 'float64'")
-        dtype = getattr(torch, dtype)
-    dtype = dtype or (torch.bfloat16 if str(device).startswith("cuda") else torch.float32)
-    if isinstance(source, torch.nn.Module):
-        return Session(source, processor, model_id=type(source).__name__, device=device, dtype=dtype)
-    if not isinstance(source, (str, Path)):
+def _check_prompt(prompt) -> None:
+    if not isinstance(prompt, str):
         raise ConfigError(
-            f"load() takes 'toy', a path, a hub id or a model object, not {type(source).__name__}"
+            f"the prompt must be a string, not {type(prompt).__name__}; pass e.g. 'Describe the image.'"
         )
-    name = str(source)
-    if name == "toy":
-        from .models.toy import ToyAdapter
-        from .toy.model import load_toy
-
-        model, tok = load_toy(device=device, dtype=dtype)
-        return Session(model, tok, adapter=ToyAdapter(model, tok), model_id="toy", device=device, dtype=dtype)
-    if name.startswith("tiny:"):
-        from .models import tiny
-
-        fam = name.split(":", 1)[1]
-        builder = getattr(tiny, f"tiny_{fam}", None)
-        if builder is None:
-            raise ConfigError(
-                f"unknown tiny model {name!r}; use tiny:llava, tiny:qwen2_vl or tiny:qwen2_5_vl"
-            )
-        model, proc = builder()
-        return Session(model, proc, model_id=name, device=device, dtype=dtype)
-    return _load_pretrained(name, device, dtype)
 
 
-def _load_pretrained(name: str, device: str, dtype: torch.dtype) -> Session:
-    import transformers
-    from transformers import AutoConfig
+def _check_seed(seed) -> None:
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise ConfigError(f"seed must be an integer in 0..2**63-1, got {seed!r}")
 
-    from .models import ADAPTERS
 
-    try:
-        config = AutoConfig.from_pretrained(name, local_files_only=True)
-    except Exception as e:
+def _check_chunk(chunk) -> None:
+    if chunk is not None and (isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1):
         raise ConfigError(
-            f"no local checkpoint at {name!r} ({type(e).__name__}). lvsal-nb never downloads: pass a folder "
-            "with config.json and weights, a hub id already in the local cache, or 'toy'"
-        ) from e
-    arch = (getattr(config, "architectures", None) or [""])[0]
-    if arch not in ADAPTERS:
-        raise UnsupportedModelError(f"{name} is a {arch or config.model_type}; supported: {sorted(ADAPTERS)}")
-    cls = getattr(transformers, arch)
-    model = cls.from_pretrained(name, local_files_only=True, dtype=dtype, attn_implementation="sdpa").to(
-        device
-    )
-    try:
-        processor = transformers.AutoProcessor.from_pretrained(name, local_files_only=True)
-    except Exception:  # Qwen's processor wants torchvision for video: tokenizer + Pillow image processor
-        from .models.tiny import TinyProcessor
+            f"chunk must be an integer >= 1 (positions per sequence-engine pass) or None (all at once), "
+            f"got {chunk!r}"
+        )
 
-        tok = transformers.AutoTokenizer.from_pretrained(name, local_files_only=True)
-        improc = transformers.AutoImageProcessor.from_pretrained(name, local_files_only=True)
-        processor = TinyProcessor(tok, improc)
-    return Session(model.eval(), processor, model_id=name, device=device, dtype=dtype)
+
+def _check_known_words(tokenizer, text: str, ids: list[int]) -> None:
+    """Refuse text whose words the tokenizer maps to its unknown token, naming them."""
+    unk = getattr(tokenizer, "unk_token_id", None)
+    if unk is None or unk not in ids:
+        return
+    words = [w for w in text.split() if unk in tokenizer(w, add_special_tokens=False)["input_ids"]]
+    raise ConfigError(
+        f"the tokenizer does not know {sorted(set(words)) or 'some characters'} in the output to analyze "
+        f"(they become {tokenizer.unk_token!r}); rephrase them with known words, or pass token ids"
+    )
+
+
+# `lvsal_nb.session.load` stays importable; loading lives in loading.py (it imports Session)
+from .loading import load  # noqa: E402, F401

@@ -100,6 +100,10 @@ class Step:
     decision: str = "greedy"  # greedy | sampled | accepted | fallback | forced
     round: int | None = None
     candidates: list[Candidate] = field(default_factory=list)
+    # `prob`/`logprob` are the model's (temperature 1); these are the sampling distribution's
+    # (temperature, top-p applied, renormalised); None when nothing was sampled (greedy, SGRS ...)
+    sample_prob: float | None = None
+    sample_logprob: float | None = None
 
 
 @dataclass(eq=False)
@@ -143,7 +147,10 @@ class Trace:
     @property
     def steps(self) -> pd.DataFrame:
         """One row per generated token: step, position, token_id, token, prob, logprob, saliency,
-        s_L<l> per target layer, tau, decision, round, n_candidates."""
+        s_L<l> per target layer, tau, decision, round, n_candidates, sample_prob, sample_logprob.
+
+        prob/logprob: the model's distribution (temperature 1); sample_prob/sample_logprob: the
+        distribution the token was sampled from (temperature, top-p), NaN when none was sampled."""
         rows = []
         for s in self.records:
             r = {
@@ -162,6 +169,8 @@ class Trace:
                 decision=s.decision,
                 round=pd.NA if s.round is None else s.round,
                 n_candidates=len(s.candidates),
+                sample_prob=np.nan if s.sample_prob is None else s.sample_prob,
+                sample_logprob=np.nan if s.sample_logprob is None else s.sample_logprob,
             )
             rows.append(r)
         df = pd.DataFrame(rows)
@@ -304,7 +313,12 @@ class Trace:
 
         meta = self._meta()
         meta["steps_extra"] = [
-            {"layer_scores": s.layer_scores, "candidates": [asdict(c) for c in s.candidates]}
+            {
+                "layer_scores": s.layer_scores,
+                "candidates": [asdict(c) for c in s.candidates],
+                "sample_prob": s.sample_prob,
+                "sample_logprob": s.sample_logprob,
+            }
             for s in self.records
         ]
         df = pd.DataFrame(
@@ -450,6 +464,8 @@ def _records_from_table(df: pd.DataFrame, steps_extra: list[dict[str, Any]]) -> 
                 decision=r.decision,
                 round=None if pd.isna(r.round) else int(r.round),
                 candidates=[Candidate(**c) for c in extra["candidates"]],
+                sample_prob=extra.get("sample_prob"),  # (absent in older files)
+                sample_logprob=extra.get("sample_logprob"),
             )
         )
     return records
@@ -527,6 +543,8 @@ def _step_json(s: Step, digits: int | None) -> dict[str, Any]:
         "token": s.token,
         "prob": rnd(s.prob),
         "logprob": rnd(s.logprob),
+        "sample_prob": rnd(s.sample_prob),
+        "sample_logprob": rnd(s.sample_logprob),
         "saliency": rnd(s.saliency),
         "layer_scores": None if s.layer_scores is None else [rnd(x) for x in s.layer_scores],
         "row": None
@@ -567,4 +585,6 @@ def _step_from_json(d: dict[str, Any]) -> Step:
         decision=d.get("decision", "greedy"),
         round=d.get("round"),
         candidates=[Candidate(**c) for c in d.get("candidates", [])],
+        sample_prob=d.get("sample_prob"),  # (absent in older files)
+        sample_logprob=d.get("sample_logprob"),
     )

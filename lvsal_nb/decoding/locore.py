@@ -16,6 +16,7 @@ import torch
 
 from ..errors import ConfigError
 from ..saliency.probe import mask_zeros
+from .sampling import is_number
 
 
 @dataclass(frozen=True)
@@ -26,11 +27,19 @@ class LocoRE:
     exclude_self: bool = False
 
     def __post_init__(self):
-        if not self.beta >= 0:
-            raise ConfigError(f"LocoRE beta must be >= 0, got {self.beta!r}")
-        if not isinstance(self.window, int) or self.window < 1:
+        if not is_number(self.beta) or not 0 <= self.beta < math.inf:
+            raise ConfigError(
+                f"LocoRE beta must be >= 0 and finite (the paper uses 0.1-0.3), got {self.beta!r}"
+            )
+        if not _is_int(self.window) or self.window < 1:
             raise ConfigError(f"LocoRE window must be an integer >= 1, got {self.window!r}")
         if self.layers is not None:
+            if isinstance(self.layers, str) or not hasattr(self.layers, "__iter__"):
+                raise ConfigError(
+                    f"LocoRE layers must be a list of layer indices or None, got {self.layers!r}"
+                )
+            if not all(_is_int(l) for l in self.layers):
+                raise ConfigError(f"LocoRE layers must be integer layer indices, got {self.layers!r}")
             object.__setattr__(self, "layers", tuple(int(l) for l in self.layers))
 
     def to_dict(self) -> dict:
@@ -73,6 +82,10 @@ class LocoRE:
         return fn
 
 
+def _is_int(x) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
 @contextlib.contextmanager
 def locore(model, cfg: LocoRE | float = 0.15, processor=None):
     """Apply LocoRE around any plain `model.generate(...)` call; the model is restored on exit.
@@ -84,10 +97,12 @@ def locore(model, cfg: LocoRE | float = 0.15, processor=None):
     from ..saliency.probe import Probe, attached
 
     if not isinstance(cfg, LocoRE):
+        if not is_number(cfg):
+            raise ConfigError(f"locore() takes an lvsal_nb.LocoRE(...) or a beta, not {cfg!r}")
         cfg = LocoRE(beta=float(cfg))
     adapter = adapter_for(model, processor)
     if cfg.layers is not None:
         adapter.check_layers(cfg.layers)
     probe = Probe(bias_fn=cfg.bias_fn(None), bias_layers=frozenset(cfg.layers) if cfg.layers else None)
-    with attached(model, adapter.language_model, adapter.text_config, probe):
+    with attached(model, adapter.language_model, adapter.text_config, probe, "lv.locore"):
         yield probe

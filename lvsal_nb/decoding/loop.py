@@ -11,12 +11,12 @@ import functools
 import torch
 from torch import nn
 
+from ..cache import GrowingCache, StepCache, prefill  # noqa: F401  (prefill: importable here, as before)
 from ..errors import UnsupportedModelError
-from ..models.base import PER_POSITION_KEYS, Adapter, Prepared
+from ..models.base import Adapter, Prepared
 from ..saliency.const import const_linears
 from ..saliency.probe import Probe
-from ..saliency.step import StepCache, StepScores, score_candidates
-from .kv import GrowingCache
+from ..saliency.step import StepScores, score_candidates
 
 
 class StepLoop:
@@ -104,15 +104,3 @@ def check_plain_head(adapter: Adapter) -> None:
             + (f" ({', '.join(scaled)} is set)" if scaled else "")
             + "; the step engine (SGRS, engine='step') needs one. Trace with engine='sequence' instead."
         )
-
-
-def prefill(adapter: Adapter, prepared: Prepared, probe: Probe, inputs: dict, cache) -> None:
-    """Fill `cache` with positions [0, n-1) of the prompt (image included), without grad."""
-    n = prepared.n
-    if n < 2:
-        raise ValueError("a prompt of at least two tokens is needed")
-    pre = {k: (v[:, : n - 1] if k in PER_POSITION_KEYS else v) for k, v in inputs.items()}
-    probe.mode = "off"
-    probe.new_forward()
-    with torch.no_grad():
-        adapter.model(**pre, **{adapter.cache_kw: cache}, use_cache=True, logits_to_keep=1)

@@ -95,11 +95,11 @@ def _step_tokens(adapter: Adapter, loop, cfg, sgrs, gen, emit, stop) -> None:
                 candidates=cand,
             )
         else:
-            tok = sampling.choose(logits, cfg["decoding"], cfg["temperature"], cfg["top_p"], gen)
+            tok, p_sample = sampling.choose_p(logits, cfg["decoding"], cfg["temperature"], cfg["top_p"], gen)
             alts = [i for i in torch.topk(logp, cfg["alternatives"] + 1).indices.tolist() if i != tok]
             sc = loop.score([tok] + alts[: cfg["alternatives"]], cfg["context"])
             cand_logp = logp[torch.tensor(sc.token_ids, device=logp.device)].cpu()
-            step = plain_step(t, sc, cand_logp, det.push(tok), _decision(cfg["decoding"]))
+            step = plain_step(t, sc, cand_logp, det.push(tok), _decision(cfg["decoding"]), p_sample)
         emit(step)
         if tok in eos:
             break
@@ -121,14 +121,18 @@ def run_sequence(
         cfg["chunk"],
         prefilled=loop.prompt_cache(),
     )
-    det, eos, out = Detok(adapter.tokenizer), adapter.eos_token_ids, []
+    eos, out, p_sample = adapter.eos_token_ids, [], []
     flush = cfg["chunk"] or cfg["max_new_tokens"]
 
     def drain():
+        # Steps come in order; after a Ctrl-C one may come again (the engine re-delivers a step
+        # whose delivery was interrupted; `emit` drops what it already has). Nothing here keeps
+        # state across steps, so a repeat is built exactly as the first time.
         t0 = time.perf_counter()
         for sc, logp in eng.feed(out):
             t = sc.q - (prepared.n - 1)  # step t reads row q = n - 1 + t
-            emit(plain_step(t, sc, logp, det.push(sc.token_ids[0]), _decision(cfg["decoding"])))
+            piece = Detok.piece(adapter.tokenizer, out, t)
+            emit(plain_step(t, sc, logp, piece, _decision(cfg["decoding"]), p_sample[t]))
         cfg["timing"]["analysis_s"] += time.perf_counter() - t0
 
     try:
@@ -136,7 +140,8 @@ def run_sequence(
             if stop is not None and stop.is_set():
                 break
             logits = loop.forward()
-            tok = sampling.choose(logits, cfg["decoding"], cfg["temperature"], cfg["top_p"], gen)
+            tok, p = sampling.choose_p(logits, cfg["decoding"], cfg["temperature"], cfg["top_p"], gen)
+            p_sample.append(p)  # (before `out`: every token in `out` has its probability)
             out.append(tok)
             if tok in eos:
                 break
@@ -166,8 +171,11 @@ def run_generate(
     if kw["do_sample"]:
         kw.setdefault("temperature", cfg["temperature"])
         kw.setdefault("top_p", cfg["top_p"])
-        torch.manual_seed(cfg["seed"])
-    with torch.no_grad():
+    adapter.new_sequence()
+    # generate samples from the global RNG: seed it for this call only, then give the caller's back
+    with torch.random.fork_rng(devices=_cuda_devices(inputs)), torch.no_grad():
+        if kw["do_sample"]:
+            torch.manual_seed(cfg["seed"])
         seq = adapter.model.generate(**inputs, **kw)
     out = seq[0, prepared.n :].tolist()
     pad = getattr(adapter.model.generation_config, "pad_token_id", None)
@@ -183,6 +191,11 @@ def run_generate(
     det = Detok(adapter.tokenizer)
     for i, (sc, logp) in enumerate(eng.feed(clean)):
         emit(plain_step(i, sc, logp, det.push(sc.token_ids[0]), "generated"))
+
+
+def _cuda_devices(inputs) -> list:
+    dev = inputs["input_ids"].device
+    return [dev] if dev.type == "cuda" else []
 
 
 def _f(x: float) -> float | None:
@@ -203,9 +216,17 @@ def _decision(decoding: str) -> str:
     return {"greedy": "greedy", "sample": "sampled"}.get(decoding, decoding)
 
 
-def plain_step(t: int, sc: StepScores, cand_logp: torch.Tensor, piece: str, decision: str) -> Step:
+def plain_step(
+    t: int,
+    sc: StepScores,
+    cand_logp: torch.Tensor,
+    piece: str,
+    decision: str,
+    p_sample: float | None = None,
+) -> Step:
     """A Step from K scored candidates (the first is the emitted token); cand_logp [K] their
-    log-probabilities."""
+    log-probabilities under the model (temperature 1); p_sample the emitted token's probability
+    under the sampling distribution (temperature, top-p), None when nothing was sampled."""
     lp = cand_logp.double().tolist()
     scores = sc.scores.detach().double().cpu().tolist()
     layer_scores = sc.layer_scores.detach().double().cpu().tolist()
@@ -232,6 +253,8 @@ def plain_step(t: int, sc: StepScores, cand_logp: torch.Tensor, piece: str, deci
         row=_row(sc, 0),
         decision=decision,
         candidates=cands,
+        sample_prob=p_sample,
+        sample_logprob=None if p_sample is None else (math.log(p_sample) if p_sample > 0 else -math.inf),
     )
 
 
@@ -244,9 +267,14 @@ class Detok:
     def __init__(self, tokenizer):
         self.tok, self.ids = tokenizer, []
 
+    @classmethod
+    def piece(cls, tokenizer, ids: list[int], t: int) -> str:
+        """The text piece of ids[t] with the same window `push` uses, without state."""
+        ctx = ids[max(0, t - cls.WINDOW) : t]
+        before = tokenizer.decode(ctx, skip_special_tokens=False) if ctx else ""
+        after = tokenizer.decode(ctx + [ids[t]], skip_special_tokens=False)
+        return after[len(before) :] if after.startswith(before) else tokenizer.decode([ids[t]])
+
     def push(self, token_id: int) -> str:
-        ctx = self.ids[-self.WINDOW :]
         self.ids.append(token_id)
-        before = self.tok.decode(ctx, skip_special_tokens=False) if ctx else ""
-        after = self.tok.decode(ctx + [token_id], skip_special_tokens=False)
-        return after[len(before) :] if after.startswith(before) else self.tok.decode([token_id])
+        return self.piece(self.tok, self.ids, len(self.ids) - 1)

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 import torch
 
 from ..errors import ConfigError
+from .sampling import is_number
 
 
 @dataclass(frozen=True)
@@ -26,19 +27,23 @@ class SGRS:
     order: str = "sample"
 
     def __post_init__(self):
-        if not isinstance(self.k, int) or self.k < 1:
+        if not _is_int(self.k) or self.k < 1:
             raise ConfigError(f"SGRS k must be an integer >= 1, got {self.k!r}")
-        if not self.alpha >= 0:
-            raise ConfigError(f"SGRS alpha must be >= 0, got {self.alpha!r}")
-        if not isinstance(self.window, int) or self.window < 1:
+        if not is_number(self.alpha) or not 0 <= self.alpha < math.inf:
+            raise ConfigError(f"SGRS alpha must be >= 0 and finite (official: 0.6), got {self.alpha!r}")
+        if not _is_int(self.window) or self.window < 1:
             raise ConfigError(f"SGRS window must be an integer >= 1, got {self.window!r}")
-        if not isinstance(self.rounds, int) or not 1 <= self.rounds <= self.k:
+        if not _is_int(self.rounds) or not 1 <= self.rounds <= self.k:
             raise ConfigError(f"SGRS rounds must be an integer in 1..k={self.k}, got {self.rounds!r}")
         if self.order not in ("sample", "greedy"):
             raise ConfigError(f"SGRS order must be 'sample' or 'greedy', got {self.order!r}")
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def _is_int(x) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
 
 
 @dataclass

@@ -17,30 +17,14 @@ import warnings
 import torch
 from transformers import DynamicCache
 
+from ..cache import GrowingCache, StaticStepCache, prefill
 from ..errors import UnsupportedModelError
 from ..models.base import Adapter, Prepared, cache_keyword
 from ..saliency.probe import Probe, aligned_len
 from ..saliency.step import StepScores, batched_rows, head_grads, step_scores
-from .kv import GrowingCache
-from .loop import check_plain_head, prefill
+from .loop import check_plain_head
 
 WARMUP = 2  # eager runs on a side stream before capture (cuBLAS workspaces, allocator)
-
-
-class StaticStepCache(DynamicCache):
-    """Keys/values [1, h_kv, capacity, d] per layer; `update` writes the step's key/value (detached)
-    at `pos` and returns the whole buffers; the live ones go to the probe, as in StepCache."""
-
-    def __init__(self, config, probe: Probe, keys: list[torch.Tensor], values: list[torch.Tensor], pos):
-        super().__init__(config=config)
-        self.probe, self.kbuf, self.vbuf, self.pos = probe, keys, values, pos
-
-    def update(self, key_states, value_states, layer_idx, *args, **kwargs):
-        if self.probe.mode == "step":
-            self.probe.live[layer_idx] = (key_states, value_states)
-        self.kbuf[layer_idx].index_copy_(2, self.pos, key_states.detach())
-        self.vbuf[layer_idx].index_copy_(2, self.pos, value_states.detach())
-        return self.kbuf[layer_idx], self.vbuf[layer_idx]
 
 
 def static_supported(adapter: Adapter) -> bool:

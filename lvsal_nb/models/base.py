@@ -8,6 +8,7 @@ import io
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 from PIL import Image
 from torch import nn
@@ -125,7 +126,22 @@ class Adapter:
         return scaled_layers(self.num_layers)
 
     def check_layers(self, layers) -> tuple[int, ...]:
-        layers = tuple(sorted(set(int(l) for l in (layers if layers is not None else self.default_layers()))))
+        """Sorted distinct decoder layer indices. Takes None (the default layers), one index (an int:
+        layers=2 means [2]) or a list/tuple/range of indices; a string is refused ("23" is not [2, 3])."""
+        if layers is None:
+            layers = self.default_layers()
+        elif isinstance(layers, (int, np.integer)) and not isinstance(layers, bool):
+            layers = [int(layers)]
+        if isinstance(layers, (str, bytes)) or not hasattr(layers, "__iter__"):
+            raise ConfigError(
+                f"layers must be a list of decoder layer indices such as [6, 7, 8], one index, or None; "
+                f"got {layers!r}"
+            )
+        layers = list(layers)
+        odd = [l for l in layers if isinstance(l, bool) or not isinstance(l, (int, np.integer))]
+        if odd:
+            raise ConfigError(f"layers must be integer layer indices, got {odd!r} in {layers!r}")
+        layers = tuple(sorted(set(int(l) for l in layers)))
         if not layers:
             raise ConfigError(
                 "layers is empty; pass at least one decoder layer index, or None for the default"
@@ -168,6 +184,10 @@ class Adapter:
             "input_ids": token_ids,
             "attention_mask": torch.ones(1, total_len, dtype=torch.long, device=token_ids.device),
         }
+
+    def new_sequence(self) -> None:
+        """Forget per-sequence state the model keeps between forwards (Qwen2-VL's rope_deltas), so
+        a new prompt's prefill starts from nothing. Called before every prefill."""
 
     def rope_offset(self, device) -> torch.Tensor:
         """What the prompt adds to a decode position to give its rotary position ids, shaped like the

@@ -72,6 +72,11 @@ class Qwen2VLAdapter(Adapter):
         kw["position_ids"] = self.rope_offset(token_ids.device) + pos.view(1, 1, -1)  # [3, 1, s]
         return kw
 
+    def new_sequence(self) -> None:
+        # transformers recomputes rope_deltas only for a prompt with an image: a text-only prompt
+        # after an image one would reuse the image's offset (issue 17.7)
+        self.model.model.rope_deltas = None
+
     def rope_offset(self, device) -> torch.Tensor:
         """The prefill's rope_deltas on each of the 3 rotary axes: [3, 1, 1]."""
         delta = getattr(self.model.model, "rope_deltas", None)

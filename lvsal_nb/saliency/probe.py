@@ -23,6 +23,7 @@ from torch import nn
 
 from ..errors import UnsupportedModelError
 from .const import ConstMatmul
+from .model_lock import holding, no_sigint
 
 NAME = "lvsal"
 # SDPA's memory-efficient kernel (the one that takes a float mask on CUDA) copies a mask whose
@@ -289,11 +290,16 @@ def attention_modules(language_model: nn.Module) -> list[nn.Module]:
 
 
 @contextlib.contextmanager
-def attached(model: nn.Module, language_model: nn.Module, text_config, probe: Probe) -> Iterator[Probe]:
+def attached(
+    model: nn.Module, language_model: nn.Module, text_config, probe: Probe, what: str = "this call"
+) -> Iterator[Probe]:
     """Install the probe on `model` for the duration of the block; restore everything after.
 
-    Restores: the text config's attention implementation, each module's probe slot, and every
-    parameter's `requires_grad` (parameters never need gradients while tracing).
+    Holds the model's lock (model_lock.holding: another thread waits, then gets ModelBusyError), so
+    no other trace / analysis / locore block can interleave its own patching and restoring. Restores:
+    the text config's attention implementation, each module's probe slot, every parameter's
+    `requires_grad` (parameters never need gradients while tracing), train/eval mode and any
+    `rope_deltas` kept on a module (Qwen2-VL). Ctrl-C is deferred while patching and restoring.
     """
     register()
     if not getattr(model, "_can_set_attn_implementation", lambda: True)():
@@ -302,27 +308,47 @@ def attached(model: nn.Module, language_model: nn.Module, text_config, probe: Pr
             "saliency probe cannot be installed; use a model class from transformers >= 5"
         )
     mods = attention_modules(language_model)
-    prev_impl = text_config._attn_implementation
-    prev_slots = [getattr(m, "_lvsal_probe", None) for m in mods]
-    prev_grad = [p.requires_grad for p in model.parameters()]
-    was_training = model.training
-    try:
-        text_config._attn_implementation_internal = NAME
-        for m in mods:
-            m._lvsal_probe = probe
-        for p in model.parameters():
-            p.requires_grad_(False)
-        model.eval()
-        yield probe
-    finally:
-        text_config._attn_implementation_internal = prev_impl
-        for m, slot in zip(mods, prev_slots):
-            if slot is None:
-                if hasattr(m, "_lvsal_probe"):
-                    del m._lvsal_probe
-            else:
-                m._lvsal_probe = slot
-        for p, g in zip(model.parameters(), prev_grad):
-            p.requires_grad_(g)
-        model.train(was_training)
-        probe.captured = {}
+    with holding(model, what):
+        with no_sigint():
+            saved = _save_state(model, mods, text_config)
+            try:
+                text_config._attn_implementation_internal = NAME
+                for m in mods:
+                    m._lvsal_probe = probe
+                for p in model.parameters():
+                    p.requires_grad_(False)
+                model.eval()
+            except BaseException:
+                _restore_state(model, mods, text_config, saved)
+                raise
+        try:
+            yield probe
+        finally:
+            with no_sigint():
+                _restore_state(model, mods, text_config, saved)
+                probe.captured, probe.live = {}, {}
+
+
+def _save_state(model: nn.Module, mods: list[nn.Module], text_config) -> dict:
+    return {
+        "impl": text_config._attn_implementation,
+        "slots": [getattr(m, "_lvsal_probe", None) for m in mods],
+        "grad": [p.requires_grad for p in model.parameters()],
+        "training": model.training,
+        "rope_deltas": [(m, m.rope_deltas) for m in model.modules() if hasattr(m, "rope_deltas")],
+    }
+
+
+def _restore_state(model: nn.Module, mods: list[nn.Module], text_config, saved: dict) -> None:
+    text_config._attn_implementation_internal = saved["impl"]
+    for m, slot in zip(mods, saved["slots"]):
+        if slot is None:
+            if hasattr(m, "_lvsal_probe"):
+                del m._lvsal_probe
+        else:
+            m._lvsal_probe = slot
+    for p, g in zip(model.parameters(), saved["grad"]):
+        p.requires_grad_(g)
+    model.train(saved["training"])
+    for m, value in saved["rope_deltas"]:
+        m.rope_deltas = value

@@ -13,6 +13,7 @@ import math
 import torch
 
 from ..models.base import Adapter, Prepared
+from .model_lock import holding
 
 NAME = "lvsal_reference"
 
@@ -57,6 +58,13 @@ def _reference_attention(module, query, key, value, attention_mask, scaling=None
 
 @contextlib.contextmanager
 def _installed(adapter: Adapter, rec: _Recorder):
+    with holding(adapter.model, "the naive reference"):  # it patches the model too
+        with _patched(adapter, rec):
+            yield rec
+
+
+@contextlib.contextmanager
+def _patched(adapter: Adapter, rec: _Recorder):
     from transformers import AttentionInterface
     from transformers.masking_utils import AttentionMaskInterface, eager_mask
 

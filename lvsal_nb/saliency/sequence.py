@@ -13,8 +13,7 @@ from collections.abc import Iterator
 import torch
 from transformers import DynamicCache
 
-from ..decoding.kv import snapshot
-from ..decoding.loop import prefill
+from ..cache import detach_cache, prefill, rewind_cache, snapshot
 from ..models.base import Adapter, Prepared
 from .probe import Probe
 from .score import context_scores, saliency_rows
@@ -46,7 +45,9 @@ class SequenceEngine:
         self.adapter, self.prepared, self.probe, self.inputs = adapter, prepared, probe, inputs
         self.context, self.alternatives, self.chunk = context, alternatives, chunk
         self.ids = inputs["input_ids"][0].tolist()
-        self.next_q = prepared.n - 1
+        # (next row to score, scored steps not yet taken by the consumer): one attribute, replaced
+        # in one store, so a Ctrl-C between two statements cannot leave the two out of step
+        self._state: tuple[int, tuple] = (prepared.n - 1, ())
         self.device = inputs["input_ids"].device
         if prefilled is not None:
             self.cache = snapshot(prefilled, adapter.model.config)
@@ -54,25 +55,45 @@ class SequenceEngine:
             self.cache = DynamicCache(config=adapter.model.config)
             prefill(adapter, prepared, probe, inputs, self.cache)
 
+    @property
+    def next_q(self) -> int:
+        return self._state[0]
+
     def feed(self, output_ids: list[int]) -> Iterator[tuple[StepScores, torch.Tensor]]:
         """Yield (scores, log-probabilities of its K candidates) for each newly scorable step, in order
-        (host tensors)."""
+        (host tensors).
+
+        Interrupt-safe: a step leaves the queue only once the consumer asked for the next one, so a
+        consumer interrupted while handling a step gets it again from the next `feed` (the consumer
+        drops steps it already has, by index); a chunk interrupted while being computed is rolled
+        back and computed again.
+        """
         self.ids = self.ids[: self.prepared.n] + list(output_ids)
         last_q = len(self.ids) - 2  # the last position whose next token is known
-        while self.next_q <= last_q:
-            stop = last_q + 1 if self.chunk is None else min(last_q + 1, self.next_q + self.chunk)
-            yield from self._chunk(self.next_q, stop)
-            self.next_q = stop
+        while True:
+            next_q, ready = self._state
+            if ready:
+                yield ready[0]
+                self._state = (next_q, ready[1:])  # taken: the consumer came back for more
+                continue
+            if next_q > last_q:
+                return
+            stop = last_q + 1 if self.chunk is None else min(last_q + 1, next_q + self.chunk)
+            self._state = (stop, tuple(self._chunk(next_q, stop)))
 
-    def _chunk(self, start: int, stop: int):
+    def _chunk(self, start: int, stop: int) -> list[tuple[StepScores, torch.Tensor]]:
+        """Score rows [start, stop) in one isolated forward + one backward, over a cache holding
+        exactly [0, start) (an interrupted earlier attempt may have left some of this chunk's keys)."""
         ad, probe = self.adapter, self.probe
+        rewind_cache(self.cache, start)
         tokens = torch.tensor([self.ids[start:stop]], device=self.device)
         kw = ad.step_inputs(tokens, stop)
         probe.mode = "sequence"
         probe.new_forward()
         with torch.enable_grad():
             logits = ad.model(**kw, **{ad.cache_kw: self.cache}, use_cache=True).logits[0]  # [C, V]
-            logp = torch.log_softmax(logits if logits.dtype == torch.float64 else logits.float(), dim=-1)
+            # float64: at p ≈ 1 the loss gradient p - 1 is lost to rounding in float32 (issue 17.6)
+            logp = torch.log_softmax(logits.double(), dim=-1)
             target = torch.tensor(self.ids[start + 1 : stop + 1], device=self.device)
             cands = target[:, None]
             if self.alternatives:
@@ -102,8 +123,8 @@ class SequenceEngine:
             cand_logp = logp.detach().gather(1, cands).double().cpu()  # [C, K]
             # one device->host copy per chunk, not per step
             rows, ls, ids = rows.cpu(), ls.cpu(), cands.tolist()
-            for i, q in enumerate(range(start, stop)):
-                yield (
+            return [
+                (
                     StepScores(
                         q=q,
                         token_ids=ids[i],
@@ -113,12 +134,5 @@ class SequenceEngine:
                     ),
                     cand_logp[i],
                 )
-
-
-def detach_cache(cache) -> None:
-    """Cut the graph out of a transformers Cache after a chunk's grad-enabled pass (keeps values)."""
-    for layer in getattr(cache, "layers", []):
-        for name in ("keys", "values"):
-            t = getattr(layer, name, None)
-            if isinstance(t, torch.Tensor) and t.requires_grad:
-                setattr(layer, name, t.detach())
+                for i, q in enumerate(range(start, stop))
+            ]

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..decoding.kv import GrowingCache
+from ..cache import StepCache  # noqa: F401  (importable from here, as before)
 from ..trace import Spans
 from .probe import Probe
 from .score import context_scores, saliency_rows
@@ -28,22 +28,6 @@ class StepScores:
     scores: torch.Tensor  # [K], NaN when J is empty
     layer_scores: torch.Tensor  # [K, layers]
     rows: torch.Tensor  # [K, layers, q + 1]
-
-
-class StepCache(GrowingCache):
-    """A cache that holds no graph: in probe mode "step" it stores the new token's key/value
-    detached and hands the live ones to the probe (`probe.live[layer]`), whose attention adds their
-    gradient path back for the token's own column only."""
-
-    def __init__(self, config, probe: Probe):
-        super().__init__(config)
-        self.probe = probe
-
-    def update(self, key_states, value_states, layer_idx, *args, **kwargs):
-        if self.probe.mode == "step":
-            self.probe.live[layer_idx] = (key_states, value_states)
-            key_states, value_states = key_states.detach(), value_states.detach()
-        return super().update(key_states, value_states, layer_idx, *args, **kwargs)
 
 
 def score_candidates(
@@ -110,7 +94,8 @@ def head_grads(logits: torch.Tensor, w: torch.Tensor, candidates: list[int]) -> 
     formed before any product, as autograd does. (Wᵀp − W[c] cancels when p_c ≈ 1: 1e-3 relative
     error in float32 saliency.)
     """
-    p = torch.softmax(logits.double() if logits.dtype == torch.float64 else logits.float(), dim=-1)
+    # float64 whatever the model's dtype: p_c − 1 at p_c ≈ 1 keeps its digits (issue 17.6)
+    p = torch.softmax(logits.double(), dim=-1)
     idx = torch.tensor(sorted(set(candidates)), device=w.device)
     cand = torch.tensor(candidates, device=w.device)
     coef = p[idx][None, :] - (cand[:, None] == idx[None, :]).to(p.dtype)  # [K, |C|]

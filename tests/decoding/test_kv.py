@@ -5,7 +5,7 @@ import copy
 import torch
 from transformers import DynamicCache, LlamaConfig
 
-from lvsal_nb.decoding.kv import MIN_CAPACITY, GrowingCache, GrowingLayer
+from lvsal_nb.cache import MIN_CAPACITY, GrowingCache, GrowingLayer
 
 CFG = LlamaConfig(num_hidden_layers=2, hidden_size=16, num_attention_heads=2, vocab_size=10)
 
@@ -47,7 +47,7 @@ def test_crop_deepcopy_and_graph_updates_stay_correct():
 
 
 def test_snapshot_is_exact_size_and_independent():
-    from lvsal_nb.decoding.kv import snapshot
+    from lvsal_nb.cache import snapshot
 
     grow = GrowingCache(CFG)
     for layer in range(2):

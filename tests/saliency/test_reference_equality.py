@@ -10,7 +10,10 @@ from lvsal_nb.saliency.reference import reference_step
 
 PROMPT = "describe this image ."
 
-TOL = 1e-5
+# float64 models: saliency (float64 throughout) equals the reference to 1e-12; rows are stored in
+# float32 (values <= 1), so they equal it to float32 rounding
+TOL = 1e-12
+ROW_TOL = 1e-7
 LAYERS = [1, 2]
 
 
@@ -28,7 +31,7 @@ def _assert_matches_reference(session, image, tr, locore=None, context="text"):
                 continue
             worst = max(worst, abs(ref["scores"][i] - c.saliency))
             np.testing.assert_allclose(c.layer_scores, ref["layer_scores"][i], atol=TOL)
-        np.testing.assert_allclose(tr.records[t].row, ref["rows"][0].numpy(), atol=TOL)
+        np.testing.assert_allclose(tr.records[t].row, ref["rows"][0].numpy(), rtol=0, atol=ROW_TOL)
     assert worst < TOL
 
 
