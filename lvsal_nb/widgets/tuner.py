@@ -24,10 +24,24 @@ from ..trace import Trace
 from .bokehjs import bokeh_widget, load_bokehjs, refresh_bundle
 from .columns import score
 from .comparison import chair, run_panel, token_differences
-from .curves import compare_curve
+from .curves import compare_curve, fit_ranges
 from .live import LiveTrace
 
 SLOTS = ("A", "B")
+# What each one-letter slider does (PAPER.md), shown on hover.
+TOOLTIPS = {
+    "K": "SGRS: candidates drawn per step (top-K by probability)",
+    "α": "SGRS: threshold factor; a candidate is rejected when its saliency < α × the mean of the last W",
+    "W": "SGRS: window, how many previous tokens' saliency the threshold averages",
+    "R": "SGRS: draws per step; when all R are rejected the most salient of the K is taken (R ≤ K)",
+    "β": "LocoRE: attention to the last w_s outputs is multiplied by 1 + β (0 = off)",
+    "w_s": "LocoRE: window, how many recent output tokens get the 1 + β reinforcement",
+}
+
+
+def is_toy(session, truth) -> bool:
+    """Whether CHAIR uses the toy world's shape words: a toy Scene as truth, or the toy model."""
+    return hasattr(truth, "object_names") or getattr(session, "model_id", None) == "toy"
 
 
 def _truth_set(truth) -> set[str] | None:
@@ -54,6 +68,7 @@ class Tuner(W.VBox):
     def __init__(self, session, image, prompt: str, *, truth=None, max_new_tokens: int = 32, seed: int = 0,
                  decoding: str = "greedy", layers=None, context: str = "text"):
         self.session, self.image, self.prompt, self.truth = session, image, prompt, _truth_set(truth)
+        self.toy = is_toy(session, truth)  # toy shape words for CHAIR; else COCO synonyms (eval.chair)
         self.fixed = dict(max_new_tokens=max_new_tokens, seed=seed, decoding=decoding, layers=layers,
                           context=context)
         self.runs: dict[str, Trace] = {}
@@ -62,13 +77,13 @@ class Tuner(W.VBox):
         self.error: BaseException | None = None
         sl = {"style": {"description_width": "40px"}, "layout": W.Layout(width="230px")}
         self.use_sgrs = W.Checkbox(value=True, description="SGRS", indent=False)
-        self.k = W.IntSlider(5, min=1, max=10, description="K", **sl)
-        self.alpha = W.FloatSlider(0.6, min=0.0, max=1.5, step=0.05, description="α", **sl)
-        self.window = W.IntSlider(5, min=1, max=16, description="W", **sl)
-        self.rounds = W.IntSlider(3, min=1, max=5, description="R", **sl)
+        self.k = W.IntSlider(5, min=1, max=10, description="K", tooltip=TOOLTIPS["K"], **sl)
+        self.alpha = W.FloatSlider(0.6, min=0.0, max=1.5, step=0.05, description="α", tooltip=TOOLTIPS["α"], **sl)
+        self.window = W.IntSlider(5, min=1, max=16, description="W", tooltip=TOOLTIPS["W"], **sl)
+        self.rounds = W.IntSlider(3, min=1, max=5, description="R", tooltip=TOOLTIPS["R"], **sl)
         self.use_locore = W.Checkbox(value=False, description="LocoRE", indent=False)
-        self.beta = W.FloatSlider(0.15, min=0.0, max=1.0, step=0.01, description="β", **sl)
-        self.w_s = W.IntSlider(5, min=1, max=16, description="w_s", **sl)
+        self.beta = W.FloatSlider(0.15, min=0.0, max=1.0, step=0.01, description="β", tooltip=TOOLTIPS["β"], **sl)
+        self.w_s = W.IntSlider(5, min=1, max=16, description="w_s", tooltip=TOOLTIPS["w_s"], **sl)
         self.locore_layers = W.SelectMultiple(options=list(range(session.adapter.num_layers)), rows=4,
                                               description="layers", tooltip="LocoRE layers (none = all)",
                                               **sl)
@@ -81,7 +96,8 @@ class Tuner(W.VBox):
         self.status = W.HTML()
         self.panels = {s: W.HTML(layout=W.Layout(width="50%", padding="0 8px")) for s in SLOTS}
         self.sources = {s: ColumnDataSource({"step": [], "saliency": []}, name=f"curve_{s}") for s in SLOTS}
-        self.bokeh = bokeh_widget(compare_curve(self.sources["A"], self.sources["B"]))
+        self.figure = compare_curve(self.sources["A"], self.sources["B"])
+        self.bokeh = bokeh_widget(self.figure)
         self.run_button.on_click(lambda _b: self._run_clicked())
         self.stop_button.on_click(lambda _b: self.live and self.live.stop())
         controls = W.HBox([W.VBox([self.use_sgrs, self.k, self.alpha, self.window, self.rounds]),
@@ -157,14 +173,16 @@ class Tuner(W.VBox):
         """CHAIR of a run against `truth`, with its mentioned and hallucinated objects (None
         without truth or run)."""
         tr = self.runs.get(slot)
-        return None if tr is None or self.truth is None else chair(tr, self.truth)
+        return None if tr is None or self.truth is None else chair(tr, self.truth, toy=self.toy)
 
     def _render(self) -> None:
         diff = self.differences()
         for slot in SLOTS:
             tr = self.runs.get(slot)
             self.panels[slot].value = run_panel(slot, tr, self.settings_of.get(slot, {}), diff[slot],
-                                                self.scores(slot))
+                                                self.scores(slot), toy=self.toy)
             recs = tr.records if tr else []
             self.sources[slot].data = {"step": [s.step for s in recs],
                                        "saliency": [score(s, tr.layers, None) for s in recs]}
+        both = [self.sources[s].data for s in SLOTS]  # one range holding both runs (A's alone cut B off)
+        fit_ranges(self.figure, [x for d in both for x in d["step"]], [v for d in both for v in d["saliency"]])

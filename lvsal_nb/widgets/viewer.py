@@ -25,7 +25,8 @@ from ..trace import Trace
 from . import columns as C
 from . import row_columns as R
 from .bokehjs import bokeh_widget, load_bokehjs, refresh_bundle
-from .figures import fit_strip, label_context, new_sources, thumbnail_columns, viewer_layout
+from .curves import fit_ranges
+from .figures import bar_of, fit_strip, label_context, new_sources, set_scale, thumbnail_columns, viewer_layout
 from .live import LiveTrace
 from .marking import MarkPanel
 from .state import ViewerState
@@ -49,6 +50,7 @@ class TraceViewer(W.VBox):
         self.live_trace: LiveTrace | None = None
         self._syncing = False
         self._cells: dict = {}
+        self._image_top = 0.0  # the heatmap's per-trace scale, recomputed when the trace or layer changes
         self.play = W.Play(interval=500, min=0, max=0, tooltip="play through the steps")
         self.slider = W.IntSlider(min=0, max=0, description="step", layout=W.Layout(width="420px"))
         W.jslink((self.play, "value"), (self.slider, "value"))
@@ -161,7 +163,11 @@ class TraceViewer(W.VBox):
                 self.sources["curve"].data = C.curve(tr, layer, st.marks)
             if what in ("trace", "layer"):
                 self.sources["candidates"].data = cands
-                self.sources["rejected"].data = C.curve_rejected(tr, layer)
+                self.sources["rejected"].data = rej = C.curve_rejected(tr, layer)
+                curve = self.sources["curve"].data
+                fit_ranges(self.figures["curve"], curve["step"], curve["saliency"] + curve["tau"] + rej["saliency"])
+                self._image_top = R.image_top(tr, layer)
+                set_scale(bar_of(self.figures["image"]), self._image_top)
             if what == "trace" and not self.sources["thumb"].data.get("image"):
                 self.sources["thumb"].data = thumbnail_columns(tr.image_png, tr.image_grid)
             if what in ("trace", "layer", "step"):
@@ -169,7 +175,7 @@ class TraceViewer(W.VBox):
                 self.sources["context"].data = ctx
                 if what != "step":
                     label_context(self.figures["context"], ctx, R.context_top(tr, layer))
-                self.sources["image"].data = R.image_patches(tr, step, layer)
+                self.sources["image"].data = R.image_patches(tr, step, layer, self._image_top)
                 self.sources["context_cursor"].data = R.context_cursor(tr, step)
                 self.sources["curve_cursor"].data = C.curve_cursor(step, st.n_steps)
                 self.sources["strip_cursor"].data = C.strip_cursor(self._cells, step)
