@@ -12,6 +12,7 @@ Trace the same trace id as the partial ones (marks made while streaming stay att
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 import uuid
@@ -19,6 +20,7 @@ from collections.abc import Callable
 
 from ..decoding.locore import LocoRE
 from ..errors import ConfigError
+from ..fingerprint import weights_digest
 from ..trace import Spans, Step, Trace
 
 _FALLBACK = threading.RLock()  # for duck-typed sessions without their own lock
@@ -58,6 +60,8 @@ class LiveTrace:
         self._lock = threading.Lock()
         self._dirty = False
         self._stop, self._finished = threading.Event(), threading.Event()
+        model = getattr(session, "model", None)  # the marks' content key names the weights (fingerprint.py)
+        self._weights = weights_digest(model) if hasattr(model, "state_dict") else None
         self._skeleton = self._prepare()  # errors in the image or prompt surface here, not in a thread
         self._threads: list[threading.Thread] = []
 
@@ -75,7 +79,8 @@ class LiveTrace:
         tokens = ad.context_tokens(ids, prepared.spans.image)
         layers = list(ad.check_layers(self.kwargs.get("layers")))
         cfg = {"layers": layers, "context": self.kwargs.get("context", "text"), "engine": "live",
-               "model_id": self.session.model_id, "seed": self.kwargs.get("seed", 0)}
+               "model_id": self.session.model_id, "seed": self.kwargs.get("seed", 0),
+               "weights_digest": self._weights}
         return Trace(records=[], token_ids=ids, tokens=tokens, spans=prepared.spans, config=cfg,
                      prompt=self.prompt, image_digest=prepared.image_digest, image_grid=prepared.image_grid,
                      image_png=prepared.image_png, trace_id=self.trace_id)
@@ -152,6 +157,8 @@ class LiveTrace:
                 # one id from the first step on: marks made while streaming stay attached
                 tr = self.session.trace(self.image, self.prompt, on_step=self._on_step, stop=self._stop,
                                         trace_id=self.trace_id, **self.kwargs)
+            if tr is not None and self._weights and "weights_digest" not in tr.config:
+                tr = dataclasses.replace(tr, config={**tr.config, "weights_digest": self._weights})
         except BaseException as e:  # shown by the viewer, re-raised by wait()
             err = e
         self.trace, self.error = tr, err

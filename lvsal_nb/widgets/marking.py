@@ -63,14 +63,16 @@ class MarkPanel(W.VBox):
                 return
             tok = html.escape(display(st.trace.records[st.step].token))
             m = st.marks.get(st.step)
+            lost = (f" · {st.lost} mark{'s' if st.lost != 1 else ''} of an earlier run did not carry over "
+                    "(the token or one before it changed)" if st.lost else "")
         if m is None:
             self.info.value = (
-                f"step {st.step} <b>{tok}</b>: not marked · {len(st.marks)} marked in this trace"
+                f"step {st.step} <b>{tok}</b>: not marked · {len(st.marks)} marked in this trace{lost}"
             )
             return
         note = f" — “{html.escape(m.note)}”" if m.note else ""
         self.info.value = (
             f"step {st.step} <b>{tok}</b>: <b style='color:{MARK_COLORS[m.label]}'>{m.label}</b>"
             f"{note} <span style='color:#888'>by {html.escape(m.author)}</span> · "
-            f"{len(st.marks)} marked in this trace"
+            f"{len(st.marks)} marked in this trace{lost}"
         )

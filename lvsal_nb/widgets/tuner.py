@@ -63,10 +63,13 @@ class Tuner(W.VBox):
         session, image, prompt: what every run traces.
         truth: ground-truth object names (a set) or a toy Scene; enables CHAIR. Default: None.
         max_new_tokens, seed, decoding, layers, context: fixed Session.trace settings of every run.
+        sgrs: the sliders' starting SGRS: an SGRS (its values), True (the defaults), False (off).
+            Default: None, SGRS on with the paper's defaults.
+        locore: the sliders' starting LocoRE: a LocoRE, a beta (float), or None / False (off).
     """
 
     def __init__(self, session, image, prompt: str, *, truth=None, max_new_tokens: int = 32, seed: int = 0,
-                 decoding: str = "greedy", layers=None, context: str = "text"):
+                 decoding: str = "greedy", layers=None, context: str = "text", sgrs=None, locore=None):
         self.session, self.image, self.prompt, self.truth = session, image, prompt, _truth_set(truth)
         self.toy = is_toy(session, truth)  # toy shape words for CHAIR; else COCO synonyms (eval.chair)
         self.fixed = dict(max_new_tokens=max_new_tokens, seed=seed, decoding=decoding, layers=layers,
@@ -88,6 +91,7 @@ class Tuner(W.VBox):
                                               description="layers", tooltip="LocoRE layers (none = all)",
                                               **sl)
         self.k.observe(lambda ch: setattr(self.rounds, "max", ch["new"]), "value")  # R <= K
+        self._start_from(sgrs, locore)
         self.slot = W.ToggleButtons(options=SLOTS, value="A", tooltips=["run into slot A", "run into slot B"],
                                     style={"button_width": "36px"}, layout=W.Layout(width="90px"))
         self.run_button = W.Button(description="▶ run", button_style="primary", layout=W.Layout(width="80px"))
@@ -105,6 +109,24 @@ class Tuner(W.VBox):
         bar = W.HBox([self.slot, self.run_button, self.stop_button, self.progress, self.status])
         super().__init__([controls, bar, W.HBox([self.panels["A"], self.panels["B"]]), self.bokeh])
         self._render()
+
+    def _start_from(self, sgrs, locore) -> None:
+        """Set the sliders from the `sgrs` / `locore` arguments (see the class docstring)."""
+        if sgrs is not None:
+            if not isinstance(sgrs, (bool, SGRS)):
+                raise ConfigError(f"sgrs must be an lvsal_nb.SGRS, True, False or None, not {type(sgrs).__name__}")
+            self.use_sgrs.value = bool(sgrs)
+            if isinstance(sgrs, SGRS):
+                self.k.value, self.alpha.value, self.window.value = sgrs.k, sgrs.alpha, sgrs.window
+                self.rounds.value = sgrs.rounds
+        if locore is not None and locore is not False:
+            if isinstance(locore, (int, float)) and not isinstance(locore, bool):
+                locore = LocoRE(beta=float(locore))  # validates beta
+            if not isinstance(locore, LocoRE):
+                raise ConfigError(f"locore must be an lvsal_nb.LocoRE, a beta or None, not {type(locore).__name__}")
+            self.use_locore.value, self.beta.value, self.w_s.value = True, locore.beta, locore.window
+            if locore.layers:
+                self.locore_layers.value = tuple(locore.layers)
 
     def _repr_mimebundle_(self, **kwargs):
         load_bokehjs()

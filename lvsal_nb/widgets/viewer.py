@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import html
 import math
+import weakref
 
 import ipywidgets as W
 
@@ -43,8 +44,11 @@ class TraceViewer(W.VBox):
         author: name saved with marks. Default: $LVSAL_AUTHOR or the login name.
     """
 
+    last: weakref.ref | None = None  # the viewer made last (for `%lvsal marks` after lv.view)
+
     def __init__(self, trace: Trace, *, store: MarkStore | None = None, author: str | None = None):
         self.state = ViewerState(trace, store, author)
+        TraceViewer.last = weakref.ref(self)
         self.sources = new_sources()
         layout, self.figures = viewer_layout(self.sources, trace.image_grid, trace.image_png)
         self.live_trace: LiveTrace | None = None
