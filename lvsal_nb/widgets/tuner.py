@@ -26,6 +26,7 @@ from .columns import score
 from .comparison import chair, run_panel, token_differences
 from .curves import compare_curve, fit_ranges
 from .live import LiveTrace
+from .offline import OfflineDisplay, offline_bundle
 
 SLOTS = ("A", "B")
 # What each one-letter slider does (PAPER.md), shown on hover.
@@ -55,7 +56,7 @@ def _truth_set(truth) -> set[str] | None:
     return {str(t) for t in truth}
 
 
-class Tuner(W.VBox):
+class Tuner(OfflineDisplay, W.VBox):
     """Sliders for SGRS (K, α, W, R) and LocoRE (β, w_s, layers), Run into slot A or B, and the
     two runs side by side: tokens that differ highlighted, CHAIR of each when `truth` is known.
 
@@ -75,6 +76,7 @@ class Tuner(W.VBox):
         self.fixed = dict(max_new_tokens=max_new_tokens, seed=seed, decoding=decoding, layers=layers,
                           context=context)
         self.runs: dict[str, Trace] = {}
+        self._last_slot: str | None = None  # the slot of the run that finished last
         self.settings_of: dict[str, dict] = {}
         self.live: LiveTrace | None = None
         self.error: BaseException | None = None
@@ -129,9 +131,17 @@ class Tuner(W.VBox):
                 self.locore_layers.value = tuple(locore.layers)
 
     def _repr_mimebundle_(self, **kwargs):
+        """The widget view plus, for the last run, the trace payload and static HTML (offline.py),
+        with both runs' panels on top of the HTML."""
         load_bokehjs()
         refresh_bundle(self.bokeh)  # runs that finished before display are in the snapshot
-        return super()._repr_mimebundle_(**kwargs)
+        return self._full_bundle(**kwargs)
+
+    def _offline(self) -> dict:
+        last = self.runs.get(self._last_slot) if self._last_slot else None
+        panels = "".join(f"<div style='margin-bottom:6px'>{self.panels[s].value}</div>" for s in SLOTS)
+        return offline_bundle(last, {}, title=f"lvsal Tuner, run {self._last_slot}" if last else "lvsal Tuner",
+                              html_extra=panels)
 
     # ---- runs ---------------------------------------------------------------------------------
     def settings(self) -> dict:
@@ -177,11 +187,13 @@ class Tuner(W.VBox):
             self.status.value = f"<span style='color:#d62728'>{msg}</span>"
             return
         self.runs[slot], self.settings_of[slot] = tr, kw
+        self._last_slot = slot
         self.progress.value = len(tr.records)
         self.status.value = f"{slot}: {len(tr.records)} tokens" + (" (stopped)" if tr.interrupted else "")
         self.slot.value = SLOTS[1 - SLOTS.index(slot)]  # the next run goes into the other slot
         self._render()
         refresh_bundle(self.bokeh)
+        self.refresh_offline()  # a saved notebook shows the runs, not "no run yet"
 
     # ---- comparison ---------------------------------------------------------------------------
     def differences(self) -> dict[str, set[int]]:

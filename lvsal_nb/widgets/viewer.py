@@ -30,12 +30,13 @@ from .curves import fit_ranges
 from .figures import bar_of, fit_strip, label_context, new_sources, set_scale, thumbnail_columns, viewer_layout
 from .live import LiveTrace
 from .marking import MarkPanel
+from .offline import OfflineDisplay, offline_bundle
 from .state import ViewerState
 
 MEAN = "mean"  # the layer dropdown's value for the mean over layers (None in the state)
 
 
-class TraceViewer(W.VBox):
+class TraceViewer(OfflineDisplay, W.VBox):
     """Widget over one Trace. `state` drives it; `sources` are its Bokeh data (by view name).
 
     Args:
@@ -117,10 +118,15 @@ class TraceViewer(W.VBox):
         return self.trace
 
     def _repr_mimebundle_(self, **kwargs):
+        """The widget view plus the trace payload and static HTML (offline.py): a saved notebook
+        shows the trace without a kernel."""
         load_bokehjs()  # BokehJS must be on the page before the BokehModel renders
         with self.state.lock:
             refresh_bundle(self.bokeh)  # the view starts from the current data, not the first
-        return super()._repr_mimebundle_(**kwargs)
+            return self._full_bundle(**kwargs)
+
+    def _offline(self) -> dict:
+        return offline_bundle(self.state.trace, dict(self.state.marks), title="lvsal TraceViewer")
 
     # ---- events -> state ---------------------------------------------------------------------
     def _on_slider(self, change) -> None:
@@ -149,6 +155,7 @@ class TraceViewer(W.VBox):
             self.status.value = f"stopped: partial trace of {n} steps ({secs:.1f} s)"
         else:
             self.status.value = f"done: {n} steps in {secs:.1f} s"
+        self.refresh_offline()  # the saved output's offline parts: the final trace, not the empty start
 
     # ---- state -> views ----------------------------------------------------------------------
     def _render(self, what: str) -> None:
