@@ -33,9 +33,12 @@ class MarkPanel(W.VBox):
         self.clear = W.Button(description="clear", tooltip="remove your mark of this token",
                               layout=W.Layout(width="70px"))
         self.clear.on_click(lambda _b: self._safely(self.state.unmark))
-        self.note = W.Text(placeholder="note (optional), saved with the mark", layout=W.Layout(width="300px"))
+        self.note = W.Text(placeholder="note (optional), saved with the mark",
+                           layout=W.Layout(width="auto", flex="1 1 200px", max_width="320px"))
         self.info = W.HTML()
-        super().__init__([W.HBox([*self.buttons.values(), self.clear, self.note]), self.info])
+        row = W.HBox([*self.buttons.values(), self.clear, self.note],
+                     layout=W.Layout(flex_flow="row wrap"))  # narrow windows wrap instead of cutting off
+        super().__init__([row, self.info])
         self.refresh()
 
     def mark(self, label: str) -> None:

@@ -106,10 +106,15 @@ class Tuner(OfflineDisplay, W.VBox):
         self.bokeh = bokeh_widget(self.figure)
         self.run_button.on_click(lambda _b: self._run_clicked())
         self.stop_button.on_click(lambda _b: self.live and self.live.stop())
+        wrap = W.Layout(flex_flow="row wrap", align_items="center")  # narrow windows: wrap, never cut off
         controls = W.HBox([W.VBox([self.use_sgrs, self.k, self.alpha, self.window, self.rounds]),
-                           W.VBox([self.use_locore, self.beta, self.w_s, self.locore_layers])])
-        bar = W.HBox([self.slot, self.run_button, self.stop_button, self.progress, self.status])
-        super().__init__([controls, bar, W.HBox([self.panels["A"], self.panels["B"]]), self.bokeh])
+                           W.VBox([self.use_locore, self.beta, self.w_s, self.locore_layers])], layout=wrap)
+        bar = W.HBox([self.slot, self.run_button, self.stop_button, self.progress, self.status], layout=wrap)
+        for p in self.panels.values():
+            p.layout = W.Layout(flex="1 1 360px", padding="0 8px")
+        self.bokeh.layout.width = "100%"
+        super().__init__([controls, bar, W.HBox([self.panels["A"], self.panels["B"]], layout=wrap), self.bokeh],
+                         layout=W.Layout(width="100%"))
         self._render()
 
     def _start_from(self, sgrs, locore) -> None:

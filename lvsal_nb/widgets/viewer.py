@@ -69,8 +69,11 @@ class TraceViewer(OfflineDisplay, W.VBox):
         self.marker = MarkPanel(self.state)
         self._render("trace")  # fill every source before the BokehModel snapshots the document
         self.bokeh = bokeh_widget(layout)
-        bar = W.HBox([self.play, self.slider, self.layer, self.show_rejected, self.stop_button])
-        super().__init__([bar, self.info, self.bokeh, self.marker, self.status])
+        wrap = W.Layout(flex_flow="row wrap", align_items="center")  # narrow windows: wrap, never cut off
+        bar = W.HBox([self.play, self.slider, self.layer, self.show_rejected, self.stop_button], layout=wrap)
+        self.bokeh.layout.width = "100%"  # the figures stretch to the output's width (sizing_mode)
+        self.slider.layout = W.Layout(width="auto", min_width="260px", flex="1 1 320px", max_width="520px")
+        super().__init__([bar, self.info, self.bokeh, self.marker, self.status], layout=W.Layout(width="100%"))
         self.slider.observe(self._on_slider, "value")
         self.layer.observe(lambda ch: self.state.set_layer(None if ch["new"] == MEAN else ch["new"]), "value")
         self.stop_button.on_click(lambda _b: self.stop())

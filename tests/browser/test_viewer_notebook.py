@@ -17,6 +17,7 @@ import time
 import pytest
 from labdriver import (
     artifacts_dir,
+    lab_command,
     bokeh_point,
     bokeh_sources,
     notebook_with_outputs,
@@ -32,7 +33,7 @@ pytestmark = pytest.mark.browser
 AUTHOR = "browser-test"
 NOTEBOOK = "viewer.ipynb"
 STRIP = "Generated tokens"  # the token strip's title
-SETUP, LIVE, SAVE, REOPEN = range(4)  # cell indices
+SETUP, LIVE, SAVE, REOPEN, RERUN = range(5)  # cell indices
 CELLS = [
     # SETUP: the trained toy model when its weights are there, else a random tiny LLaVA (CPU, seconds)
     """import os
@@ -60,6 +61,16 @@ again = lv.view("run.lvsal.parquet")
 print("PID", os.getpid())
 print("REOPENED", again.trace.trace_id, "MARKS", sorted(again.state.marks))
 again""",
+    # RERUN: the LIVE cell again, self-contained (after a restart): a new trace id, the same tokens
+    """from pathlib import Path
+import lvsal_nb as lv
+from lvsal_nb.toy.scenes import make_scene, render
+TOY = Path(lv.__file__).parent / "toy" / "assets" / "model.safetensors"
+session = lv.load("toy" if TOY.exists() else "tiny:llava", device="cpu")
+rerun = lv.view(session, render(make_scene(3)), "Describe the image.", max_new_tokens=12, seed=0)
+rerun.wait(timeout=120)
+print("RERUN", rerun.trace.trace_id, "MARKS", sorted(rerun.state.marks))
+rerun""",
 ]
 
 
@@ -226,6 +237,32 @@ def test_viewer_live_scrub_mark_and_restart(viewer_lab, page):
     expect(again.marks).to_contain_text("hallucinated")
     expect(again.marks).to_contain_text(f"by {AUTHOR}")
     _shot(page, "reopened-selected", again.cell)
+
+    # rerun the live cell after the restart: a new trace id, the same tokens -> the mark is back
+    t0 = time.monotonic()
+    run_cell(page, RERUN)
+    rerun_id, _, rerun_marks = _printed(cells.nth(RERUN), "RERUN").partition(" MARKS ")
+    assert rerun_id != trace_id and rerun_marks == f"[{target}]"
+    rerun = Viewer(page, cells, RERUN)
+    strip = rerun.wait_rendered(n)
+    assert strip["mark"][target] == "hallucinated"
+    print(f"\nrerun after restart: {n} steps, mark on step {target} shown again "
+          f"({time.monotonic() - t0:.1f} s)")
+    _shot(page, "rerun-after-restart", rerun.cell)
+
+    # the saved notebook carries, per viewer, the trace payload (marks included) and static HTML:
+    # the live view's output was refreshed with the final trace when decoding ended
+    import json
+
+    lab_command(page, "docmanager:save")
+    _eventually(lambda: json.loads((lab.root / NOTEBOOK).read_text())["cells"][LIVE]["outputs"], "a saved notebook")
+    saved = json.loads((lab.root / NOTEBOOK).read_text())
+    live_out = [o for o in saved["cells"][LIVE]["outputs"] if "data" in o][-1]["data"]
+    payload = live_out["application/vnd.lvsal.trace+json"]
+    assert len(payload["steps"]) == n and live_out["text/html"].count("data-step=") == n
+    rerun_out = [o for o in saved["cells"][RERUN]["outputs"] if "data" in o][-1]["data"]
+    assert {"step": target, "label": "hallucinated", "note": ""} in (
+        rerun_out["application/vnd.lvsal.trace+json"]["marks"])
     _shot(page, "page")
     # (JupyterLab logs "Cannot send" twice after the restart: a dead kernel's widgets; not ours)
     ours = [e for e in page.lvsal_errors if "bokeh" in e.lower() or "lvsal" in e.lower()]
