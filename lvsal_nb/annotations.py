@@ -109,7 +109,8 @@ class MarkStore:
         row = (trace_id, step, str(token), label, str(note or ""), author or default_author(), _now(),
                str(setup), str(step_key))
         with self._connect(write=True) as con:
-            con.execute("INSERT INTO marks (trace_id, step, token, label, note, author, time, setup, step_key) "
+            con.execute("INSERT INTO marks (trace_id, step, token, label, note, author, time, setup, "
+                        "step_key) "
                         "VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT (trace_id, step, author) DO UPDATE SET "
                         "token=excluded.token, label=excluded.label, note=excluded.note, time=excluded.time, "
                         "setup=excluded.setup, step_key=excluded.step_key", row)
@@ -174,7 +175,8 @@ class MarkStore:
                 rows = con.execute(f"SELECT {', '.join(V1_COLUMNS)}, '', '' FROM marks{where} "
                                    "ORDER BY time, trace_id, step", args).fetchall()
             else:
-                rows = con.execute(f"SELECT {', '.join(COLUMNS)} FROM marks{where} ORDER BY time, trace_id, step",
+                sql = f"SELECT {', '.join(COLUMNS)} FROM marks{where} ORDER BY time, trace_id, step"
+                rows = con.execute(sql,
                                    args).fetchall()
         return pd.DataFrame(rows, columns=COLUMNS).astype({"step": "int64"})
 

@@ -41,8 +41,14 @@ def output_ids(trace) -> list[int]:
 def setup_key(trace) -> str:
     """Model id + weights digest, image digest and prompt of a trace (see the module docstring)."""
     cfg = trace.config or {}
-    return _digest({"model_id": cfg.get("model_id"), "weights": cfg.get("weights_digest"),
-                    "image": trace.image_digest, "prompt": trace.prompt})
+    return _digest(
+        {
+            "model_id": cfg.get("model_id"),
+            "weights": cfg.get("weights_digest"),
+            "image": trace.image_digest,
+            "prompt": trace.prompt,
+        }
+    )
 
 
 def step_keys(trace) -> list[str]:

@@ -12,14 +12,29 @@ from lvsal_nb.trace import Spans, Step, Trace
 
 
 def _trace(ids=(5, 6, 7), prompt="describe", image="img1", cfg=None, trace_id="a"):
-    recs = [Step(step=i, position=10 + i, token_id=t, token=f"t{t}", prob=0.5, logprob=-0.7, saliency=0.1)
-            for i, t in enumerate(ids)]
+    recs = [
+        Step(step=i, position=10 + i, token_id=t, token=f"t{t}", prob=0.5, logprob=-0.7, saliency=0.1)
+        for i, t in enumerate(ids)
+    ]
     n = 10 + len(recs)
-    config = {"model_id": "m", "weights_digest": "w1", "decoding": "greedy", "seed": 0, "sgrs": None,
-              "locore": None} | (cfg or {})
-    return Trace(records=recs, token_ids=list(range(10)) + list(ids), tokens=["t"] * n,
-                 spans=Spans(system=(0, 1), image=(1, 5), prompt=(5, 10), output=(10, n)), config=config,
-                 prompt=prompt, image_digest=image, trace_id=trace_id)
+    config = {
+        "model_id": "m",
+        "weights_digest": "w1",
+        "decoding": "greedy",
+        "seed": 0,
+        "sgrs": None,
+        "locore": None,
+    } | (cfg or {})
+    return Trace(
+        records=recs,
+        token_ids=list(range(10)) + list(ids),
+        tokens=["t"] * n,
+        spans=Spans(system=(0, 1), image=(1, 5), prompt=(5, 10), output=(10, n)),
+        config=config,
+        prompt=prompt,
+        image_digest=image,
+        trace_id=trace_id,
+    )
 
 
 def _hand_setup(model="m", weights="w1", image="img1", prompt="describe"):

@@ -70,8 +70,8 @@ def fmt(x: float) -> str:
 
 
 # ---- token strip ---------------------------------------------------------------------------------
-STRIP_KEYS = ("step", "x", "y", "line_h", "mark_y", "w", "h", "text", "text_color", "saliency", "value", "fill",
-              "prob", "tau", "decision", "mark", "mark_color", "mark_dash", "mark_alpha", "rejected")
+STRIP_KEYS = ("step", "x", "y", "line_h", "mark_y", "w", "h", "text", "text_color", "saliency", "value",
+              "fill", "prob", "tau", "decision", "mark", "mark_color", "mark_dash", "mark_alpha", "rejected")
 
 
 def strip(trace: Trace, layer: int | None, marks: dict, width: int = STRIP_CHARS,
@@ -81,7 +81,8 @@ def strip(trace: Trace, layer: int | None, marks: dict, width: int = STRIP_CHARS
     Token cells: one row per step with centre x, y, width w, height h (character units; line i at
     y = -i * line_h), text and its colour (white on the dark half of the palette), raw saliency,
     fill colour on the per-trace scale [0, max saliency of the trace], and the mark's outline
-    (mark_color, mark_dash, mark_alpha 0 when unmarked; mark_y: the old underline's y). Candidate labels (none unless show_rejected): one
+    (mark_color, mark_dash, mark_alpha 0 when unmarked; mark_y: the old underline's y).
+    Candidate labels (none unless show_rejected): one
     row per rejected candidate, at its token's left edge, stacked under the token.
     """
     recs, lay = trace.records, trace.layers
@@ -103,7 +104,8 @@ def strip(trace: Trace, layer: int | None, marks: dict, width: int = STRIP_CHARS
                     fill=color_for(v, 0.0, hi), prob=f"{s.prob:.3f}",
                     tau=fmt(math.nan if s.tau is None else s.tau), decision=s.decision,
                     mark=m.label if m else "", mark_color=MARK_COLORS[m.label] if m else NO_MARK,
-                    mark_dash=MARK_STYLE[m.label][1] if m else "solid", mark_alpha=1.0 if m else 0.0, rejected=", ".join(labels) or "none")
+                    mark_dash=MARK_STYLE[m.label][1] if m else "solid", mark_alpha=1.0 if m else 0.0,
+                    rejected=", ".join(labels) or "none")
         for k in STRIP_KEYS:
             cells[k].append(cell[k])
         for j, t in enumerate(labels if show_rejected else []):

@@ -12,8 +12,16 @@ import math
 
 import numpy as np
 from bokeh.layouts import column, row
-from bokeh.models import (ColorBar, ColumnDataSource, FixedTicker, HoverTool, LayoutDOM, LinearColorMapper,
-                          Range1d, TapTool)
+from bokeh.models import (
+    ColorBar,
+    ColumnDataSource,
+    FixedTicker,
+    HoverTool,
+    LayoutDOM,
+    LinearColorMapper,
+    Range1d,
+    TapTool,
+)
 from bokeh.plotting import figure
 
 from ..palette import HALO_COLOR, HALO_WIDTH_PX, MARK_WIDTH_PX, SALIENCY_PALETTE, scale_label

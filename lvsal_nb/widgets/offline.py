@@ -27,8 +27,11 @@ DIGITS = 5  # decimals of floats in the trace payload
 def trace_payload(trace: Trace, marks: dict) -> dict:
     """The lvsal MIME payload of a trace with `marks` (step -> Mark / label) as [{step, label, note}]."""
     d = trace.to_json(digits=DIGITS)
-    d["marks"] = [{"step": int(k), "label": getattr(m, "label", m), "note": getattr(m, "note", "")}
-                  for k, m in sorted(marks.items()) if 0 <= int(k) < len(trace.records)]
+    d["marks"] = [
+        {"step": int(k), "label": getattr(m, "label", m), "note": getattr(m, "note", "")}
+        for k, m in sorted(marks.items())
+        if 0 <= int(k) < len(trace.records)
+    ]
     return d
 
 

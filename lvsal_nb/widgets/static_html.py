@@ -18,10 +18,19 @@ import html
 import json
 import math
 import uuid
+from pathlib import Path
 
 import numpy as np
 
-from ..palette import HALO_COLOR, MARK_STYLE, SALIENCY_PALETTE, color_for, palette_index, scale_label, text_color_for
+from ..palette import (
+    HALO_COLOR,
+    MARK_STYLE,
+    SALIENCY_PALETTE,
+    color_for,
+    palette_index,
+    scale_label,
+    text_color_for,
+)
 from ..trace import Trace
 from .columns import display, row, score, top
 
@@ -33,20 +42,27 @@ MAX_STEPS_WITH_IMAGE = 4096  # past this the heatmap data is left out (the strip
 def _mark_css(label: str) -> str:
     color, dash = MARK_STYLE[label]
     # 2 px outline (solid / dashed) with a 1 px white halo on both sides: visible on every colour
-    return (f"outline:2px {dash} {color};outline-offset:1px;"
-            f"box-shadow:0 0 0 1px {HALO_COLOR}, 0 0 0 4px {HALO_COLOR};")
+    return (
+        f"outline:2px {dash} {color};outline-offset:1px;"
+        f"box-shadow:0 0 0 1px {HALO_COLOR}, 0 0 0 4px {HALO_COLOR};"
+    )
 
 
 def image_indices(trace: Trace, hi: float) -> list[str]:
     """Per step, the image-token part of its row (mean of layers) as palette indices 0..255 on the
     scale [0, hi], one byte per patch in grid order, base64 (empty strings without an image)."""
     grid, span = trace.image_grid, trace.spans.image
-    if not grid or not span or grid[0] * grid[1] > span[1] - span[0] or len(trace.records) > MAX_STEPS_WITH_IMAGE:
+    if (
+        not grid
+        or not span
+        or grid[0] * grid[1] > span[1] - span[0]
+        or len(trace.records) > MAX_STEPS_WITH_IMAGE
+    ):
         return []
     n = grid[0] * grid[1]
     out = []
     for i in range(len(trace.records)):
-        v = np.asarray(row(trace, i, None)[span[0]: span[0] + n], dtype=float)
+        v = np.asarray(row(trace, i, None)[span[0] : span[0] + n], dtype=float)
         idx = bytes((palette_index(x, 0.0, hi) or 0) for x in v)
         out.append(base64.b64encode(idx).decode())
     return out
@@ -58,7 +74,7 @@ def image_top_mean(trace: Trace) -> float:
     if not grid or not span or not trace.records:
         return 0.0
     n = grid[0] * grid[1]
-    return top([np.nanmax(row(trace, i, None)[span[0]: span[0] + n]) for i in range(len(trace.records))])
+    return top([np.nanmax(row(trace, i, None)[span[0] : span[0] + n]) for i in range(len(trace.records))])
 
 
 def static_html(trace: Trace, marks: dict | None = None, title: str = "lvsal trace") -> str:
@@ -79,11 +95,15 @@ def static_html(trace: Trace, marks: dict | None = None, title: str = "lvsal tra
         m = marks.get(s.step)
         tip = f"step {s.step} · saliency {'–' if math.isnan(v) else f'{v:.3f}'} · p {s.prob:.3f}"
         tip += f" · {s.decision}" + (f" · marked {m}" if m else "")
-        style = (f"background:{color_for(v, 0.0, hi)};color:{text_color_for(v, 0.0, hi)};"
-                 "padding:1px 3px;margin:3px 2px;display:inline-block;border-radius:2px;cursor:pointer;"
-                 + (_mark_css(m) if m in MARK_STYLE else ""))
-        cells.append(f"<span data-step='{s.step}' title='{html.escape(tip, quote=True)}' "
-                     f"style='{style}'>{html.escape(display(s.token))}</span>")
+        style = (
+            f"background:{color_for(v, 0.0, hi)};color:{text_color_for(v, 0.0, hi)};"
+            "padding:1px 3px;margin:3px 2px;display:inline-block;border-radius:2px;cursor:pointer;"
+            + (_mark_css(m) if m in MARK_STYLE else "")
+        )
+        cells.append(
+            f"<span data-step='{s.step}' title='{html.escape(tip, quote=True)}' "
+            f"style='{style}'>{html.escape(display(s.token))}</span>"
+        )
     img_hi = image_top_mean(trace)
     data = {
         "tokens": [display(s.token) for s in recs],
@@ -102,21 +122,27 @@ def static_html(trace: Trace, marks: dict | None = None, title: str = "lvsal tra
     if trace.image_png and data["image"]:
         b64 = base64.b64encode(trace.image_png).decode()
         rows, cols = trace.image_grid
-        thumb = (f"<div style='width:200px;flex:none'><div style='position:relative'>"
-                 f"<img src='data:image/png;base64,{b64}' style='width:200px;display:block' alt='image'>"
-                 f"<canvas class='lvsal-heat' width='{cols}' height='{rows}' style='position:absolute;left:0;"
-                 "top:0;width:100%;height:100%;opacity:0.75;image-rendering:pixelated'></canvas></div>"
-                 f"<div style='font-size:11px'>image tokens at this step · "
-                 f"{html.escape(scale_label('saliency', 0.0, img_hi))}</div></div>")
-    meta = (f"{html.escape(title)} · {html.escape(str(trace.config.get('model_id', '')))} · {n} steps "
-            f"(numbered from 0) · prompt: {html.escape(trace.prompt[:200])}")
-    bar = (f"<span style='display:inline-block;width:160px;height:9px;vertical-align:middle;"
-           f"background:linear-gradient(to right, {_STOPS})'></span> "
-           f"{html.escape(scale_label('saliency', 0.0, hi))} (dark = low, bright = high)")
-    return f"""<div id="{uid}" class="lvsal-static" style="font-family:sans-serif;font-size:13px;max-width:100%;\
-color:var(--jp-ui-font-color1, inherit)">
+        thumb = (
+            f"<div style='width:200px;flex:none'><div style='position:relative'>"
+            f"<img src='data:image/png;base64,{b64}' style='width:200px;display:block' alt='image'>"
+            f"<canvas class='lvsal-heat' width='{cols}' height='{rows}' style='position:absolute;left:0;"
+            "top:0;width:100%;height:100%;opacity:0.75;image-rendering:pixelated'></canvas></div>"
+            f"<div style='font-size:11px'>image tokens at this step · "
+            f"{html.escape(scale_label('saliency', 0.0, img_hi))}</div></div>"
+        )
+    meta = (
+        f"{html.escape(title)} · {html.escape(str(trace.config.get('model_id', '')))} · {n} steps "
+        f"(numbered from 0) · prompt: {html.escape(trace.prompt[:200])}"
+    )
+    bar = (
+        f"<span style='display:inline-block;width:160px;height:9px;vertical-align:middle;"
+        f"background:linear-gradient(to right, {_STOPS})'></span> "
+        f"{html.escape(scale_label('saliency', 0.0, hi))} (dark = low, bright = high)"
+    )
+    style = "font-family:sans-serif;font-size:13px;max-width:100%;color:var(--jp-ui-font-color1, inherit)"
+    return f"""<div id="{uid}" class="lvsal-static" style="{style}">
 <div style="font-weight:bold">{meta}</div>
-<div class="lvsal-strip" style="font-family:monospace;line-height:1.9;margin:4px 0">{''.join(cells)}</div>
+<div class="lvsal-strip" style="font-family:monospace;line-height:1.9;margin:4px 0">{"".join(cells)}</div>
 <div style="font-size:11px">{bar}</div>
 <div style="display:flex;gap:12px;align-items:flex-start;flex-wrap:wrap;margin-top:6px">{thumb}
 <div style="flex:1;min-width:240px"><input class="lvsal-scrub" type="range" min="0" max="{max(n - 1, 0)}" \
@@ -131,9 +157,11 @@ def _readout(recs, sal, marks, step: int = 0) -> str:
     s, v = recs[step], sal[step]
     tau = "" if s.tau is None else f" (τ {s.tau:.3f})"
     m = marks.get(step)
-    return (f"step <b>{step}</b> / {len(recs) - 1} · <b>{html.escape(display(s.token))}</b> · saliency "
-            f"{'–' if math.isnan(v) else f'{v:.3f}'}{tau} · p {s.prob:.3f} · {s.decision}"
-            + (f" · marked <b>{m}</b>" if m else ""))
+    return (
+        f"step <b>{step}</b> / {len(recs) - 1} · <b>{html.escape(display(s.token))}</b> · saliency "
+        f"{'–' if math.isnan(v) else f'{v:.3f}'}{tau} · p {s.prob:.3f} · {s.decision}"
+        + (f" · marked <b>{m}</b>" if m else "")
+    )
 
 
 def _json_in_html(obj) -> str:
@@ -141,27 +169,5 @@ def _json_in_html(obj) -> str:
     return json.dumps(obj, separators=(",", ":")).replace("</", "<\\/")
 
 
-# Scrubbing without a kernel: slider, arrow keys, clicks on tokens. Plain ES5, no dependency.
-_SCRIPT = """(function(){var root=document.getElementById("__UID__");if(!root)return;
-var d=JSON.parse(root.querySelector(".lvsal-data").textContent),n=d.tokens.length;if(!n)return;
-var sl=root.querySelector(".lvsal-scrub"),out=root.querySelector(".lvsal-readout"),
-cv=root.querySelector(".lvsal-heat"),cells=root.querySelectorAll(".lvsal-strip span"),cur=-1;
-sl.style.display="block";
-function esc(t){return String(t).replace(/[&<>]/g,function(c){return {"&":"&amp;","<":"&lt;",">":"&gt;"}[c];});}
-function f3(x){return x===null?"\\u2013":x.toFixed(3);}
-function show(i){i=Math.max(0,Math.min(n-1,i|0));if(i===cur)return;
-if(cur>=0)cells[cur].style.textDecoration="";cells[i].style.textDecoration="underline 3px";cur=i;
-sl.value=i;var m=d.marks[String(i)];
-out.innerHTML="step <b>"+i+"</b> / "+(n-1)+" \\u00b7 <b>"+esc(d.tokens[i])+"</b> \\u00b7 saliency "+f3(d.sal[i])+
-(d.tau[i]===null?"":" (\\u03c4 "+f3(d.tau[i])+")")+" \\u00b7 p "+d.prob[i].toFixed(3)+" \\u00b7 "+esc(d.decision[i])+
-(m?" \\u00b7 marked <b>"+m+"</b>":"");
-if(cv&&d.image.length){var g=d.grid,ctx=cv.getContext("2d"),b=atob(d.image[i]),im=ctx.createImageData(g[1],g[0]);
-for(var k=0;k<b.length;k++){var c=d.palette[b.charCodeAt(k)];im.data[4*k]=parseInt(c.substr(1,2),16);
-im.data[4*k+1]=parseInt(c.substr(3,2),16);im.data[4*k+2]=parseInt(c.substr(5,2),16);im.data[4*k+3]=255;}
-ctx.putImageData(im,0,0);}
-root.setAttribute("data-step",i);}
-sl.addEventListener("input",function(){show(+sl.value);});
-for(var k=0;k<cells.length;k++)cells[k].addEventListener("click",function(e){show(+e.currentTarget.getAttribute("data-step"));});
-root.tabIndex=0;root.addEventListener("keydown",function(e){if(e.key==="ArrowRight"){show(cur+1);e.preventDefault();}
-else if(e.key==="ArrowLeft"){show(cur-1);e.preventDefault();}});
-show(0);})();"""
+# Scrubbing without a kernel (slider, arrow keys, clicks on tokens): plain ES5, no dependency.
+_SCRIPT = (Path(__file__).parent / "static_html.js").read_text(encoding="utf-8")

@@ -83,11 +83,13 @@ class Tuner(OfflineDisplay, W.VBox):
         sl = {"style": {"description_width": "40px"}, "layout": W.Layout(width="230px")}
         self.use_sgrs = W.Checkbox(value=True, description="SGRS", indent=False)
         self.k = W.IntSlider(5, min=1, max=10, description="K", tooltip=TOOLTIPS["K"], **sl)
-        self.alpha = W.FloatSlider(0.6, min=0.0, max=1.5, step=0.05, description="α", tooltip=TOOLTIPS["α"], **sl)
+        self.alpha = W.FloatSlider(0.6, min=0.0, max=1.5, step=0.05, description="α", tooltip=TOOLTIPS["α"],
+                                   **sl)
         self.window = W.IntSlider(5, min=1, max=16, description="W", tooltip=TOOLTIPS["W"], **sl)
         self.rounds = W.IntSlider(3, min=1, max=5, description="R", tooltip=TOOLTIPS["R"], **sl)
         self.use_locore = W.Checkbox(value=False, description="LocoRE", indent=False)
-        self.beta = W.FloatSlider(0.15, min=0.0, max=1.0, step=0.01, description="β", tooltip=TOOLTIPS["β"], **sl)
+        self.beta = W.FloatSlider(0.15, min=0.0, max=1.0, step=0.01, description="β", tooltip=TOOLTIPS["β"],
+                                  **sl)
         self.w_s = W.IntSlider(5, min=1, max=16, description="w_s", tooltip=TOOLTIPS["w_s"], **sl)
         self.locore_layers = W.SelectMultiple(options=list(range(session.adapter.num_layers)), rows=4,
                                               description="layers", tooltip="LocoRE layers (none = all)",
@@ -113,15 +115,16 @@ class Tuner(OfflineDisplay, W.VBox):
         for p in self.panels.values():
             p.layout = W.Layout(flex="1 1 360px", padding="0 8px")
         self.bokeh.layout.width = "100%"
-        super().__init__([controls, bar, W.HBox([self.panels["A"], self.panels["B"]], layout=wrap), self.bokeh],
-                         layout=W.Layout(width="100%"))
+        runs = W.HBox([self.panels["A"], self.panels["B"]], layout=wrap)
+        super().__init__([controls, bar, runs, self.bokeh], layout=W.Layout(width="100%"))
         self._render()
 
     def _start_from(self, sgrs, locore) -> None:
         """Set the sliders from the `sgrs` / `locore` arguments (see the class docstring)."""
         if sgrs is not None:
             if not isinstance(sgrs, (bool, SGRS)):
-                raise ConfigError(f"sgrs must be an lvsal_nb.SGRS, True, False or None, not {type(sgrs).__name__}")
+                raise ConfigError(
+                    f"sgrs must be an lvsal_nb.SGRS, True, False or None, not {type(sgrs).__name__}")
             self.use_sgrs.value = bool(sgrs)
             if isinstance(sgrs, SGRS):
                 self.k.value, self.alpha.value, self.window.value = sgrs.k, sgrs.alpha, sgrs.window
@@ -130,7 +133,8 @@ class Tuner(OfflineDisplay, W.VBox):
             if isinstance(locore, (int, float)) and not isinstance(locore, bool):
                 locore = LocoRE(beta=float(locore))  # validates beta
             if not isinstance(locore, LocoRE):
-                raise ConfigError(f"locore must be an lvsal_nb.LocoRE, a beta or None, not {type(locore).__name__}")
+                raise ConfigError(
+                    f"locore must be an lvsal_nb.LocoRE, a beta or None, not {type(locore).__name__}")
             self.use_locore.value, self.beta.value, self.w_s.value = True, locore.beta, locore.window
             if locore.layers:
                 self.locore_layers.value = tuple(locore.layers)
@@ -145,7 +149,8 @@ class Tuner(OfflineDisplay, W.VBox):
     def _offline(self) -> dict:
         last = self.runs.get(self._last_slot) if self._last_slot else None
         panels = "".join(f"<div style='margin-bottom:6px'>{self.panels[s].value}</div>" for s in SLOTS)
-        return offline_bundle(last, {}, title=f"lvsal Tuner, run {self._last_slot}" if last else "lvsal Tuner",
+        title = f"lvsal Tuner, run {self._last_slot}" if last else "lvsal Tuner"
+        return offline_bundle(last, {}, title=title,
                               html_extra=panels)
 
     # ---- runs ---------------------------------------------------------------------------------
@@ -224,4 +229,5 @@ class Tuner(OfflineDisplay, W.VBox):
             self.sources[slot].data = {"step": [s.step for s in recs],
                                        "saliency": [score(s, tr.layers, None) for s in recs]}
         both = [self.sources[s].data for s in SLOTS]  # one range holding both runs (A's alone cut B off)
-        fit_ranges(self.figure, [x for d in both for x in d["step"]], [v for d in both for v in d["saliency"]])
+        steps, values = [x for d in both for x in d["step"]], [v for d in both for v in d["saliency"]]
+        fit_ranges(self.figure, steps, values)

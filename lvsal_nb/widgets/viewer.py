@@ -27,7 +27,15 @@ from . import columns as C
 from . import row_columns as R
 from .bokehjs import bokeh_widget, load_bokehjs, refresh_bundle
 from .curves import fit_ranges
-from .figures import bar_of, fit_strip, label_context, new_sources, set_scale, thumbnail_columns, viewer_layout
+from .figures import (
+    bar_of,
+    fit_strip,
+    label_context,
+    new_sources,
+    set_scale,
+    thumbnail_columns,
+    viewer_layout,
+)
 from .live import LiveTrace
 from .marking import MarkPanel
 from .offline import OfflineDisplay, offline_bundle
@@ -73,7 +81,8 @@ class TraceViewer(OfflineDisplay, W.VBox):
         bar = W.HBox([self.play, self.slider, self.layer, self.show_rejected, self.stop_button], layout=wrap)
         self.bokeh.layout.width = "100%"  # the figures stretch to the output's width (sizing_mode)
         self.slider.layout = W.Layout(width="auto", min_width="260px", flex="1 1 320px", max_width="520px")
-        super().__init__([bar, self.info, self.bokeh, self.marker, self.status], layout=W.Layout(width="100%"))
+        parts = [bar, self.info, self.bokeh, self.marker, self.status]
+        super().__init__(parts, layout=W.Layout(width="100%"))
         self.slider.observe(self._on_slider, "value")
         self.layer.observe(lambda ch: self.state.set_layer(None if ch["new"] == MEAN else ch["new"]), "value")
         self.stop_button.on_click(lambda _b: self.stop())
@@ -179,7 +188,8 @@ class TraceViewer(OfflineDisplay, W.VBox):
                 self.sources["candidates"].data = cands
                 self.sources["rejected"].data = rej = C.curve_rejected(tr, layer)
                 curve = self.sources["curve"].data
-                fit_ranges(self.figures["curve"], curve["step"], curve["saliency"] + curve["tau"] + rej["saliency"])
+                shown = curve["saliency"] + curve["tau"] + rej["saliency"]
+                fit_ranges(self.figures["curve"], curve["step"], shown)
                 self._image_top = R.image_top(tr, layer)
                 set_scale(bar_of(self.figures["image"]), self._image_top)
             if what == "trace" and not self.sources["thumb"].data.get("image"):

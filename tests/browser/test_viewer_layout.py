@@ -11,7 +11,6 @@ from labdriver import artifacts_dir, bokeh_sources, notebook_with_outputs, run_a
 
 pytestmark = pytest.mark.browser
 
-NOTEBOOK = "layout.ipynb"
 CELLS = [
     """import lvsal_nb as lv
 from pathlib import Path
@@ -42,18 +41,22 @@ def layout_lab(browser_deps, tmp_path_factory):
 
 def _overflow(page, cell_index: int) -> list[str]:
     """Elements of the viewer whose right edge passes the output area's (cut off or scrolled)."""
-    return page.evaluate("""(ci) => {
+    return page.evaluate(
+        """(ci) => {
       const cell = window.jupyterapp.shell.currentWidget.content.widgets[ci].node;
       const area = cell.querySelector('.jp-OutputArea-output:last-child') || cell;
       const right = area.getBoundingClientRect().right + 1;
       const bad = [];
-      for (const el of cell.querySelectorAll('.jp-OutputArea button, .jp-OutputArea canvas, .jp-OutputArea input,'
+      for (const el of cell.querySelectorAll('.jp-OutputArea button, .jp-OutputArea canvas,'
+                                             + ' .jp-OutputArea input,'
                                              + ' .jp-OutputArea .widget-slider')) {
         const r = el.getBoundingClientRect();
         if (r.width > 0 && r.right > right) bad.push((el.textContent || el.tagName).trim().slice(0, 30)
                                                      + ' ' + Math.round(r.right) + '>' + Math.round(right));
       }
-      return bad; }""", cell_index)
+      return bad; }""",
+        cell_index,
+    )
 
 
 @pytest.mark.parametrize("theme", ["light", "dark"])
@@ -63,9 +66,11 @@ def test_viewer_fits_and_follows_the_theme(layout_lab, browser, theme, width):
     ctx = browser.new_context(viewport={"width": width, "height": 1250}, device_scale_factor=1)
     page = ctx.new_page()
     try:
-        lab.put_file(NOTEBOOK, notebook_with_outputs([(src, []) for src in CELLS]))
+        # one notebook (so one kernel) per page: BokehJS is published once per kernel
+        notebook = f"layout-{theme}-{width}.ipynb"
+        lab.put_file(notebook, notebook_with_outputs([(src, []) for src in CELLS]))
         t0 = time.monotonic()
-        lab.open(page, NOTEBOOK, theme=theme)
+        lab.open(page, notebook, theme=theme)
         run_all_cells(page, timeout=300)
         deadline = time.monotonic() + 60
         while not (bokeh_sources(page, 1, ["strip"]) or {}).get("strip", {}).get("step"):
@@ -73,8 +78,9 @@ def test_viewer_fits_and_follows_the_theme(layout_lab, browser, theme, width):
             time.sleep(0.25)
         time.sleep(1.0)  # let the stretch_width figures settle to the output's width
         print(f"\n{theme} {width}px: notebook run and viewer rendered in {time.monotonic() - t0:.1f} s")
-        page.evaluate("() => window.jupyterapp.commands.execute('application:toggle-left-area')") if width == 1100 \
-            else None
+        page.evaluate(
+            "() => window.jupyterapp.commands.execute('application:toggle-left-area')"
+        ) if width == 1100 else None
         cell = page.locator(".jp-Notebook .jp-Cell").nth(1)
         cell.scroll_into_view_if_needed()
         time.sleep(0.5)

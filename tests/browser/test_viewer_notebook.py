@@ -17,9 +17,9 @@ import time
 import pytest
 from labdriver import (
     artifacts_dir,
-    lab_command,
     bokeh_point,
     bokeh_sources,
+    lab_command,
     notebook_with_outputs,
     restart_kernel,
     run_all_cells,
@@ -255,7 +255,8 @@ def test_viewer_live_scrub_mark_and_restart(viewer_lab, page):
     import json
 
     lab_command(page, "docmanager:save")
-    _eventually(lambda: json.loads((lab.root / NOTEBOOK).read_text())["cells"][LIVE]["outputs"], "a saved notebook")
+    _eventually(lambda: json.loads((lab.root / NOTEBOOK).read_text())["cells"][LIVE]["outputs"],
+                "a saved notebook")
     saved = json.loads((lab.root / NOTEBOOK).read_text())
     live_out = [o for o in saved["cells"][LIVE]["outputs"] if "data" in o][-1]["data"]
     payload = live_out["application/vnd.lvsal.trace+json"]

@@ -40,8 +40,13 @@ def exported(browser_deps, tmp_path_factory):
         nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
         # as JupyterLab saves it by default: outputs, no widget state (nbconvert would then embed the
         # widget from a CDN instead of using the text/html fallback)
-        NotebookClient(nb, timeout=600, kernel_name="python3", store_widget_state=False,
-                       resources={"metadata": {"path": str(tmp)}}).execute()
+        NotebookClient(
+            nb,
+            timeout=600,
+            kernel_name="python3",
+            store_widget_state=False,
+            resources={"metadata": {"path": str(tmp)}},
+        ).execute()
     nbformat.write(nb, tmp / "saved.ipynb")
     body, _ = HTMLExporter().from_notebook_node(nbformat.read(tmp / "saved.ipynb", as_version=4))
     (tmp / "saved.html").write_text(body)
@@ -68,8 +73,9 @@ def test_nbconvert_html_shows_the_trace_and_scrubs_without_a_kernel(exported, br
     assert root.count() == 1
     assert root.locator(".lvsal-strip span").count() == 64
     assert "step 0 / 63" in root.locator(".lvsal-readout").inner_text()
-    assert "outline: 2px solid" in root.locator(".lvsal-strip span[data-step='2']").get_attribute("style").replace(
-        "outline:2px", "outline: 2px")
+    assert "outline: 2px solid" in root.locator(".lvsal-strip span[data-step='2']").get_attribute(
+        "style"
+    ).replace("outline:2px", "outline: 2px")
     # scrub: 63 ArrowRight presses; each step change timed in the page (input -> readout updated)
     root.focus()
     times = page.evaluate("""() => { const r = document.querySelector('.lvsal-static'); const t = [];
@@ -81,8 +87,10 @@ def test_nbconvert_html_shows_the_trace_and_scrubs_without_a_kernel(exported, br
     assert root.get_attribute("data-step") == "63"
     assert "step 63 / 63" in root.locator(".lvsal-readout").inner_text()
     p95 = statistics.quantiles(times, n=20)[-1]
-    print(f"\nnbconvert HTML, no kernel: 63 step changes, median {statistics.median(times):.2f} ms, "
-          f"p95 {p95:.2f} ms, max {max(times):.2f} ms")
+    print(
+        f"\nnbconvert HTML, no kernel: 63 step changes, median {statistics.median(times):.2f} ms, "
+        f"p95 {p95:.2f} ms, max {max(times):.2f} ms"
+    )
     assert p95 < 50
     root.locator(".lvsal-strip span[data-step='2']").click()
     assert "marked hallucinated" in root.locator(".lvsal-readout").inner_text()

@@ -28,7 +28,11 @@ def test_viewer_bundle_carries_payload_marks_and_static_html(sgrs_trace, store):
     v.state.mark("hallucinated", step=3, note="no such thing")
     b = v._repr_mimebundle_()
     assert set(b) == {"text/plain", WIDGET, MIME_TYPE, "text/html"}
-    assert len(b["text/plain"]) < 300 and "HBox" not in b["text/plain"] and sgrs_trace.trace_id in b["text/plain"]
+    assert (
+        len(b["text/plain"]) < 300
+        and "HBox" not in b["text/plain"]
+        and sgrs_trace.trace_id in b["text/plain"]
+    )
     payload = b[MIME_TYPE]
     assert payload["marks"] == [{"step": 3, "label": "hallucinated", "note": "no such thing"}]
     back = Trace.from_json(payload)  # the payload is a whole trace (5 digits)
@@ -47,12 +51,14 @@ def test_static_html_colours_and_heatmap_indices_follow_the_rule(sgrs_trace):
     top = int(np.argmax(sal))
     cell = re.search(rf"<span data-step='{top}'[^>]*style='([^']*)'", text).group(1)
     assert "background:#FDE724" in cell and "color:#000000" in cell
-    assert "outline:2px dashed #FF7F0E" in re.search(r"<span data-step='1'[^>]*style='([^']*)'", text).group(1)
+    assert "outline:2px dashed #FF7F0E" in re.search(r"<span data-step='1'[^>]*style='([^']*)'", text).group(
+        1
+    )
     assert f"saliency, 0 – {max(sal):.3g}, per trace" in text
     d = _data(text)
     rows, cols = tr.image_grid
     a = tr.spans.image[0]
-    img = [s.row.mean(0)[a: a + rows * cols] for s in tr.records]
+    img = [s.row.mean(0)[a : a + rows * cols] for s in tr.records]
     hi = max(float(x.max()) for x in img)
     step = 4
     got = list(base64.b64decode(d["image"][step]))
@@ -74,8 +80,10 @@ def test_saved_notebook_with_three_viewers_is_small(tmp_path):
     each viewer's own outputs are tens of KB. Runs a real kernel (nbclient), ~40 s."""
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")
-    cells = ["import lvsal_nb as lv\nfrom lvsal_nb.toy.scenes import make_scene, render\n"
-             "s = lv.load('tiny:llava', device='cpu')\nimg = render(make_scene(1))"]
+    cells = [
+        "import lvsal_nb as lv\nfrom lvsal_nb.toy.scenes import make_scene, render\n"
+        "s = lv.load('tiny:llava', device='cpu')\nimg = render(make_scene(1))"
+    ]
     cells += [f"lv.view(s.trace(img, '{PROMPT}', max_new_tokens=8, seed={i}))" for i in range(3)]
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
     env_path = {"metadata": {"path": str(tmp_path)}}
@@ -86,8 +94,10 @@ def test_saved_notebook_with_three_viewers_is_small(tmp_path):
     outs = [o for c in nb.cells for o in c.get("outputs", [])]
     js = [o for o in outs if "application/javascript" in o.get("data", {})]
     views = [o for o in outs if WIDGET in o.get("data", {})]
-    print(f"saved notebook with three viewers: {size / 1e6:.2f} MB; BokehJS outputs: {len(js)}; "
-          f"per viewer: {[len(json.dumps(o['data'])) // 1000 for o in views]} KB")
+    print(
+        f"saved notebook with three viewers: {size / 1e6:.2f} MB; BokehJS outputs: {len(js)}; "
+        f"per viewer: {[len(json.dumps(o['data'])) // 1000 for o in views]} KB"
+    )
     assert len(js) == 1 and not any("application/vnd.bokehjs_load.v0+json" in o.get("data", {}) for o in outs)
     assert len(views) == 3 and all({MIME_TYPE, "text/html"} <= set(o["data"]) for o in views)
     assert all(len(json.dumps(o["data"])) < 200_000 for o in views)

@@ -11,8 +11,10 @@ def test_palette_is_bokehs_viridis256_dark_to_bright():
     assert P.SALIENCY_PALETTE[0] == "#440154" and P.SALIENCY_PALETTE[-1] == "#FDE724"
 
 
-@pytest.mark.parametrize(("value", "index"), [(0.0, 0), (1.0, 255), (0.5, 128), (0.25, 64), (-3, 0), (9, 255),
-                                              (0.999, 255), (0.4999, 127)])
+@pytest.mark.parametrize(
+    ("value", "index"),
+    [(0.0, 0), (1.0, 255), (0.5, 128), (0.25, 64), (-3, 0), (9, 255), (0.999, 255), (0.4999, 127)],
+)
 def test_color_for_maps_linearly_onto_256_steps(value, index):
     assert P.color_for(value, 0.0, 1.0) == Viridis256[index]
 
@@ -26,7 +28,10 @@ def test_nan_degenerate_scale_and_text_colour():
 
 
 def test_mark_styles_and_scale_label():
-    assert P.MARK_STYLE == {"hallucinated": ("#D62728", "solid"), "unsure": ("#FF7F0E", "dashed"),
-                            "correct": ("#2CA02C", "solid")}
+    assert P.MARK_STYLE == {
+        "hallucinated": ("#D62728", "solid"),
+        "unsure": ("#FF7F0E", "dashed"),
+        "correct": ("#2CA02C", "solid"),
+    }
     assert P.MARK_WIDTH_PX == 2 and (P.HALO_COLOR, P.HALO_WIDTH_PX) == ("#FFFFFF", 1)
     assert P.scale_label("saliency", 0, 0.41) == "saliency, 0 – 0.41, per trace"

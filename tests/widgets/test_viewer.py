@@ -184,7 +184,8 @@ def test_marks_come_back_on_a_rerun_and_partly_on_a_changed_one(llava_session, i
     rerun = llava_session.trace(image, PROMPT, **kw)  # as after a kernel restart: a new trace id
     assert rerun.trace_id != first.trace_id
     again = view(rerun, store=MarkStore(store.path))
-    assert {s: m.label for s, m in again.state.marks.items()} == {1: "hallucinated", 2: "correct", 4: "unsure"}
+    got = {s: m.label for s, m in again.state.marks.items()}
+    assert got == {1: "hallucinated", 2: "correct", 4: "unsure"}
     assert again.state.lost == 0 and again.sources["strip"].data["mark"][1] == "hallucinated"
     # another token at step 3: steps 0..2 keep their prefix, 3.. do not
     recs = list(rerun.records)
@@ -194,7 +195,8 @@ def test_marks_come_back_on_a_rerun_and_partly_on_a_changed_one(llava_session, i
     assert {s: m.label for s, m in part.state.marks.items()} == {1: "hallucinated", 2: "correct"}
     assert part.state.lost == 1 and "1 mark of an earlier run did not carry over" in part.marker.info.value
     # another image: nothing carries over, and nothing is counted as lost (another setup)
-    other = view(dataclasses.replace(rerun, image_digest="another", trace_id="o"), store=MarkStore(store.path))
+    elsewhere = dataclasses.replace(rerun, image_digest="another", trace_id="o")
+    other = view(elsewhere, store=MarkStore(store.path))
     assert other.state.marks == {} and other.state.lost == 0
     # clearing a carried-over mark removes it for good (it would come back on the next rerun)
     again.state.unmark(step=4)
