@@ -8,7 +8,7 @@ import math
 from bokeh.models import ColumnDataSource, HoverTool, Range1d, TapTool
 from bokeh.plotting import figure
 
-from .theme import themed
+from .theme import TEXT, themed
 
 
 def _curve_figure(width: int, height: int, title: str, tools: str = "") -> figure:
@@ -41,7 +41,7 @@ def saliency_curve(src: dict[str, ColumnDataSource], width: int = 780) -> figure
     """The chosen token's saliency per step (points coloured by mark), τ dashed, rejected SGRS
     candidates as grey crosses, the cursor as a vertical line. Tap a point to move the cursor."""
     fig = _curve_figure(width, 220, "Saliency per step")
-    fig.vspan(x="x", source=src["curve_cursor"], line_color="black", line_width=1.5, line_alpha=0.7)
+    fig.vspan(x="x", source=src["curve_cursor"], line_color=TEXT, line_width=2)
     fig.line("step", "saliency", source=src["curve"], line_color="#4575b4", legend_label="chosen token")
     fig.line("step", "tau", source=src["curve"], line_color="#d62728", line_dash="dashed",
              legend_label="τ (SGRS)")

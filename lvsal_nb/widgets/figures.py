@@ -90,9 +90,8 @@ def token_strip(src: dict[str, ColumnDataSource]) -> figure:
              text_font=MONO, text_font_size="12px", text_color="text_color")
     fig.text("x", "y", text="text", source=src["candidates"], text_align="left", text_baseline="middle",
              text_font=MONO, text_font_size="10px", text_color=TEXT)
-    # the cursor: a halo'd outline in the theme-neutral grey plus a white inner line
-    fig.rect("x", "y", "w", "h", source=src["strip_cursor"], fill_alpha=0, line_color=TEXT, line_width=5)
-    fig.rect("x", "y", "w", "h", source=src["strip_cursor"], fill_alpha=0, line_color="#000000", line_width=2)
+    # the cursor: a thick outline in the theme-neutral grey (readable on light and dark pages)
+    fig.rect("x", "y", "w", "h", source=src["strip_cursor"], fill_alpha=0, line_color=TEXT, line_width=4)
     # marks: a 2 px outline (solid / dashed by label) on a white halo, visible on every palette
     # colour; drawn after the cursor so a mark stays visible under it
     fig.rect("x", "y", "w", "h", source=src["strip"], fill_alpha=0, line_color=HALO_COLOR,
