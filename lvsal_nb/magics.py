@@ -43,9 +43,18 @@ class MagicState:
     trace_: Any = None  # a trace loaded or saved without a viewer
 
     @property
+    def last_viewer(self):
+        """The viewer made last, by a magic or by `lv.view` / `TraceViewer(...)` in Python."""
+        from .widgets.viewer import TraceViewer
+
+        made = TraceViewer.last() if TraceViewer.last is not None else None
+        return made if made is not None else self.viewer
+
+    @property
     def trace(self):
         """The last trace: the last viewer's (its partial or final trace), else the last loaded."""
-        return self.viewer.trace if self.viewer is not None else self.trace_
+        v = self.last_viewer
+        return v.trace if v is not None else self.trace_
 
 
 state = MagicState()
@@ -161,7 +170,7 @@ class LvsalMagics(Magics):
 
         if ns.file:
             state.viewer, state.trace_ = None, Trace.load(ns.file)
-        tr = state.trace
+        tr = state.trace_ if ns.file else state.trace
         if tr is None:
             raise UsageError("%lvsal view: no trace yet; pass a file or run %lvsal trace first")
         state.viewer = view(tr)
@@ -173,6 +182,8 @@ class LvsalMagics(Magics):
         session, image, prompt = self._inputs(ns)
         truth = set(t.strip() for t in ns.truth.split(",") if t.strip()) if ns.truth else state.truth
         kw = self._trace_kwargs(ns)
+        # --sgrs / --locore set where the sliders start; with neither, the Tuner's defaults
+        given = ns.sgrs or ns.locore is not None
         return tune(
             session,
             image,
@@ -181,18 +192,25 @@ class LvsalMagics(Magics):
             max_new_tokens=kw["max_new_tokens"],
             seed=kw["seed"],
             decoding=kw["decoding"],
+            sgrs=bool(ns.sgrs) if given else None,
+            locore=ns.locore,
         )
 
     def _marks(self, ns):
         from .annotations import MarkStore
+        from .fingerprint import setup_key, step_keys
 
-        store = MarkStore(ns.store)
+        v = state.last_viewer
+        store = MarkStore(ns.store) if ns.store or v is None else v.state.store
         if ns.all:
             return store.marks()
-        tid = ns.trace_id or (state.trace.trace_id if state.trace is not None else None)
-        if tid is None:
+        if ns.trace_id:
+            return store.marks(ns.trace_id)
+        tr = state.trace
+        if tr is None:
             raise UsageError("%lvsal marks: no trace yet; pass --trace ID or --all")
-        return store.marks(tid)
+        # its own marks and those of earlier runs of the same generation (as the viewer shows them)
+        return store.marks_for(tr.trace_id, step_keys(tr), setup_key(tr))[0]
 
     def _save(self, ns):
         if state.trace is None:

@@ -25,6 +25,7 @@ def fresh_state(tmp_path, monkeypatch, llava_session):
     monkeypatch.setenv("LVSAL_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("LVSAL_AUTHOR", "tester")
     monkeypatch.setattr(magics, "state", magics.MagicState())
+    monkeypatch.setattr(TraceViewer, "last", None)
     return llava_session
 
 
@@ -115,3 +116,31 @@ def test_missing_image_file_is_one_line(ip, fresh_state, tmp_path):
     magics.state.session = fresh_state
     with pytest.raises(UsageError, match=r"%lvsal trace: .*nope\.png"):
         ip.run_line_magic("lvsal", f"trace --image {tmp_path / 'nope.png'} --prompt hi")
+
+
+def test_tune_flags_set_the_sliders(ip, fresh_state):
+    """Issue 17: `%lvsal tune --sgrs --locore 0.3` accepted both flags and ignored them."""
+    magics.state.session = fresh_state
+    t = ip.run_cell_magic("lvsal", "tune --sgrs --locore 0.3 --max-new-tokens 3", "describe this image .")
+    kw = t.settings()
+    assert kw["sgrs"] is not None and kw["locore"] is not None and kw["locore"].beta == pytest.approx(0.3)
+    t = ip.run_cell_magic("lvsal", "tune --locore 0.25 --max-new-tokens 3", "describe this image .")
+    assert t.settings()["sgrs"] is None and t.settings()["locore"].beta == pytest.approx(0.25)
+    with pytest.raises(UsageError, match="beta"):
+        ip.run_cell_magic("lvsal", "tune --locore -1", "describe this image .")
+
+
+def test_marks_of_a_viewer_made_with_lv_view(ip, fresh_state, image):
+    """Issue 19: `%lvsal marks` only knew viewers made by `%lvsal trace`."""
+    import lvsal_nb as lv
+
+    tr = fresh_state.trace(image, "describe this image .", max_new_tokens=4)
+    v = lv.view(tr)
+    v.state.mark("unsure", step=2)
+    marks = ip.run_line_magic("lvsal", "marks")
+    assert list(zip(marks.step, marks.label)) == [(2, "unsure")] and set(marks.trace_id) == {tr.trace_id}
+    # a rerun of the same generation (new trace id): its marks table shows the earlier mark
+    again = fresh_state.trace(image, "describe this image .", max_new_tokens=4)
+    assert again.trace_id != tr.trace_id
+    lv.view(again)
+    assert list(ip.run_line_magic("lvsal", "marks").step) == [2]

@@ -1,8 +1,8 @@
 """Getting Bokeh into a notebook without a network: BokehJS inline, figures inside ipywidgets.
 
 jupyter_bokeh's BokehModel renders with the page's `window.Bokeh`, which `output_notebook` puts
-there. We load it from the installed bokeh package (inline, core bundle only, ~1.3 MB) the first
-time a viewer is shown in a kernel, so JupyterLab, Notebook 7 and VS Code need no CDN.
+there. We load it from the installed bokeh package (inline, core bundle only, ~1.3 MB, one copy) the
+first time a viewer is shown in a kernel, so JupyterLab, Notebook 7 and VS Code need no CDN.
 
 A BokehModel's browser view builds its document from the `render_bundle` snapshot taken when the
 widget was made, then applies the patches it receives; patches sent while no view exists are
@@ -33,13 +33,26 @@ def load_bokehjs(force: bool = False) -> bool:
     global _loaded
     if (_loaded and not force) or not in_kernel():
         return False
-    from bokeh.io import output_notebook
-    from bokeh.resources import Resources
+    from IPython.display import publish_display_data
 
-    # Only the core bundle: the figures use no Bokeh widgets, tables, WebGL or MathJax.
-    output_notebook(resources=Resources(mode="inline", components=["bokeh"]), hide_banner=True)
+    publish_display_data({"application/javascript": bokehjs_loader()})
     _loaded = True
     return True
+
+
+def bokehjs_loader() -> str:
+    """The JavaScript that puts inline BokehJS (core bundle only: the figures use no Bokeh widgets,
+    tables, WebGL or MathJax) on the page, ~1.3 MB.
+
+    Bokeh's own `output_notebook` publishes the same 1.3 MB twice (as application/javascript and
+    as application/vnd.bokehjs_load.v0+json), which put 2.6 MB into every notebook with a viewer;
+    one copy, as plain JavaScript (run by JupyterLab, Notebook 7 and VS Code), is enough."""
+    from bokeh.embed.bundle import bundle_for_objs_and_resources
+    from bokeh.io.notebook import _loading_js
+    from bokeh.resources import Resources
+
+    bundle = bundle_for_objs_and_resources(None, Resources(mode="inline", components=["bokeh"]))
+    return _loading_js(bundle, None, 5000, register_mime=False)
 
 
 def refresh_bundle(widget) -> None:

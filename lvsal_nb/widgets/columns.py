@@ -3,7 +3,8 @@ all columns share: pure functions of (trace, step, layer, marks), no Bokeh, so t
 every number a figure shows. The cursor step's row views are in row_columns.py.
 
 `layer` is a traced layer index or None for the mean over layers (the score SGRS compares with τ).
-Colours are min-max scaled over what is shown (PAPER.md: fine for views, never for scores).
+Colours follow the one colour language (palette.py): Viridis, low saliency dark, high bright, on a
+fixed stated scale: per trace [0, max over the trace] (or per step when asked).
 """
 
 from __future__ import annotations
@@ -12,13 +13,11 @@ import math
 
 import numpy as np
 
+from ..palette import MARK_COLORS, MARK_STYLE, SALIENCY_PALETTE, color_for, text_color_for
 from ..trace import Step, Trace
 
-# Low saliency (where hallucination begins) is warm, high is cool; light enough for black text.
-PALETTE = ["#f46d43", "#fdae61", "#fee090", "#ffffbf", "#e0f3f8", "#abd9e9", "#74add1"]
-HEAT = ["#ffffb2", "#fed976", "#feb24c", "#fd8d3c", "#f03b20", "#bd0026"]
-MARK_COLORS = {"hallucinated": "#d62728", "correct": "#2ca02c", "unsure": "#ff7f0e"}
-NO_MARK = "#4575b4"
+PALETTE = SALIENCY_PALETTE  # one palette for every saliency colour (palette.py)
+NO_MARK = "#4575b4"  # curve points of unmarked steps (not a saliency colour)
 STRIP_CHARS = 72  # characters per token-strip line
 CAND_LINE = 0.62  # height of one rejected-candidate line, in token lines
 
@@ -39,14 +38,17 @@ def score(s, layers: list[int], layer: int | None) -> float:
     return math.nan if v is None else float(v)
 
 
-def colors(values, palette=PALETTE) -> list[str]:
-    """Palette colours of values, min-max scaled; NaN gets light grey."""
+def top(values) -> float:
+    """The top of a per-trace scale [0, top]: the largest finite value (0.0 when there is none)."""
     v = np.asarray(values, dtype=float)
-    ok = np.isfinite(v)
-    lo, hi = (v[ok].min(), v[ok].max()) if ok.any() else (0.0, 1.0)
-    z = (v - lo) / (hi - lo) if hi > lo else np.full_like(v, 0.5)
-    idx = np.clip((np.nan_to_num(z) * len(palette)).astype(int), 0, len(palette) - 1)
-    return [palette[i] if good else "#e6e6e6" for i, good in zip(idx, ok)]
+    v = v[np.isfinite(v)]
+    return float(v.max()) if v.size else 0.0
+
+
+def colors(values, lo: float = 0.0, hi: float | None = None) -> list[str]:
+    """Viridis colours of values on the fixed scale [lo, hi] (default hi: their max); NaN grey."""
+    hi = top(values) if hi is None else hi
+    return [color_for(x, lo, hi) for x in values]
 
 
 def rejected(s: Step):
@@ -68,8 +70,8 @@ def fmt(x: float) -> str:
 
 
 # ---- token strip ---------------------------------------------------------------------------------
-STRIP_KEYS = ("step", "x", "y", "line_h", "mark_y", "w", "h", "text", "saliency", "value", "fill", "prob",
-              "tau", "decision", "mark", "mark_color", "mark_alpha", "rejected")
+STRIP_KEYS = ("step", "x", "y", "line_h", "mark_y", "w", "h", "text", "text_color", "saliency", "value",
+              "fill", "prob", "tau", "decision", "mark", "mark_color", "mark_dash", "mark_alpha", "rejected")
 
 
 def strip(trace: Trace, layer: int | None, marks: dict, width: int = STRIP_CHARS,
@@ -77,8 +79,10 @@ def strip(trace: Trace, layer: int | None, marks: dict, width: int = STRIP_CHARS
     """(token cells, rejected-candidate labels), laid out in wrapped lines of `width` characters.
 
     Token cells: one row per step with centre x, y, width w, height h (character units; line i at
-    y = -i * line_h), text, raw saliency, fill colour, and the mark's underline (mark_y,
-    mark_color, mark_alpha 0 when unmarked). Candidate labels (none unless show_rejected): one
+    y = -i * line_h), text and its colour (white on the dark half of the palette), raw saliency,
+    fill colour on the per-trace scale [0, max saliency of the trace], and the mark's outline
+    (mark_color, mark_dash, mark_alpha 0 when unmarked; mark_y: the old underline's y).
+    Candidate labels (none unless show_rejected): one
     row per rejected candidate, at its token's left edge, stacked under the token.
     """
     recs, lay = trace.records, trace.layers
@@ -87,8 +91,8 @@ def strip(trace: Trace, layer: int | None, marks: dict, width: int = STRIP_CHARS
     line_h = 1.0 + CAND_LINE * max((len(r) for r in rej), default=0)
     cells: dict[str, list] = {k: [] for k in STRIP_KEYS}
     cands: dict[str, list] = {k: [] for k in ("step", "x", "y", "text")}
-    x0, line = 0.0, 0
-    for s, v, fill in zip(recs, sal, colors(sal)):
+    x0, line, hi = 0.0, 0, top(sal)
+    for s, v in zip(recs, sal):
         text = display(s.token)
         labels = [f"✗{display(c.token)} {fmt(score(c, lay, layer)).lstrip('0')}" for c in rejected(s)]
         w = max([len(text)] + [len(t) for t in labels if show_rejected]) + 1.0
@@ -96,10 +100,12 @@ def strip(trace: Trace, layer: int | None, marks: dict, width: int = STRIP_CHARS
             x0, line = 0.0, line + 1
         y, m = -line * line_h, marks.get(s.step)
         cell = dict(step=s.step, x=x0 + w / 2, y=y, line_h=line_h, mark_y=y - 0.42, w=w - 0.3, h=0.9,
-                    text=text, saliency=v, value=fmt(v), fill=fill, prob=f"{s.prob:.3f}",
+                    text=text, text_color=text_color_for(v, 0.0, hi), saliency=v, value=fmt(v),
+                    fill=color_for(v, 0.0, hi), prob=f"{s.prob:.3f}",
                     tau=fmt(math.nan if s.tau is None else s.tau), decision=s.decision,
                     mark=m.label if m else "", mark_color=MARK_COLORS[m.label] if m else NO_MARK,
-                    mark_alpha=1.0 if m else 0.0, rejected=", ".join(labels) or "none")
+                    mark_dash=MARK_STYLE[m.label][1] if m else "solid", mark_alpha=1.0 if m else 0.0,
+                    rejected=", ".join(labels) or "none")
         for k in STRIP_KEYS:
             cells[k].append(cell[k])
         for j, t in enumerate(labels if show_rejected else []):

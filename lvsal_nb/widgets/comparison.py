@@ -26,15 +26,38 @@ def token_differences(a: Trace, b: Trace) -> tuple[set[int], set[int]]:
     return da, db
 
 
-def chair(trace: Trace, truth: set[str]) -> dict:
-    """CHAIR of one caption (eval.scores.chair_scores) with the toy world's object mentions, plus
-    the `mentioned` and `hallucinated` object names in order."""
-    from ..eval.scores import chair_scores
-    from ..toy.scenes import mentioned_objects
+def chair(trace: Trace, truth: set[str], *, toy: bool = False) -> dict:
+    """CHAIR of one caption, plus the `mentioned` and `hallucinated` object names in order.
 
-    m = mentioned_objects(trace.text)
-    res = chair_scores([m], [truth], lengths=[len(trace.text.split())])
-    return {**res, "mentioned": m, "hallucinated": [o for o in m if o not in truth]}
+    toy=True (a toy-world scene): the toy's shape words (toy.scenes.mentioned_objects) and
+    eval.scores.chair_scores. Else (a real model): eval.chair.Chair, the COCO synonym table of
+    Rohrbach et al., with `truth` as COCO categories or synonyms; `hallucinated` then also holds
+    each mention's category ("puppy" -> "dog")."""
+    if toy:
+        from ..eval.scores import chair_scores
+        from ..toy.scenes import mentioned_objects
+
+        m = mentioned_objects(trace.text)
+        res = chair_scores([m], [truth], lengths=[len(trace.text.split())])
+        return {**res, "mentioned": m, "hallucinated": [o for o in m if o not in truth]}
+    from ..eval.chair import Chair
+
+    ch = Chair({0: truth})
+    summary, per = ch.evaluate({0: trace.text})
+    gt = ch.truth[0]
+    m = list(per["objects"][0])
+    return {**summary, "mentioned": m, "hallucinated": [o for o in m if o not in gt]}
+
+
+def mentions_in(token: str, toy: bool) -> list[str]:
+    """Object categories a single token mentions (toy shape words, or COCO categories)."""
+    if toy:
+        from ..toy.scenes import mentioned_objects
+
+        return mentioned_objects(token)
+    from ..eval.chair import Chair
+
+    return [o for _w, o in Chair({}).caption_objects(token)]
 
 
 def settings_label(kw: dict) -> str:
@@ -47,18 +70,18 @@ def settings_label(kw: dict) -> str:
     return f"{left} · {right}"
 
 
-def run_panel(slot: str, trace: Trace | None, kw: dict, diff: set[int], scores: dict | None) -> str:
+def run_panel(slot: str, trace: Trace | None, kw: dict, diff: set[int], scores: dict | None,
+              toy: bool = False) -> str:
     """HTML of one run: its settings, its text (differing tokens on yellow, hallucinated objects in
     red, saliency on hover) and its counts (+ CHAIR when scores are given)."""
     if trace is None:
         return f"<b>{slot}</b>: <i>not run yet</i>"
     bad = set(scores["hallucinated"]) if scores else set()
-    if bad:
-        from ..toy.scenes import mentioned_objects
     words = []
     for s in trace.records:
-        style = f"background:{DIFF_BACKGROUND};" if s.step in diff else ""
-        if bad and bad.intersection(mentioned_objects(s.token)):
+        # differing tokens: a pale background with black text, readable in light and dark themes
+        style = f"background:{DIFF_BACKGROUND};color:#000;" if s.step in diff else ""
+        if bad and bad.intersection(mentions_in(s.token, toy)):
             style += f"color:{HALLUCINATED};font-weight:bold;"
         tip = html.escape(f"step {s.step} · saliency {score(s, trace.layers, None):.3f}", quote=True)
         words.append(f"<span title='{tip}' style='{style}'>{html.escape(s.token)}</span>")
@@ -66,6 +89,7 @@ def run_panel(slot: str, trace: Trace | None, kw: dict, diff: set[int], scores: 
     if scores:
         stats += (f" · <b>CHAIR_S {scores['chair_s']:.0f} · CHAIR_I {scores['chair_i']:.2f}</b> · recall "
                   f"{scores['recall']:.2f}" + (f" · hallucinated: {', '.join(sorted(bad))}" if bad else ""))
-    return (f"<div><b>{slot}</b> <span style='color:#666'>{html.escape(settings_label(kw))}</span></div>"
+    muted = "color:var(--jp-ui-font-color2, #666)"  # the theme's secondary text colour
+    return (f"<div><b>{slot}</b> <span style='{muted}'>{html.escape(settings_label(kw))}</span></div>"
             f"<div style='font-family:monospace;white-space:pre-wrap;margin:4px 0'>{''.join(words)}</div>"
-            f"<div style='color:#444'>{stats}</div>")
+            f"<div style='{muted}'>{stats}</div>")

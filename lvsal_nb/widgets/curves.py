@@ -3,23 +3,45 @@ cursor) and the tuner's A-vs-B comparison. Sources hold columns from columns.py.
 
 from __future__ import annotations
 
-from bokeh.models import ColumnDataSource, HoverTool, TapTool
+import math
+
+from bokeh.models import ColumnDataSource, HoverTool, Range1d, TapTool
 from bokeh.plotting import figure
 
+from .theme import TEXT, themed
 
-def _curve_figure(width: int, height: int, title: str) -> figure:
-    fig = figure(width=width, height=height, tools="", min_border=4, title=title, x_axis_label="step",
-                 y_axis_label="saliency")
+
+def _curve_figure(width: int, height: int, title: str, tools: str = "") -> figure:
+    # explicit ranges: a DataRange1d measured in the browser kept the first run's extent after the
+    # data changed (the Tuner's B run was cut to A's range); fit_ranges sets them from the data
+    fig = figure(width=width, height=height, tools=tools, min_border=4, title=title, x_axis_label="step",
+                 y_axis_label="saliency", x_range=Range1d(0, 1), y_range=Range1d(0, 1),
+                 sizing_mode="stretch_width")
+    themed(fig)
     fig.title.text_font_size = "11px"
-    fig.toolbar_location = None
+    if not tools:
+        fig.toolbar_location = None
     return fig
+
+
+def fit_ranges(fig: figure, steps, values) -> None:
+    """Set the x range to [-0.5, last step + 0.5] and y to [0, max value * 1.05] (finite values;
+    [0, 1] without any), so every point of every series shown is inside the frame."""
+    steps = [float(x) for x in steps]
+    vals = [float(v) for v in values if v is not None and math.isfinite(float(v))]
+    x1 = max(steps) + 0.5 if steps else 1.0
+    y1 = max(vals) * 1.05 if vals and max(vals) > 0 else 1.0
+    if (fig.x_range.start, fig.x_range.end) != (-0.5, x1):
+        fig.x_range.start, fig.x_range.end = -0.5, x1
+    if (fig.y_range.start, fig.y_range.end) != (0.0, y1):
+        fig.y_range.start, fig.y_range.end = 0.0, y1
 
 
 def saliency_curve(src: dict[str, ColumnDataSource], width: int = 780) -> figure:
     """The chosen token's saliency per step (points coloured by mark), τ dashed, rejected SGRS
     candidates as grey crosses, the cursor as a vertical line. Tap a point to move the cursor."""
     fig = _curve_figure(width, 220, "Saliency per step")
-    fig.vspan(x="x", source=src["curve_cursor"], line_color="black", line_width=1.5, line_alpha=0.7)
+    fig.vspan(x="x", source=src["curve_cursor"], line_color=TEXT, line_width=2)
     fig.line("step", "saliency", source=src["curve"], line_color="#4575b4", legend_label="chosen token")
     fig.line("step", "tau", source=src["curve"], line_color="#d62728", line_dash="dashed",
              legend_label="τ (SGRS)")
@@ -31,14 +53,17 @@ def saliency_curve(src: dict[str, ColumnDataSource], width: int = 780) -> figure
     fig.add_layout(fig.legend[0], "right")  # outside the frame: never over the points
     tips = [("step", "@step"), ("token", "@token"), ("saliency", "@value"), ("mark", "@mark")]
     fig.add_tools(TapTool(renderers=[pts]), HoverTool(renderers=[pts], tooltips=tips))
+    themed(fig)  # again: the legend exists now
     return fig
 
 
 def compare_curve(src_a: ColumnDataSource, src_b: ColumnDataSource, width: int = 780) -> figure:
     """Saliency per step of two runs (the tuner's A and B); sources with columns step, saliency."""
-    fig = _curve_figure(width, 200, "Saliency per step: A vs B")
+    fig = _curve_figure(width, 200, "Saliency per step: A vs B (drag to pan, wheel to zoom, ↻ to reset)",
+                        tools="xpan,xwheel_zoom,reset")
     for src, color, name in ((src_a, "#4575b4", "A"), (src_b, "#f46d43", "B")):
         fig.line("step", "saliency", source=src, line_color=color, legend_label=name)
         fig.scatter("step", "saliency", source=src, color=color, size=5, legend_label=name)
     fig.add_layout(fig.legend[0], "right")
+    themed(fig)
     return fig

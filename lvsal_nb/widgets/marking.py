@@ -33,9 +33,12 @@ class MarkPanel(W.VBox):
         self.clear = W.Button(description="clear", tooltip="remove your mark of this token",
                               layout=W.Layout(width="70px"))
         self.clear.on_click(lambda _b: self._safely(self.state.unmark))
-        self.note = W.Text(placeholder="note (optional), saved with the mark", layout=W.Layout(width="300px"))
+        self.note = W.Text(placeholder="note (optional), saved with the mark",
+                           layout=W.Layout(width="auto", flex="1 1 200px", max_width="320px"))
         self.info = W.HTML()
-        super().__init__([W.HBox([*self.buttons.values(), self.clear, self.note]), self.info])
+        row = W.HBox([*self.buttons.values(), self.clear, self.note],
+                     layout=W.Layout(flex_flow="row wrap"))  # narrow windows wrap instead of cutting off
+        super().__init__([row, self.info])
         self.refresh()
 
     def mark(self, label: str) -> None:
@@ -63,14 +66,16 @@ class MarkPanel(W.VBox):
                 return
             tok = html.escape(display(st.trace.records[st.step].token))
             m = st.marks.get(st.step)
+            lost = (f" · {st.lost} mark{'s' if st.lost != 1 else ''} of an earlier run did not carry over "
+                    "(the token or one before it changed)" if st.lost else "")
         if m is None:
             self.info.value = (
-                f"step {st.step} <b>{tok}</b>: not marked · {len(st.marks)} marked in this trace"
+                f"step {st.step} <b>{tok}</b>: not marked · {len(st.marks)} marked in this trace{lost}"
             )
             return
         note = f" — “{html.escape(m.note)}”" if m.note else ""
         self.info.value = (
             f"step {st.step} <b>{tok}</b>: <b style='color:{MARK_COLORS[m.label]}'>{m.label}</b>"
             f"{note} <span style='color:#888'>by {html.escape(m.author)}</span> · "
-            f"{len(st.marks)} marked in this trace"
+            f"{len(st.marks)} marked in this trace{lost}"
         )

@@ -7,25 +7,42 @@ from __future__ import annotations
 import numpy as np
 
 from ..trace import Trace
-from .columns import HEAT, NO_MARK, colors, display, fmt, row
+from .columns import NO_MARK, colors, display, fmt, row
+
+HEAT_ALPHA = 0.75  # the heatmap over the thumbnail: one alpha, so colour alone carries the value
 
 OUTSIDE_J = "#aab2bb"  # text keys that are not averaged into the score (the system part)
 
 
-def image_patches(trace: Trace, step: int, layer: int | None) -> dict:
-    """The image-token part of a step's row on the patch grid: one row per patch, centre (x, y) in
-    patch units with y up (grid row 0 at the top), raw value and a heat colour + alpha."""
-    keys = ("x", "y", "r", "c", "value", "text", "fill", "alpha")
+def _image_values(trace: Trace, step: int, layer: int | None) -> np.ndarray | None:
+    """The image-token part of a step's row, [rows * cols] (None without an image grid)."""
     grid, span = trace.image_grid, trace.spans.image
     if not grid or not span or not trace.records or grid[0] * grid[1] > span[1] - span[0]:
+        return None
+    return np.asarray(row(trace, step, layer)[span[0]: span[0] + grid[0] * grid[1]], dtype=float)
+
+
+def image_top(trace: Trace, layer: int | None) -> float:
+    """The largest image-token saliency over all steps: the heatmap's per-trace scale [0, top]."""
+    tops = [np.nanmax(v) for i in range(len(trace.records))
+            if (v := _image_values(trace, i, layer)) is not None and v.size and np.isfinite(v).any()]
+    return float(max(tops)) if tops else 0.0
+
+
+def image_patches(trace: Trace, step: int, layer: int | None, hi: float | None = None) -> dict:
+    """The image-token part of a step's row on the patch grid: one row per patch, centre (x, y) in
+    patch units with y up (grid row 0 at the top), raw value and its Viridis colour on the scale
+    [0, hi] (default hi: `image_top`, the per-trace scale; pass the step's max for per step)."""
+    keys = ("x", "y", "r", "c", "value", "text", "fill", "alpha")
+    vals = _image_values(trace, step, layer)
+    if vals is None:
         return {k: [] for k in keys}
-    rows, cols = grid
-    vals = np.asarray(row(trace, step, layer)[span[0]: span[0] + rows * cols], dtype=float)
-    z = (vals - vals.min()) / (np.ptp(vals) or 1.0)
+    rows, cols = trace.image_grid
+    hi = image_top(trace, layer) if hi is None else hi
     r, c = np.divmod(np.arange(rows * cols), cols)
     return {"x": (c + 0.5).tolist(), "y": (rows - r - 0.5).tolist(), "r": r.tolist(), "c": c.tolist(),
-            "value": vals.tolist(), "text": [fmt(v) for v in vals], "fill": colors(vals, HEAT),
-            "alpha": (0.1 + 0.7 * z).tolist()}
+            "value": vals.tolist(), "text": [fmt(v) for v in vals], "fill": colors(vals, 0.0, hi),
+            "alpha": [HEAT_ALPHA] * len(vals)}
 
 
 def context_positions(trace: Trace) -> list[int]:

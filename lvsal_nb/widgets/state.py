@@ -1,7 +1,9 @@
 """ViewerState: what a TraceViewer shows, as plain Python (no widgets, no Bokeh).
 
 The state holds the trace (which grows while a live trace streams in), the cursor step, the
-selected layer (None = mean over the traced layers) and the marks of this trace. Renderers
+selected layer (None = mean over the traced layers) and the marks of this trace: its own and those
+of earlier runs of the same generation, found by content keys (fingerprint.py), so an identical
+rerun after a kernel restart shows the marks made before. Renderers
 subscribe with `observe(fn)`; `fn(what)` is called with what changed: "trace", "step", "layer"
 or "marks". Every change happens under one re-entrant lock, so the decode thread and the kernel's
 main thread never render at the same time.
@@ -15,6 +17,7 @@ from dataclasses import dataclass
 
 from ..annotations import LABELS, MarkStore, default_author
 from ..errors import ConfigError
+from ..fingerprint import setup_key, step_keys
 from ..trace import Trace
 
 Listener = Callable[[str], None]
@@ -47,7 +50,11 @@ class ViewerState:
         self.layer: int | None = None
         self.follow = True  # while streaming, the cursor stays on the newest step until the user moves it
         self.marks: dict[int, Mark] = {}
+        self.lost = 0  # marks of earlier runs of this setup that match no step here (tokens changed)
+        self._keys: list[str] = []  # step_keys(trace), kept in step with the trace
+        self._setup = ""
         self._listeners: list[Listener] = []
+        self._rekey()
         self.reload_marks()
 
     # ---- subscriptions -----------------------------------------------------------------------
@@ -87,15 +94,16 @@ class ViewerState:
         """Show a grown (or final) version of the trace; the cursor follows the newest step when
         following, else stays where the user put it."""
         with self.lock:
-            id_changed = trace.trace_id != self.trace.trace_id
+            grown = trace.trace_id != self.trace.trace_id or len(trace.records) != self.n_steps
             self.trace = trace
+            self._rekey()
             if self.layer is not None and self.layer not in trace.layers:
                 self.layer = None
             if self.follow:
                 self.step = max(self.n_steps - 1, 0)
             else:
                 self.step = min(self.step, max(self.n_steps - 1, 0))
-            if id_changed:
+            if grown:  # new steps may be marked already, in an earlier run of the same generation
                 self.reload_marks(notify=False)
             self._notify("trace")
 
@@ -109,7 +117,8 @@ class ViewerState:
             if not 0 <= step < self.n_steps:
                 raise ConfigError(f"step {step} is not in this trace (0..{self.n_steps - 1})")
             token = self.trace.records[step].token
-            self.store.add(self.trace.trace_id, step, label, token=token, note=note, author=self.author)
+            self.store.add(self.trace.trace_id, step, label, token=token, note=note, author=self.author,
+                           setup=self._setup, step_key=self._keys[step])
             self.marks[step] = Mark(label, note, self.author)
             self._notify("marks")
 
@@ -117,13 +126,19 @@ class ViewerState:
         """Remove this author's mark of a step (default: the cursor's)."""
         with self.lock:
             step = self.step if step is None else int(step)
-            self.store.remove(self.trace.trace_id, step, author=self.author)
+            key = self._keys[step] if 0 <= step < len(self._keys) else ""
+            self.store.remove(self.trace.trace_id, step, author=self.author, step_key=key)
             self.reload_marks()
 
+    def _rekey(self) -> None:
+        self._keys, self._setup = step_keys(self.trace), setup_key(self.trace)  # ~1 µs per step
+
     def reload_marks(self, notify: bool = True) -> None:
-        """Read this trace's marks from the store (the latest per step over all authors)."""
+        """Read the marks of this trace from the store: its own and those of earlier runs whose
+        token and prefix match a step here (the latest per step over authors and runs); `lost`
+        counts the earlier runs' marks that matched no step."""
         with self.lock:
-            df = self.store.latest(self.trace.trace_id)
+            df, self.lost = self.store.latest_for(self.trace.trace_id, self._keys, self._setup)
             self.marks = {int(r.step): Mark(r.label, r.note, r.author) for r in df.itertuples()}
             if notify:
                 self._notify("marks")

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import html
 import math
+import weakref
 
 import ipywidgets as W
 
@@ -25,15 +26,25 @@ from ..trace import Trace
 from . import columns as C
 from . import row_columns as R
 from .bokehjs import bokeh_widget, load_bokehjs, refresh_bundle
-from .figures import fit_strip, label_context, new_sources, thumbnail_columns, viewer_layout
+from .curves import fit_ranges
+from .figures import (
+    bar_of,
+    fit_strip,
+    label_context,
+    new_sources,
+    set_scale,
+    thumbnail_columns,
+    viewer_layout,
+)
 from .live import LiveTrace
 from .marking import MarkPanel
+from .offline import OfflineDisplay, offline_bundle
 from .state import ViewerState
 
 MEAN = "mean"  # the layer dropdown's value for the mean over layers (None in the state)
 
 
-class TraceViewer(W.VBox):
+class TraceViewer(OfflineDisplay, W.VBox):
     """Widget over one Trace. `state` drives it; `sources` are its Bokeh data (by view name).
 
     Args:
@@ -42,13 +53,17 @@ class TraceViewer(W.VBox):
         author: name saved with marks. Default: $LVSAL_AUTHOR or the login name.
     """
 
+    last: weakref.ref | None = None  # the viewer made last (for `%lvsal marks` after lv.view)
+
     def __init__(self, trace: Trace, *, store: MarkStore | None = None, author: str | None = None):
         self.state = ViewerState(trace, store, author)
+        TraceViewer.last = weakref.ref(self)
         self.sources = new_sources()
         layout, self.figures = viewer_layout(self.sources, trace.image_grid, trace.image_png)
         self.live_trace: LiveTrace | None = None
         self._syncing = False
         self._cells: dict = {}
+        self._image_top = 0.0  # the heatmap's per-trace scale, recomputed when the trace or layer changes
         self.play = W.Play(interval=500, min=0, max=0, tooltip="play through the steps")
         self.slider = W.IntSlider(min=0, max=0, description="step", layout=W.Layout(width="420px"))
         W.jslink((self.play, "value"), (self.slider, "value"))
@@ -62,8 +77,12 @@ class TraceViewer(W.VBox):
         self.marker = MarkPanel(self.state)
         self._render("trace")  # fill every source before the BokehModel snapshots the document
         self.bokeh = bokeh_widget(layout)
-        bar = W.HBox([self.play, self.slider, self.layer, self.show_rejected, self.stop_button])
-        super().__init__([bar, self.info, self.bokeh, self.marker, self.status])
+        wrap = W.Layout(flex_flow="row wrap", align_items="center")  # narrow windows: wrap, never cut off
+        bar = W.HBox([self.play, self.slider, self.layer, self.show_rejected, self.stop_button], layout=wrap)
+        self.bokeh.layout.width = "100%"  # the figures stretch to the output's width (sizing_mode)
+        self.slider.layout = W.Layout(width="auto", min_width="260px", flex="1 1 320px", max_width="520px")
+        parts = [bar, self.info, self.bokeh, self.marker, self.status]
+        super().__init__(parts, layout=W.Layout(width="100%"))
         self.slider.observe(self._on_slider, "value")
         self.layer.observe(lambda ch: self.state.set_layer(None if ch["new"] == MEAN else ch["new"]), "value")
         self.stop_button.on_click(lambda _b: self.stop())
@@ -111,10 +130,15 @@ class TraceViewer(W.VBox):
         return self.trace
 
     def _repr_mimebundle_(self, **kwargs):
+        """The widget view plus the trace payload and static HTML (offline.py): a saved notebook
+        shows the trace without a kernel."""
         load_bokehjs()  # BokehJS must be on the page before the BokehModel renders
         with self.state.lock:
             refresh_bundle(self.bokeh)  # the view starts from the current data, not the first
-        return super()._repr_mimebundle_(**kwargs)
+            return self._full_bundle(**kwargs)
+
+    def _offline(self) -> dict:
+        return offline_bundle(self.state.trace, dict(self.state.marks), title="lvsal TraceViewer")
 
     # ---- events -> state ---------------------------------------------------------------------
     def _on_slider(self, change) -> None:
@@ -143,6 +167,7 @@ class TraceViewer(W.VBox):
             self.status.value = f"stopped: partial trace of {n} steps ({secs:.1f} s)"
         else:
             self.status.value = f"done: {n} steps in {secs:.1f} s"
+        self.refresh_offline()  # the saved output's offline parts: the final trace, not the empty start
 
     # ---- state -> views ----------------------------------------------------------------------
     def _render(self, what: str) -> None:
@@ -161,7 +186,12 @@ class TraceViewer(W.VBox):
                 self.sources["curve"].data = C.curve(tr, layer, st.marks)
             if what in ("trace", "layer"):
                 self.sources["candidates"].data = cands
-                self.sources["rejected"].data = C.curve_rejected(tr, layer)
+                self.sources["rejected"].data = rej = C.curve_rejected(tr, layer)
+                curve = self.sources["curve"].data
+                shown = curve["saliency"] + curve["tau"] + rej["saliency"]
+                fit_ranges(self.figures["curve"], curve["step"], shown)
+                self._image_top = R.image_top(tr, layer)
+                set_scale(bar_of(self.figures["image"]), self._image_top)
             if what == "trace" and not self.sources["thumb"].data.get("image"):
                 self.sources["thumb"].data = thumbnail_columns(tr.image_png, tr.image_grid)
             if what in ("trace", "layer", "step"):
@@ -169,7 +199,7 @@ class TraceViewer(W.VBox):
                 self.sources["context"].data = ctx
                 if what != "step":
                     label_context(self.figures["context"], ctx, R.context_top(tr, layer))
-                self.sources["image"].data = R.image_patches(tr, step, layer)
+                self.sources["image"].data = R.image_patches(tr, step, layer, self._image_top)
                 self.sources["context_cursor"].data = R.context_cursor(tr, step)
                 self.sources["curve_cursor"].data = C.curve_cursor(step, st.n_steps)
                 self.sources["strip_cursor"].data = C.strip_cursor(self._cells, step)

@@ -19,6 +19,7 @@ from labdriver import (
     artifacts_dir,
     bokeh_point,
     bokeh_sources,
+    lab_command,
     notebook_with_outputs,
     restart_kernel,
     run_all_cells,
@@ -32,7 +33,7 @@ pytestmark = pytest.mark.browser
 AUTHOR = "browser-test"
 NOTEBOOK = "viewer.ipynb"
 STRIP = "Generated tokens"  # the token strip's title
-SETUP, LIVE, SAVE, REOPEN = range(4)  # cell indices
+SETUP, LIVE, SAVE, REOPEN, RERUN = range(5)  # cell indices
 CELLS = [
     # SETUP: the trained toy model when its weights are there, else a random tiny LLaVA (CPU, seconds)
     """import os
@@ -60,6 +61,16 @@ again = lv.view("run.lvsal.parquet")
 print("PID", os.getpid())
 print("REOPENED", again.trace.trace_id, "MARKS", sorted(again.state.marks))
 again""",
+    # RERUN: the LIVE cell again, self-contained (after a restart): a new trace id, the same tokens
+    """from pathlib import Path
+import lvsal_nb as lv
+from lvsal_nb.toy.scenes import make_scene, render
+TOY = Path(lv.__file__).parent / "toy" / "assets" / "model.safetensors"
+session = lv.load("toy" if TOY.exists() else "tiny:llava", device="cpu")
+rerun = lv.view(session, render(make_scene(3)), "Describe the image.", max_new_tokens=12, seed=0)
+rerun.wait(timeout=120)
+print("RERUN", rerun.trace.trace_id, "MARKS", sorted(rerun.state.marks))
+rerun""",
 ]
 
 
@@ -226,6 +237,37 @@ def test_viewer_live_scrub_mark_and_restart(viewer_lab, page):
     expect(again.marks).to_contain_text("hallucinated")
     expect(again.marks).to_contain_text(f"by {AUTHOR}")
     _shot(page, "reopened-selected", again.cell)
+
+    # rerun the live cell after the restart: a new trace id, the same tokens -> the mark is back
+    t0 = time.monotonic()
+    run_cell(page, RERUN)
+    rerun_id, _, rerun_marks = _printed(cells.nth(RERUN), "RERUN").partition(" MARKS ")
+    assert rerun_id != trace_id and rerun_marks == f"[{target}]"
+    rerun = Viewer(page, cells, RERUN)
+    strip = rerun.wait_rendered(n)
+    assert strip["mark"][target] == "hallucinated"
+    print(f"\nrerun after restart: {n} steps, mark on step {target} shown again "
+          f"({time.monotonic() - t0:.1f} s)")
+    _shot(page, "rerun-after-restart", rerun.cell)
+
+    # the saved notebook carries, per viewer, the trace payload (marks included) and static HTML;
+    # the live view's output was refreshed with the final trace when decoding ended
+    import json
+
+    def saved_output(index: int) -> dict:
+        data = [o for o in saved["cells"][index]["outputs"] if "data" in o][-1]["data"]
+        html = data["text/html"]
+        return data | {"text/html": "".join(html) if isinstance(html, list) else html}  # .ipynb: lines
+
+    lab_command(page, "docmanager:save")
+    _eventually(lambda: json.loads((lab.root / NOTEBOOK).read_text())["cells"][RERUN]["outputs"],
+                "a saved notebook")
+    saved = json.loads((lab.root / NOTEBOOK).read_text())
+    for index in (LIVE, RERUN):
+        out = saved_output(index)
+        payload = out["application/vnd.lvsal.trace+json"]
+        assert len(payload["steps"]) == n and out["text/html"].count("data-step=") == n
+    assert {"step": target, "label": "hallucinated", "note": ""} in payload["marks"]
     _shot(page, "page")
     # (JupyterLab logs "Cannot send" twice after the restart: a dead kernel's widgets; not ours)
     ours = [e for e in page.lvsal_errors if "bokeh" in e.lower() or "lvsal" in e.lower()]

@@ -17,10 +17,13 @@ def test_display_makes_tokenizer_markers_and_blanks_visible():
     assert C.display(" ") == "␣"
 
 
-def test_colors_scale_low_to_warm_and_nan_to_grey():
-    cols = C.colors([0.1, 0.5, float("nan"), 0.3])
-    assert cols[0] == C.PALETTE[0] and cols[1] == C.PALETTE[-1] and cols[2] == "#e6e6e6"
-    assert C.colors([0.2, 0.2]) == [C.PALETTE[len(C.PALETTE) // 2]] * 2  # flat: the middle colour
+def test_colors_are_viridis_on_a_fixed_scale_from_zero():
+    cols = C.colors([0.0, 0.5, float("nan"), 0.25])
+    # [0, max]: 0 is the darkest Viridis colour, the max the brightest, 0.25 = index int(0.5 * 256)
+    assert cols[0] == "#440154" and cols[1] == "#FDE724" and cols[2] == "#BDBDBD"
+    assert cols[3] == C.PALETTE[128]
+    # a stated scale: 0.5 on [0, 1] is the middle, whatever the other values are
+    assert C.colors([0.5, 0.1], 0.0, 1.0)[0] == C.PALETTE[128]
 
 
 def test_strip_layout_wraps_and_lists_rejected_candidates(sgrs_trace):
@@ -49,6 +52,18 @@ def test_strip_layer_choice_and_marks(sgrs_trace):
     assert cells["mark"][2] == "hallucinated" and cells["mark_alpha"][2] == 1.0
     assert cells["mark_color"][2] == C.MARK_COLORS["hallucinated"]
     assert cells["mark_alpha"][1] == 0.0
+    # the strip's scale is [0, max over the trace]: the top step is the brightest colour
+    sal = cells["saliency"]
+    top = int(np.nanargmax(sal))
+    assert cells["fill"][top] == "#FDE724" and cells["text_color"][top] == "#000000"
+
+
+def test_strip_unsure_mark_is_dashed_and_text_is_white_on_dark_cells(sgrs_trace):
+    cells, _ = C.strip(sgrs_trace, None, {1: Mark("unsure")})
+    assert cells["mark_color"][1] == "#FF7F0E" and cells["mark_dash"][1] == "dashed"
+    hi = max(cells["saliency"])
+    for v, tc in zip(cells["saliency"], cells["text_color"]):
+        assert tc == ("#FFFFFF" if v / hi * 256 < 128 else "#000000")
 
 
 def test_image_patches_are_the_image_part_of_the_row(sgrs_trace):
@@ -62,7 +77,12 @@ def test_image_patches_are_the_image_part_of_the_row(sgrs_trace):
     # patch k sits at grid row k // cols, column k % cols, drawn with y pointing up
     k = cols + 1
     assert (d["r"][k], d["c"][k], d["x"][k], d["y"][k]) == (1, 1, 1.5, rows - 1.5)
-    assert max(d["alpha"]) == pytest.approx(0.8) and min(d["alpha"]) == pytest.approx(0.1)
+    # per-trace scale [0, max of the image part over every step], the same for every step
+    hi = max(float(s.row.mean(0)[a: a + rows * cols].max()) for s in tr.records)
+    assert R.image_top(tr, None) == pytest.approx(hi)
+    i = int(np.argmax(expect[: rows * cols]))
+    assert d["fill"][i] == C.PALETTE[min(255, int(expect[i] / hi * 256))]
+    assert set(d["alpha"]) == {R.HEAT_ALPHA}  # one alpha: the colour alone carries the value
 
 
 def test_context_bars_cover_text_positions_and_stop_at_q(sgrs_trace):

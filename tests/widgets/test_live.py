@@ -111,3 +111,18 @@ def test_bad_inputs_fail_before_the_thread_starts(llava_session, image):
         LiveTrace(llava_session, image, PROMPT, stop=threading.Event())
     with pytest.raises(ConfigError, match="prompt"):
         view(llava_session, image)
+
+
+def test_live_view_streams_in_chunks_by_default(llava_session, image):
+    """Issue 19 item 4: with Session's default chunk (16) a 13-token caption arrived all at once."""
+    from lvsal_nb.widgets.live import LIVE_CHUNK
+
+    sizes = []
+    lt = LiveTrace(llava_session, image, "describe this image .", max_new_tokens=12, interval=0.01)
+    lt.on_update = lambda tr: sizes.append(len(tr.records))
+    tr = lt.start().wait(120)
+    assert LIVE_CHUNK == 4 and tr.config["chunk"] == 4 and len(tr) == 12
+    assert sizes and sizes[0] <= LIVE_CHUNK  # the first redraw came before the whole caption
+    assert lt.first_step_at < lt.finished_at
+    explicit = LiveTrace(llava_session, image, "describe this image .", max_new_tokens=4, chunk=16)
+    assert explicit.start().wait(120).config["chunk"] == 16

@@ -105,3 +105,37 @@ def test_runs_finished_before_display_are_in_the_snapshot(llava_session, image, 
     t = tune(llava_session, image, PROMPT, max_new_tokens=4)
     t.run("A", wait=True)
     assert bundle_data(t.bokeh, t.sources["A"])["step"] == [0, 1, 2, 3]  # a browser view shows run A
+
+
+def test_every_one_letter_slider_says_what_it_does(llava_session, image):
+    t = tune(llava_session, image, PROMPT, max_new_tokens=4)
+    for w in (t.k, t.alpha, t.window, t.rounds, t.beta, t.w_s):
+        assert len(w.tooltip or "") > 20, w.description
+    assert "SGRS" in t.alpha.tooltip and "1 + β" in t.beta.tooltip
+
+
+def test_chair_of_a_real_model_uses_coco_synonyms(llava_session, image):
+    """Issue 17: the toy's shape words found no object in a real caption, so CHAIR was 0."""
+    from lvsal_nb.widgets.comparison import chair
+
+    tr = _fake(["A", "cat", "sits", "next", "to", "a", "dog", "and", "a", "bicycle", "."])
+    got = chair(tr, {"cat"})
+    # by hand: 3 mentions (cat, dog, bicycle), 2 not in {cat}: CHAIR_I 2/3, CHAIR_S 1, recall 1
+    assert got["mentioned"] == ["cat", "dog", "bicycle"] and got["hallucinated"] == ["dog", "bicycle"]
+    assert got["chair_i"] == pytest.approx(2 / 3) and got["chair_s"] == pytest.approx(1.0)
+    assert got["recall"] == pytest.approx(1.0)
+    t = tune(llava_session, image, PROMPT, truth={"cat"})
+    assert t.toy is False  # a tiny LLaVA is no toy: COCO words
+
+
+def test_ab_chart_range_holds_both_runs(llava_session, image):
+    t = tune(llava_session, image, PROMPT, max_new_tokens=3)
+    t.runs["A"] = _fake(["a", "star"])
+    t._render()
+    t.runs["B"] = _fake(["a", "star", "and", "a", "moon", "."])
+    t._render()
+    # B has steps 0..5: the x range must reach past 5 (it stayed at A's 0..1 before)
+    assert t.figure.x_range.start <= 0 and t.figure.x_range.end >= 5
+    sal = t.sources["B"].data["saliency"] + t.sources["A"].data["saliency"]
+    assert t.figure.y_range.end >= max(sal)
+    assert {type(x).__name__ for x in t.figure.tools} >= {"PanTool", "WheelZoomTool", "ResetTool"}

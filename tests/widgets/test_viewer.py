@@ -166,3 +166,38 @@ def test_showing_a_viewer_snapshots_its_current_data(sgrs_trace, store, bundle_d
     assert bundle_data(v.bokeh, v.sources["curve_cursor"])["x"] == [0]  # the snapshot at creation
     v._repr_mimebundle_()
     assert bundle_data(v.bokeh, v.sources["curve_cursor"])["x"] == [5]
+
+
+PROMPT = "describe this image ."
+
+
+def test_marks_come_back_on_a_rerun_and_partly_on_a_changed_one(llava_session, image, store):
+    """Issue 19: a rerun got a new random id and showed '0 marked'. Marks now follow the content:
+    same tokens -> every mark; a token changed at step 3 -> marks before it, and a count of the rest."""
+    import dataclasses
+
+    kw = dict(max_new_tokens=6, seed=0)
+    first = llava_session.trace(image, PROMPT, **kw)
+    v = view(first, store=store)
+    for step, label in ((1, "hallucinated"), (2, "correct"), (4, "unsure")):
+        v.state.mark(label, step=step)
+    rerun = llava_session.trace(image, PROMPT, **kw)  # as after a kernel restart: a new trace id
+    assert rerun.trace_id != first.trace_id
+    again = view(rerun, store=MarkStore(store.path))
+    got = {s: m.label for s, m in again.state.marks.items()}
+    assert got == {1: "hallucinated", 2: "correct", 4: "unsure"}
+    assert again.state.lost == 0 and again.sources["strip"].data["mark"][1] == "hallucinated"
+    # another token at step 3: steps 0..2 keep their prefix, 3.. do not
+    recs = list(rerun.records)
+    recs[3] = dataclasses.replace(recs[3], token_id=recs[3].token_id + 1)
+    changed = dataclasses.replace(rerun, records=recs, trace_id="changed")
+    part = view(changed, store=MarkStore(store.path))
+    assert {s: m.label for s, m in part.state.marks.items()} == {1: "hallucinated", 2: "correct"}
+    assert part.state.lost == 1 and "1 mark of an earlier run did not carry over" in part.marker.info.value
+    # another image: nothing carries over, and nothing is counted as lost (another setup)
+    elsewhere = dataclasses.replace(rerun, image_digest="another", trace_id="o")
+    other = view(elsewhere, store=MarkStore(store.path))
+    assert other.state.marks == {} and other.state.lost == 0
+    # clearing a carried-over mark removes it for good (it would come back on the next rerun)
+    again.state.unmark(step=4)
+    assert 4 not in view(rerun, store=MarkStore(store.path)).state.marks
