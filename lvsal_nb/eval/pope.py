@@ -204,12 +204,14 @@ def _check_questions(questions: Sequence[Mapping]) -> None:
             raise ConfigError(f"questions[{k}] has label {q['label']!r}; labels are 'yes' or 'no'.")
 
 
-def score(answers: Sequence[str], questions: Sequence[Mapping]) -> dict:
+def score(answers: Sequence[str], questions: Sequence[Mapping], *, parser: str = "pope") -> dict:
     """Score free-text answers against POPE questions.
 
     Args:
         answers (Sequence[str]): the model's answer to each question, same order.
         questions (Sequence[Mapping]): from :func:`build_pope` or :func:`load_questions`.
+        parser (str): "pope" (POPE's evaluate.py rule) or "strict" (negation-aware); see
+            :func:`lvsal_nb.eval.scores.parse_yes_no`. Default: "pope".
 
     Returns:
         dict: ``accuracy``, ``precision``, ``recall``, ``f1``, ``yes_ratio``, ``n`` (yes = positive),
@@ -223,4 +225,4 @@ def score(answers: Sequence[str], questions: Sequence[Mapping]) -> dict:
         raise ConfigError(
             f"{len(answers)} answers for {len(questions)} questions; pass one answer per question, in order."
         )
-    return pope_scores([parse_yes_no(a) for a in answers], [q["label"] == "yes" for q in questions])
+    return pope_scores([parse_yes_no(a, parser) for a in answers], [q["label"] == "yes" for q in questions])

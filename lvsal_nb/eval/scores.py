@@ -16,41 +16,57 @@ import numpy as np
 
 from lvsal_nb.errors import ConfigError
 
-__all__ = ["parse_yes_no", "pope_scores", "chair_scores"]
+__all__ = ["PARSERS", "parse_yes_no", "pope_scores", "chair_scores"]
 
 _NEGATIONS = {"no", "not"}
+PARSERS = ("pope", "strict")
 
 
-def parse_yes_no(text: str) -> bool:
-    """Parse a free-form answer to a yes/no question the way POPE does.
+def parse_yes_no(text: str, parser: str = "pope") -> bool:
+    """Parse a free-form answer to a yes/no question.
 
-    POPE keeps only the first sentence and calls the answer "no" when one of its
-    words is a negation ("no", "not", or ends in "n't"), else "yes". So "Yes." and
-    "There is a dog." are yes; "No, there isn't." and "Not really" are no.
+    ``parser="pope"`` (default) is POPE's ``evaluate.py`` rule, character for character: keep the
+    text before the first '.' (when there is one), delete every ',', split on single spaces, and
+    answer "no" when one of the pieces is exactly ``"No"``, ``"not"`` or ``"no"``; otherwise "yes".
+    Its quirks are kept so scores are comparable with published ones: "NO", "No!", "(No)",
+    "\\nNo", "There isn't a dog." and "I don't know" are all "yes" there.
+
+    ``parser="strict"`` is a negation-aware reading (not POPE's): first sentence, case-insensitive
+    words, typographic apostrophes normalised; "no" when a word is "no", "not" or ends in "n't".
+    So "NO", "No!", "(No)" and "There isn't a dog." are "no" there; "I don't know" too.
 
     Args:
         text (str): the model's answer.
+        parser (str): "pope" or "strict". Default: "pope".
 
     Returns:
         bool: True for "yes", False for "no".
 
     Examples::
 
-        >>> parse_yes_no("Yes, there is.")
+        >>> parse_yes_no("No, there is not.")
+        False
+        >>> parse_yes_no("There isn't one.")          # POPE: no "No"/"no"/"not" piece
         True
-        >>> parse_yes_no("There isn't one.")
+        >>> parse_yes_no("There isn't one.", parser="strict")
         False
     """
     if not isinstance(text, str):
         raise ConfigError(
             f"parse_yes_no expects a str answer, got {type(text).__name__}; pass the decoded text."
         )
-    # POPE: `if text.find('.') != -1: text = text.split('.')[0]` -- only the first sentence counts.
+    if parser == "pope":
+        # POPE's evaluate.py, literally.
+        if text.find(".") != -1:
+            text = text.split(".")[0]
+        words = text.replace(",", "").split(" ")
+        return not ("No" in words or "not" in words or "no" in words)
+    if parser != "strict":
+        raise ConfigError(f"unknown POPE answer parser {parser!r}; choose one of {list(PARSERS)}.")
     first = text.split(".")[0]
     # Normalise typographic apostrophes so "isn’t" counts like "isn't".
     first = first.replace("\u2019", "'").lower()
-    words = re.findall(r"[a-z']+", first)
-    for w in words:
+    for w in re.findall(r"[a-z']+", first):
         w = w.strip("'")
         if w in _NEGATIONS or w.endswith("n't"):
             return False
