@@ -13,12 +13,12 @@ PROMPT = "describe this image ."
 
 
 def test_available_lists_every_method():
-    assert available() == ["greedy", "sgrs", "locore", "sgrs+locore", "vcd", "dola", "opera"]
+    assert available() == ["greedy", "sgrs", "locore", "sgrs+locore", "vcd", "dola"]
 
 
 def test_unknown_method_and_option_errors_list_the_options(llava_session, image):
     with pytest.raises(ConfigError, match="unknown method 'beam'; choose one of greedy, sgrs, locore, "
-                                          "sgrs\\+locore, vcd, dola, opera"):
+                                          "sgrs\\+locore, vcd, dola"):
         run_method("beam", llava_session, image, PROMPT)
     with pytest.raises(ConfigError, match="method 'dola' has no option\\(s\\) \\['alpha'\\]; its options are layers"):
         run_method("dola", llava_session, image, PROMPT, alpha=1.0)
