@@ -2,12 +2,12 @@
 
     import lvsal_nb as lv
     from lvsal_nb.methods import available, run_method
-    available()   # ['greedy', 'sgrs', 'locore', 'sgrs+locore', 'vcd', 'dola']
+    available()   # ['greedy', 'sgrs', 'locore', 'sgrs+locore', 'vcd', 'dola', 'opera']
     tr = run_method("vcd", session, image, prompt, max_new_tokens=64, seed=0, alpha=0.5)
     tr.config["method"], tr.config["method_options"]   # 'vcd', every option as it ran
 
 Every method returns a `Trace` with the saliency of its tokens: greedy / sgrs / locore /
-sgrs+locore record it while decoding (`Session.trace`); vcd / dola decode first, then
+sgrs+locore record it while decoding (`Session.trace`); vcd / dola / opera decode first, then
 `Session.analyze` scores their tokens under the plain model (the sequence engine).
 
 Options (keyword arguments after the common ones) per method:
@@ -18,6 +18,8 @@ Options (keyword arguments after the common ones) per method:
     vcd           the fields of `VCD` (alpha, beta, noise_step, schedule) + decoding, temperature, top_p
     dola          the fields of `DoLa` (layers, relative_top, repetition_penalty, final_norm) + decoding,
                   temperature, top_p
+    opera         the fields of `OPERA` (num_beams, scale_factor, threshold, num_attn_candidates,
+                  penalty_weights, window_size)
 An unknown name or option raises `ConfigError` listing the valid ones.
 """
 
@@ -90,7 +92,7 @@ def decode_method(
     analyze: bool = True,
     **options,
 ) -> MethodOutput:
-    """Run one method. `analyze=False` skips the saliency pass of vcd / dola (trace None)."""
+    """Run one method. `analyze=False` skips the saliency pass of vcd / dola / opera (trace None)."""
     return _get(name).run(session, image, prompt, max_new_tokens, seed, analyze, options)
 
 
@@ -207,6 +209,15 @@ def _dola(session, image, prompt, mnt, seed, analyze, options):
     cfg, dec = _settings(DoLa, options, "dola", _DECODING)
     g = dola_generate(session, image, prompt, cfg, max_new_tokens=mnt, seed=seed, **dec)
     return _baseline(session, image, prompt, analyze, "dola", g, _options(g.config))
+
+
+@register("opera", "OPERA (over-trust penalty + retrospection; its released defaults: 5 beams)")
+def _opera(session, image, prompt, mnt, seed, analyze, options):
+    from .decoding.opera import OPERA, opera_generate
+
+    cfg, _ = _settings(OPERA, options, "opera")
+    g = opera_generate(session, image, prompt, cfg, max_new_tokens=mnt)  # deterministic: no seed
+    return _baseline(session, image, prompt, analyze, "opera", g, _options(g.config))
 
 
 def _options(config: dict) -> dict:

@@ -13,12 +13,12 @@ PROMPT = "describe this image ."
 
 
 def test_available_lists_every_method():
-    assert available() == ["greedy", "sgrs", "locore", "sgrs+locore", "vcd", "dola"]
+    assert available() == ["greedy", "sgrs", "locore", "sgrs+locore", "vcd", "dola", "opera"]
 
 
 def test_unknown_method_and_option_errors_list_the_options(llava_session, image):
     with pytest.raises(ConfigError, match="unknown method 'beam'; choose one of greedy, sgrs, locore, "
-                                          "sgrs\\+locore, vcd, dola"):
+                                          "sgrs\\+locore, vcd, dola, opera"):
         run_method("beam", llava_session, image, PROMPT)
     with pytest.raises(ConfigError, match="method 'dola' has no option\\(s\\) \\['alpha'\\]; its options are layers"):
         run_method("dola", llava_session, image, PROMPT, alpha=1.0)
@@ -56,3 +56,15 @@ def test_each_method_equals_its_direct_call(llava_session, image):
     d = decode_method("dola", s, image, PROMPT, max_new_tokens=3, analyze=False, decoding="greedy")
     assert d.trace is None
     assert d.token_ids == dola_generate(s, image, PROMPT, DoLa(), max_new_tokens=3).token_ids
+
+
+def test_opera_through_the_registry_is_traced(llava_session, image):
+    from lvsal_nb.decoding.opera import OPERA, opera_generate
+
+    s = llava_session
+    tr = run_method("opera", s, image, PROMPT, max_new_tokens=2, num_beams=2, num_attn_candidates=2)
+    direct = opera_generate(s, image, PROMPT, OPERA(num_beams=2, num_attn_candidates=2), max_new_tokens=2)
+    assert [r.token_id for r in tr.records] == direct.token_ids
+    assert tr.config["method"] == "opera" and tr.config["decoding"] == "forced"  # analysed afterwards
+    assert tr.config["method_options"]["num_beams"] == 2 and tr.config["method_options"]["threshold"] == 15
+    assert all(r.saliency is not None for r in tr.records)

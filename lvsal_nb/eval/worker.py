@@ -13,7 +13,7 @@ saliency: the own-loop methods record it while decoding; VCD and DoLa decode fir
 
 Methods come from the registry (`lvsal_nb.methods`): greedy · sgrs (SGRS, official defaults, seeded
 sampling order) · locore (greedy + LocoRE with the family's β: 0.15 LLaVA, 0.20 Qwen2-VL) ·
-sgrs+locore · vcd (VCD as published: its schedule, sampling) · dola (DoLa()).
+sgrs+locore · vcd (VCD as published: its schedule, sampling) · dola (DoLa()) · opera (OPERA(), opt-in).
 A unit may carry `"options"` (that method's keyword options); the answer reports every option as
 it ran (`options`), defaults included.
 """
@@ -34,8 +34,8 @@ from lvsal_nb.eval.tasks import load_image_source
 from lvsal_nb.methods import available, decode_method
 
 METHODS = tuple(available())
-# What `lvsal eval` runs when --methods is not given: every registered method.
-DEFAULT_METHODS = METHODS
+# What `lvsal eval` runs when --methods is not given (OPERA's beams x candidates forwards are opt-in).
+DEFAULT_METHODS = tuple(m for m in METHODS if m != "opera")
 
 
 def check_methods(methods: list[str]) -> list[str]:

@@ -99,3 +99,70 @@ def test_rescore_keeps_only_penalised_candidates():
     cand = torch.tensor([[1, 2], [2, 0]])
     pen = torch.tensor([[0.5, -1.0], [2.0, 0.0]])
     assert rescore(logits, cand, pen, 1.0).tolist() == [[-999.0, 4.5, 4.0, -999.0], [2.0, -999.0, 2.0, -999.0]]
+
+
+PROMPT = "describe this image ."
+
+
+def full_pass(s, prepared, tokens):
+    """Independent reference: one plain teacher-forced forward of prompt + tokens with eager attention
+    (no cache): next-token logits [vocab] and the last layer's attention, max over heads [n, n]."""
+    inputs = s.adapter.to(s.adapter.full_inputs(prepared, tokens), s.dtype)
+    cfg = s.adapter.text_config
+    old, cfg._attn_implementation = cfg._attn_implementation, "eager"
+    try:
+        with torch.no_grad():
+            out = s.model(**inputs, output_attentions=True)
+    finally:
+        cfg._attn_implementation = old
+    return out.logits[0, -1].double(), out.attentions[-1][0].double().max(0).values
+
+
+def test_opera_decode_equals_a_hand_computed_step(llava_session, image):
+    """Two beams, two candidates, two tokens on a tiny float64 LLaVA: every penalty is −(the
+    candidate's renormalised attention on the image tokens) (window <= 10), computed here from a
+    plain forward; the first token is the argmax of logit − penalty over the candidates of beam 0."""
+    from lvsal_nb.decoding.opera import opera_generate
+
+    s = llava_session
+    cfg = OPERA(num_beams=2, num_attn_candidates=2)
+    before = s.adapter.text_config._attn_implementation
+    g = opera_generate(s, image, PROMPT, cfg, max_new_tokens=2, return_scores=True)
+    assert s.adapter.text_config._attn_implementation == before  # the eager switch is undone
+    prepared = s.adapter.prepare(image, PROMPT)
+    i0, i1 = prepared.spans.image
+    logits, _ = full_pass(s, prepared, [])
+    cands = torch.topk(logits, 2).indices.tolist()
+    pens = []
+    for c in cands:
+        _, att = full_pass(s, prepared, [c])
+        row = att[-1] / att[-1].sum()
+        pens.append(-float(row[i0:i1].sum()))
+    assert g.info[0]["penalties"][0] == pytest.approx(pens, abs=1e-6)
+    rescored = {c: float(logits[c]) - p for c, p in zip(cands, pens)}
+    kept = torch.isfinite(g.scores[0][0]) & (g.scores[0][0] > -999)
+    assert sorted(torch.nonzero(kept).flatten().tolist()) == sorted(cands)
+    assert g.scores[0][0][cands].tolist() == pytest.approx([rescored[c] for c in cands], abs=1e-6)
+    assert not any(i["rolled_back"] for i in g.info)
+    # step 2 re-scores the candidates after the best first token the same way (in one of the 2 beams;
+    # the final best hypothesis may start with the other candidate: beam search, not greedy)
+    best_first = max(rescored, key=rescored.get)
+    assert g.token_ids[0] in cands
+    logits2, _ = full_pass(s, prepared, [best_first])
+    c2 = torch.topk(logits2, 2).indices.tolist()
+    pen2 = []
+    for c in c2:
+        _, att = full_pass(s, prepared, [best_first, c])
+        row = att[-1] / att[-1].sum()
+        pen2.append(-float(row[i0:i1].sum()))
+    beam = [k for k in range(2) if g.scores[1][k][c2].tolist() == pytest.approx(
+        [float(logits2[c]) - p for c, p in zip(c2, pen2)], abs=1e-6)]
+    assert beam, "no beam of step 2 holds the hand-computed re-scored candidates"
+
+
+def test_opera_needs_an_image(llava_session):
+    from lvsal_nb.decoding.opera import opera_generate
+    from lvsal_nb.errors import ImageError
+
+    with pytest.raises(ImageError, match="pass an image"):
+        opera_generate(llava_session, None, PROMPT, max_new_tokens=1)
