@@ -177,7 +177,7 @@ def _record(task: Task, item, unit: dict, res: dict, out: Path) -> dict[str, Any
            "max_new_tokens": unit["max_new_tokens"], "seed": unit["seed"], "prompt": item.prompt, **item.meta,
            "text": res["text"], "token_ids": res["token_ids"], "n_tokens": res["n_tokens"],
            "saliency": res["saliency"], "seconds": res["seconds"], "worker": res.get("worker"),
-           "options": res.get("options"), "trace": trace}
+           "options": json.dumps(res.get("options") or {}, sort_keys=True, default=str), "trace": trace}
     rec.update(task.judge(item, res["text"]))
     return rec
 

@@ -166,7 +166,8 @@ def _options(group: list[dict]) -> str:
     """The method's options as they ran (JSON; the same for every answer of a run)."""
     import json
 
-    return json.dumps(group[0].get("options") or {}, sort_keys=True, default=str)
+    opts = group[0].get("options") or {}
+    return opts if isinstance(opts, str) else json.dumps(opts, sort_keys=True, default=str)
 
 
 def _extras(group: list[dict]) -> dict[str, float]:
