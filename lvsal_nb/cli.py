@@ -135,20 +135,31 @@ def _check_out_file(out: Path) -> None:
 def trace_cmd(args) -> int:
     import lvsal_nb as lv
 
+    from .methods import available, run_method
+
     _check_beta(args.locore)
     _check_out_file(Path(args.out))
+    if args.method is not None and args.method not in available():  # before minutes of loading
+        raise ConfigError(f"unknown method {args.method!r}; choose one of {', '.join(available())}.")
     session = lv.load(args.model, device=args.device, dtype=args.dtype)
-    tr = session.trace(
-        args.image,
-        args.prompt,
-        max_new_tokens=args.max_new_tokens,
-        progress=True,
-        sgrs=lv.SGRS(k=args.k) if args.sgrs else None,
-        locore=args.locore,
-        layers=args.layers,
-        seed=args.seed,
-        decoding=args.decoding,
-    )
+    if args.method is not None:  # the registry: the same call as `lvsal eval` makes
+        opts = {"k": args.k} if args.method == "sgrs" else {}
+        if args.locore is not None and args.method in ("locore", "sgrs+locore"):
+            opts["beta" if args.method == "locore" else "locore"] = args.locore
+        tr = run_method(args.method, session, args.image, args.prompt, max_new_tokens=args.max_new_tokens,
+                        seed=args.seed, **opts)
+    else:
+        tr = session.trace(
+            args.image,
+            args.prompt,
+            max_new_tokens=args.max_new_tokens,
+            progress=True,
+            sgrs=lv.SGRS(k=args.k) if args.sgrs else None,
+            locore=args.locore,
+            layers=args.layers,
+            seed=args.seed,
+            decoding=args.decoding,
+        )
     print(f"output: {tr.text.strip()}\n")
     print_table(tr)
     print(f"\ntrace written to {tr.save(args.out)}")
@@ -183,6 +194,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--sgrs", action="store_true")
     t.add_argument("--k", type=int, default=5, help="SGRS candidates")
     t.add_argument("--locore", type=float, default=None, metavar="BETA")
+    t.add_argument("--method", default=None, metavar="NAME",
+                   help="decode with a registered method (greedy, sgrs, locore, sgrs+locore, vcd, dola; "
+                   "LocoRE's beta defaults to the model family's); --k and --locore set its options")
     t.add_argument("--layers", type=int, nargs="+", default=None)
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--device", default=None)

@@ -3,7 +3,7 @@
 Per step, with hidden_j the last position's hidden state after j decoder layers (j = 0: the
 embeddings; hidden_N is the final layer, already normalised by the model):
 
-    early-exit logits  ℓ_j = lm_head(final_norm(hidden_j))           j < N
+    early-exit logits  ℓ_j = lm_head(hidden_j)                       j < N  (raw hidden state)
     premature layer    m   = the given layer (static), or among the candidates the one whose
                              distribution is farthest from the final layer's (dynamic, by the
                              reference code's Jensen-Shannon estimate, below)
@@ -17,8 +17,12 @@ every second layer of [start, N/2), "high" = every second layer of [N/2, N) (for
 the tied embeddings is the identity); relative_top = 0.1; repetition penalty 1.2 (DoLa's advice;
 1.0 turns it off). The divergence of the dynamic choice is the reference code's, computed with
 `F.kl_div(log p, m).mean(-1)`: ½ · mean_v [KL-terms of m against p_N and against p_j], m = ½(p_N + p_j)
-— the argmax over candidates, what matters, is the code's. Deliberate difference: the early exit
-applies the final norm (the paper's φ(h_j) on a pre-norm model; transformers' port skipped it).
+— the argmax over candidates, what matters, is the code's. The early exit applies the LM head to
+the raw hidden state, as the original code (its modified LlamaForCausalLM takes
+`outputs.hidden_states[j]`, un-normalised for j < N) and transformers' `_dola_decoding`
+(`lm_head(outputs.hidden_states[j][:, -1, :])`) do. `DoLa(final_norm=True)` is a named option that
+applies the decoder's final norm first (the paper's φ(h_j) read literally; this project's default
+before it followed the reference code).
 """
 
 from __future__ import annotations
@@ -38,11 +42,13 @@ BUCKETS = ("low", "high")
 @dataclass(frozen=True)
 class DoLa:
     """DoLa settings. layers: "low", "high", or a list of candidate premature layers (one layer =
-    static DoLa); relative_top: plausibility cut-off α in (0, 1]; repetition_penalty ≥ 1 (1 = off)."""
+    static DoLa); relative_top: plausibility cut-off α in (0, 1]; repetition_penalty ≥ 1 (1 = off);
+    final_norm: apply the final norm to early exits (Default: False, the reference code's raw head)."""
 
     layers: str | tuple[int, ...] = "low"
     relative_top: float = 0.1
     repetition_penalty: float = 1.2
+    final_norm: bool = False
 
     def __post_init__(self):
         if isinstance(self.layers, str):
@@ -54,6 +60,8 @@ class DoLa:
             object.__setattr__(self, "layers", tuple(int(l) for l in self.layers))
             if not self.layers:
                 raise ConfigError("DoLa layers is empty; pass 'low', 'high' or at least one layer index")
+        if not isinstance(self.final_norm, bool):
+            raise ConfigError(f"DoLa final_norm must be True or False, got {self.final_norm!r}")
         if not 0 < self.relative_top <= 1:
             raise ConfigError(f"DoLa relative_top must be in (0, 1], got {self.relative_top!r}")
         if not self.repetition_penalty >= 1:
@@ -119,7 +127,8 @@ def dola_generate(
 
     Args:
         session: an `lvsal_nb.Session`.
-        cfg: DoLa settings (default `DoLa()`: the "low" bucket, relative_top 0.1, repetition penalty 1.2).
+        cfg: DoLa settings (default `DoLa()`: the "low" bucket, relative_top 0.1, repetition penalty 1.2,
+            LM head on the raw early-exit hidden state).
         decoding: "greedy" (default) or "sample" (temperature, top_p), seeded by `seed`.
         return_scores: keep the contrasted scores [vocab] (after the penalty) of every step.
     """
@@ -133,12 +142,12 @@ def dola_generate(
         or getattr(adapter.model.config, "tie_word_embeddings", False)
     )
     cands = candidate_layers(cfg.layers, adapter.num_layers, tied)
-    norm = getattr(adapter.language_model, "norm", None)
+    norm = getattr(adapter.language_model, "norm", None) if cfg.final_norm else torch.nn.Identity()
     head = adapter.head
     if norm is None or head is None:
         raise ConfigError(
-            f"DoLa needs the decoder's final norm and LM head; {type(adapter.model).__name__} "
-            "exposes no `language_model.norm` / output embeddings"
+            f"DoLa needs the LM head (and with final_norm=True the decoder's final norm); "
+            f"{type(adapter.model).__name__} exposes no output embeddings / `language_model.norm`"
         )
     prepared = adapter.prepare(image, prompt)
     inputs = adapter.to(prepared.inputs, session.dtype)

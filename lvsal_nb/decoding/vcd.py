@@ -7,14 +7,16 @@ per image, advanced with the same tokens):
     keep     = {v : p(v) ≥ β · max p}                     adaptive plausibility, on the ORIGINAL p
     ℓ_cd     = (1 + α) · ℓ − α · ℓ'    on keep, −inf elsewhere
 
-then greedy (default) or seeded sampling from softmax(ℓ_cd). Defaults α = 1, β = 0.1, noise step
-500 of 1000.
+then seeded sampling from softmax(ℓ_cd) (the default, as VCD's released code: do_sample=True,
+temperature 1, top_p 1, top_k None) or greedy (a named option). Defaults α = 1, β = 0.1, noise step
+500 of 1000 — the settings of VCD's `experiments/eval/object_hallucination_vqa_llava.py`.
 
 The noise is the forward diffusion q(x_t | x_0) = N(√ᾱ_t · x_0, (1 − ᾱ_t) I), ᾱ_t = Π_{s≤t} (1 − β_s),
 applied elementwise to the processor's (normalised) pixel tensor, as VCD's code does; the draw is
-seeded. Schedules: "linear" (DDPM, β from 1e-4 to 0.02 over 1000 steps; the default) or "vcd" (the
-official code's `add_diffusion_noise`: β = sigmoid(linspace(−6, 6, 1000)) · (5e-3 − 1e-5) + 1e-5,
-a much milder noise at the same step: √ᾱ_500 ≈ 0.86 against 0.28 for the linear one).
+seeded. Schedules: "vcd" (the default: the released code's `vcd_utils/vcd_add_noise.py`,
+β = sigmoid(torch.linspace(−6, 6, 1000)) · (5e-3 − 1e-5) + 1e-5 in float32 as there; √ᾱ_500 ≈ 0.863)
+or "linear" (a named option: DDPM, β from 1e-4 to 0.02 over 1000 steps; a much stronger noise at the
+same step, √ᾱ_500 ≈ 0.279 — this project's default before it followed VCD's code).
 """
 
 from __future__ import annotations
@@ -32,13 +34,15 @@ DIFFUSION_STEPS = 1000
 
 @dataclass(frozen=True)
 class VCD:
-    """VCD settings. alpha: contrast strength α ≥ 0; beta: plausibility cut-off β in (0, 1];
-    noise_step: diffusion step t in 0..999; schedule: "linear" or "vcd" (see the module doc)."""
+    """VCD settings (defaults = VCD's released code: cd_alpha 1, cd_beta 0.1, noise_step 500, its schedule).
+
+    alpha: contrast strength α ≥ 0; beta: plausibility cut-off β in (0, 1]; noise_step: diffusion
+    step t in 0..999; schedule: "vcd" (default) or "linear" (see the module doc)."""
 
     alpha: float = 1.0
     beta: float = 0.1
     noise_step: int = 500
-    schedule: str = "linear"
+    schedule: str = "vcd"
 
     def __post_init__(self):
         if not self.alpha >= 0:
@@ -56,19 +60,19 @@ class VCD:
         return asdict(self)
 
 
-def alpha_bar(step: int, schedule: str = "linear") -> float:
-    """ᾱ_t = Π_{s=0..t} (1 − β_s) of the schedule (float64)."""
+def alpha_bar(step: int, schedule: str = "vcd") -> float:
+    """ᾱ_t = Π_{s=0..t} (1 − β_s) of the schedule ("vcd": float32, as VCD's code; "linear": float64)."""
     if schedule == "linear":
         betas = torch.linspace(1e-4, 0.02, DIFFUSION_STEPS, dtype=torch.float64)
     elif schedule == "vcd":
-        ramp = torch.linspace(-6, 6, DIFFUSION_STEPS, dtype=torch.float64)
-        betas = torch.sigmoid(ramp) * (0.5e-2 - 1e-5) + 1e-5
+        # VCD's add_diffusion_noise, literally: float32 linspace, sigmoid, cumprod.
+        betas = torch.sigmoid(torch.linspace(-6, 6, DIFFUSION_STEPS)) * (0.5e-2 - 1e-5) + 1e-5
     else:
         raise ConfigError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
     return float(torch.cumprod(1 - betas, 0)[step])
 
 
-def diffusion_noise(pixels: torch.Tensor, step: int, schedule: str = "linear", seed: int = 0) -> torch.Tensor:
+def diffusion_noise(pixels: torch.Tensor, step: int, schedule: str = "vcd", seed: int = 0) -> torch.Tensor:
     """x_t = √ᾱ_t · x_0 + √(1 − ᾱ_t) · ε, ε ~ N(0, I) drawn on the CPU from `seed` (any shape, same dtype)."""
     a = alpha_bar(step, schedule)
     gen = torch.Generator(device="cpu").manual_seed(seed)
@@ -91,19 +95,20 @@ def vcd_generate(
     cfg: VCD | None = None,
     *,
     max_new_tokens: int = 64,
-    decoding: str = "greedy",
+    decoding: str = "sample",
     temperature: float = 1.0,
     top_p: float = 1.0,
     seed: int = 0,
     return_scores: bool = False,
 ) -> Generated:
-    """Decode one (image, prompt) with VCD.
+    """Decode one (image, prompt) with VCD, as VCD's released code by default.
 
     Args:
         session: an `lvsal_nb.Session` (its adapter builds the inputs, chat template included).
-        cfg: VCD settings (default `VCD()`: α=1, β=0.1, step 500, linear schedule).
-        decoding: "greedy" (default) or "sample" (temperature, top_p), seeded by `seed`; `seed` also
-            seeds the image noise.
+        cfg: VCD settings (default `VCD()`: α=1, β=0.1, step 500, VCD's own noise schedule).
+        decoding: "sample" (default, as VCD's code: multinomial from softmax(ℓ_cd / temperature) with
+            top_p; temperature 1 and top_p 1 there, no top-k) or "greedy" (a named option); seeded by
+            `seed`, which also seeds the image noise.
         return_scores: keep ℓ_cd [vocab] of every step in `Generated.scores`.
     """
     cfg = cfg or VCD()

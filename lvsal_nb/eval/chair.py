@@ -22,15 +22,24 @@ Reproduced from the original ``chair.py`` (github.com/LisaAnne/Hallucination, ut
   OPERA version of the script (covered / all ground-truth objects; length = number of tokens,
   punctuation included, after joining two-word phrases).
 
-Deliberate differences, each to avoid downloaded data:
+Two word-handling modes (``compat``):
 
-- tokens come from a regular expression close to NLTK's ``word_tokenize`` (words, hyphenated
-  words kept whole like NLTK, clitics such as "'s" split off, every other non-space character a
-  token of its own), not from NLTK itself;
-- singularisation uses ``inflect`` instead of pattern.en. Tokens that are already vocabulary
-  words are left alone (inflect would turn "bus" into "bu" and "tennis" into "tenni"); for the
-  same reason the original needed the entries "knive" and "wine glas", which stay but are no
-  longer needed.
+- ``"original"`` (default) reproduces the original's word handling exactly, quirks included, so
+  scores compare with published CHAIR numbers: NLTK's ``word_tokenize`` (:mod:`.tokenize`, a
+  pure-Python port; "...", "couch/sofa" one token, sentence-final periods split off) and Pattern
+  2.6's ``singularize`` (:mod:`.singular`, ported) on every token, so "bus", "minibus", "ties",
+  "canoes", "thieves" are missed ("bu", "ty", ...), "tennis racket" is never joined ("tenni racket";
+  "racket" alone still counts), while "grandchildren", "mouses" are found; synonyms split on ", "
+  so the entries " motor bike" and " cheesecake" (double spaces in the file) never match.
+- ``"fixed"``, with these corrections:
+  1. singularisation: a token that is a vocabulary word stays as it is ("bus", "minibus",
+     "tennis", "glass"); otherwise Pattern's singular when that is a vocabulary word
+     ("grandchildren", "mouses", "people"), else inflect's when that is one ("ties" -> "tie",
+     "canoes" -> "canoe", "thieves" -> "thief"), else Pattern's;
+  2. every synonym entry is stripped, so "motor bike" and "cheesecake" count;
+  3. tokens are words (hyphenated words whole), clitics ("'s") and every other non-space
+     character on its own: "couch/sofa" is "couch", "/", "sofa"; "..." is three "." tokens; a
+     word's period is split off everywhere ("a dog.the cat" finds dog), not only at a sentence end.
 """
 
 from __future__ import annotations
@@ -47,8 +56,12 @@ import pandas as pd
 from lvsal_nb.errors import ConfigError
 from lvsal_nb.eval.coco import AnnotationsLike, image_captions, image_objects
 from lvsal_nb.eval.scores import chair_scores
+from lvsal_nb.eval.singular import singularize
+from lvsal_nb.eval.tokenize import word_tokenize
 
-__all__ = ["Chair", "Mention", "load_synonyms", "DOUBLE_WORDS", "ANIMAL_WORDS", "VEHICLE_WORDS"]
+__all__ = ["Chair", "Mention", "load_synonyms", "COMPAT", "DOUBLE_WORDS", "ANIMAL_WORDS", "VEHICLE_WORDS"]
+
+COMPAT = ("original", "fixed")
 
 SYNONYMS_FILE = Path(__file__).with_name("data") / "coco_synonyms.txt"
 
@@ -88,18 +101,29 @@ class Mention:
     end: int
 
 
-def load_synonyms(path: str | PathLike | None = None) -> dict[str, list[str]]:
+def load_synonyms(path: str | PathLike | None = None, compat: str = "fixed") -> dict[str, list[str]]:
     """Read a synonym table: ``{category: [category, synonym, ...]}`` in file order.
 
     Args:
         path (str | PathLike | None): a file in the format of ``data/coco_synonyms.txt``.
             Default: None, the shipped CHAIR table.
+        compat (str): "fixed" (default: entries stripped) or "original" (split on ", " as the
+            original, so an entry after a double space keeps its leading space).
     """
-    return {k: list(v) for k, v in _read_synonyms(str(path or SYNONYMS_FILE)).items()}
+    return {k: list(v) for k, v in _read_synonyms(str(path or SYNONYMS_FILE), _check_compat(compat)).items()}
+
+
+def _check_compat(compat: str) -> str:
+    if compat not in COMPAT:
+        raise ConfigError(
+            f"unknown CHAIR compat mode {compat!r}; choose 'original' (the reference code's word "
+            "handling, quirks included) or 'fixed' (its corrections, listed in lvsal_nb.eval.chair)."
+        )
+    return compat
 
 
 @functools.lru_cache(maxsize=8)
-def _read_synonyms(path: str) -> dict[str, tuple[str, ...]]:
+def _read_synonyms(path: str, compat: str = "fixed") -> dict[str, tuple[str, ...]]:
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"synonym file {path!r} does not exist; pass None to use the shipped CHAIR table.")
@@ -107,7 +131,10 @@ def _read_synonyms(path: str) -> dict[str, tuple[str, ...]]:
     for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
         if not line.strip() or line.lstrip().startswith("#"):
             continue
-        names = tuple(s.strip() for s in line.split(",") if s.strip())
+        if compat == "original":  # chair.py: s.strip().split(', ')
+            names = tuple(line.strip().split(", "))
+        else:
+            names = tuple(s.strip() for s in line.split(",") if s.strip())
         if names[0] in table:
             raise ConfigError(
                 f"{path}:{n}: category {names[0]!r} appears twice; give each category one line."
@@ -130,7 +157,7 @@ def _inflect_engine():
 
 
 @functools.lru_cache(maxsize=65536)
-def _singular(token: str) -> str:
+def _inflect_singular(token: str) -> str:
     if not token[0].isalpha():
         return token
     out = _inflect_engine().singular_noun(token)
@@ -138,9 +165,10 @@ def _singular(token: str) -> str:
 
 
 class _Vocabulary:
-    """Synonym table + the original's two-word and special-case rules."""
+    """Synonym table + the original's two-word and special-case rules, in one compat mode."""
 
-    def __init__(self, table: Mapping[str, tuple[str, ...]]):
+    def __init__(self, table: Mapping[str, tuple[str, ...]], compat: str = "original"):
+        self.compat = compat
         self.categories = tuple(table)
         self.inverse: dict[str, str] = {}
         for canonical, names in table.items():
@@ -160,15 +188,34 @@ class _Vocabulary:
         self.double["bow tie"] = "tie"
         self.double["toilet seat"] = "toilet"
         self.double["wine glas"] = "wine glass"  # pattern.en singularised "glass" to "glas"
-        # Tokens never singularised: they are vocabulary words already.
+        # fixed: tokens never singularised, as they are vocabulary words already.
         self.keep = {t for phrase in [*self.inverse, *self.double] for t in phrase.split()}
+
+    def _tokens(self, text: str) -> list[tuple[str, int, int]]:
+        """(singular token, start, end) of the lower-cased text, by the mode's tokenizer."""
+        low = text.lower()
+        if self.compat == "original":
+            out, pos = [], 0
+            for t in word_tokenize(low):
+                at = low.find(t, pos)  # Treebank rewrites quotes ("" -> ``): those get an empty span
+                start, end = (at, at + len(t)) if at >= 0 else (pos, pos)
+                pos = max(pos, end)
+                out.append((singularize(t), start, end))
+            return out
+        return [(self._fixed_singular(m.group()), m.start(), m.end()) for m in _TOKEN.finditer(low)]
+
+    def _fixed_singular(self, t: str) -> str:
+        if t in self.keep:
+            return t
+        p = singularize(t)
+        if p in self.keep:
+            return p
+        i = _inflect_singular(t)
+        return i if i in self.keep else p
 
     def analyse(self, text: str) -> tuple[list[Mention], int]:
         """Mentions in ``text`` and its length in tokens after joining two-word phrases."""
-        toks = []
-        for m in _TOKEN.finditer(text):
-            t = m.group().lower()
-            toks.append((t if t in self.keep else _singular(t), m.start(), m.end()))
+        toks = self._tokens(text)
         merged = []
         i = 0
         while i < len(toks):
@@ -192,8 +239,10 @@ class _Vocabulary:
         key = str(name).strip().lower()
         if key in self.inverse:
             return self.inverse[key]
-        if " " not in key and key and _singular(key) in self.inverse:
-            return self.inverse[_singular(key)]
+        if " " not in key and key:
+            for sing in (singularize(key), _inflect_singular(key)):
+                if sing in self.inverse:
+                    return self.inverse[sing]
         raise ConfigError(
             f"{name!r} is not a COCO category or one of its CHAIR synonyms; use a name such as "
             f"{', '.join(repr(c) for c in self.categories[:4])} ... "
@@ -202,8 +251,8 @@ class _Vocabulary:
 
 
 @functools.lru_cache(maxsize=8)
-def _vocabulary(path: str) -> _Vocabulary:
-    return _Vocabulary(_read_synonyms(path))
+def _vocabulary(path: str, compat: str = "original") -> _Vocabulary:
+    return _Vocabulary(_read_synonyms(path, compat), compat)
 
 
 class Chair:
@@ -213,6 +262,8 @@ class Chair:
         truth (Mapping[Hashable, Iterable[str]]): image id -> objects in the image, as COCO
             category names or synonyms ("puppy" is stored as "dog").
         synonyms (str | PathLike | None): synonym table file. Default: None, the CHAIR table.
+        compat (str): "original" (default: the reference code's word handling, quirks included)
+            or "fixed" (its corrections); see the module doc for each difference.
 
     Examples::
 
@@ -224,8 +275,14 @@ class Chair:
         0.3333333333333333
     """
 
-    def __init__(self, truth: Mapping[Hashable, Iterable[str]], *, synonyms: str | PathLike | None = None):
-        self._vocab = _vocabulary(str(synonyms or SYNONYMS_FILE))
+    def __init__(
+        self,
+        truth: Mapping[Hashable, Iterable[str]],
+        *,
+        synonyms: str | PathLike | None = None,
+        compat: str = "original",
+    ):
+        self._vocab = _vocabulary(str(synonyms or SYNONYMS_FILE), _check_compat(compat))
         if not isinstance(truth, Mapping):
             raise ConfigError(
                 f"truth must map image id -> objects, got {type(truth).__name__}; "
@@ -247,6 +304,7 @@ class Chair:
         *,
         image_ids: Iterable[Hashable] | None = None,
         synonyms: str | PathLike | None = None,
+        compat: str = "original",
     ) -> Chair:
         """Ground truth from COCO files: instance categories ∪ objects in reference captions.
 
@@ -257,8 +315,9 @@ class Chair:
                 (e.g. ``captions_val2014.json``). Default: None (instances only; CHAIR proper uses both).
             image_ids (Iterable | None): keep only these images (faster on full COCO). Default: None, all.
             synonyms (str | PathLike | None): synonym table file. Default: None, the CHAIR table.
+            compat (str): "original" (default) or "fixed": how caption words are read (module doc).
         """
-        vocab = _vocabulary(str(synonyms or SYNONYMS_FILE))
+        vocab = _vocabulary(str(synonyms or SYNONYMS_FILE), _check_compat(compat))
         keep = None if image_ids is None else set(image_ids)
         truth: dict[Hashable, set[str]] = {}
         for image_id, names in image_objects(instances).items():
@@ -275,12 +334,17 @@ class Chair:
                 f"{len(absent)} requested image id(s) are in neither file, e.g. {next(iter(absent))!r}; "
                 "check the ids (COCO ids are ints) or the annotation files."
             )
-        return cls(truth, synonyms=synonyms)
+        return cls(truth, synonyms=synonyms, compat=compat)
 
     @property
     def truth(self) -> dict[Hashable, frozenset[str]]:
         """image id -> its ground-truth COCO categories (a copy)."""
         return dict(self._truth)
+
+    @property
+    def compat(self) -> str:
+        """The word-handling mode: "original" or "fixed"."""
+        return self._vocab.compat
 
     @property
     def categories(self) -> tuple[str, ...]:

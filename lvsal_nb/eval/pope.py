@@ -15,7 +15,16 @@ following the POPE code (github.com/AoiDragon/POPE, ``main.py`` and ``utils.py``
    when popular / adversarial run out of candidates, POPE falls back to the random rule.
    Ties in frequency keep first-seen order, as POPE's stable sort does;
 3. the question is "Is there a {object} in the image?" ("an" before a vowel, as the released
-   POPE files) followed by " Please answer this question with one word.".
+   POPE files), with no suffix (POPE's own files); ``suffix=SUFFIXES["vcd"]`` appends VCD's
+   " Please answer this question with one word." as VCD's evaluation scripts do.
+
+Ground truth as POPE collected it: the objects of an image are its COCO instance categories
+(segmentations) and, with ``captions=``, the objects its reference captions mention, found by the
+CHAIR code (:class:`lvsal_nb.eval.chair.Chair`, ``compat="original"`` by default). Caption objects
+come after the instance objects (in order of first mention), so the "yes" questions still ask
+about annotated objects first, and a "no" question never asks about an object a reference caption
+mentions. (POPE's released segmentation file is not public data here; the order of its lists is
+instance order then caption order by this rule.)
 
 Answers are scored with POPE's parser and metrics (:mod:`lvsal_nb.eval.scores`).
 """
@@ -29,30 +38,22 @@ from os import PathLike
 from pathlib import Path
 
 from lvsal_nb.errors import ConfigError
-from lvsal_nb.eval.coco import AnnotationsLike, image_files, image_objects, load_annotations
+from lvsal_nb.eval.coco import AnnotationsLike, image_captions, image_files, image_objects, load_annotations
 from lvsal_nb.eval.scores import parse_yes_no, pope_scores
+from lvsal_nb.protocol.pope import POPE_TEMPLATE, SPLITS, SUFFIXES, pope_questions, question_text
 
 __all__ = [
     "SPLITS",
     "POPE_TEMPLATE",
     "POPE_SUFFIX",
+    "SUFFIXES",
     "build_pope",
     "save_questions",
     "load_questions",
     "score",
 ]
 
-SPLITS = ("random", "popular", "adversarial")
-POPE_TEMPLATE = "Is there a {} in the image?"
-POPE_SUFFIX = " Please answer this question with one word."
-_KEYS = ("question_id", "image_id", "file_name", "object", "question", "label")
-
-
-def _question(obj: str, template: str, suffix: str) -> str:
-    text = template.format(obj)
-    if obj[:1].lower() in "aeiou" and " a {}" in template:
-        text = template.replace(" a {}", " an {}").format(obj)
-    return text + suffix
+POPE_SUFFIX = SUFFIXES["vcd"]  # VCD's suffix (the name older callers import)
 
 
 def build_pope(
@@ -63,7 +64,9 @@ def build_pope(
     per_image: int = 3,
     *,
     template: str = POPE_TEMPLATE,
-    suffix: str = POPE_SUFFIX,
+    suffix: str = "",
+    captions: AnnotationsLike | None = None,
+    chair_compat: str = "original",
 ) -> list[dict]:
     """Build one POPE split.
 
@@ -79,8 +82,11 @@ def build_pope(
         seed (int): seed of the image draw and of random negatives. Default: 0.
         per_image (int): "yes" questions per image, and as many "no". Default: 3.
         template (str): question with one ``{}`` for the object. Default: POPE's.
-        suffix (str): appended to every question. Default: " Please answer this question
-            with one word." ("" for the bare question).
+        suffix (str): appended to every question. Default: "" (POPE's bare question);
+            ``SUFFIXES["vcd"]`` for VCD's " Please answer this question with one word.".
+        captions (Mapping | str | PathLike | None): COCO captions dict or JSON path; adds the objects
+            the reference captions mention to each image's ground truth, as POPE did. Default: None.
+        chair_compat (str): how captions are read (:class:`~lvsal_nb.eval.chair.Chair`). Default: "original".
 
     Returns:
         list[dict]: ``2 * per_image * n_images`` questions, each with ``question_id`` (from 1),
@@ -98,6 +104,8 @@ def build_pope(
     ann = load_annotations(annotations, what="instances")  # read a path once, not once per helper
     objects = image_objects(ann)
     files = image_files(ann)
+    if captions is not None:
+        objects = _with_caption_objects(ann, objects, captions, chair_compat)
 
     eligible = [i for i, objs in objects.items() if len(objs) >= per_image]
     if n_images is None:
@@ -110,52 +118,36 @@ def build_pope(
     rng = random.Random(seed)
     chosen = rng.sample(eligible, n_images)
 
-    # Frequencies and co-occurrences over the drawn images only, as POPE computes them.
-    counts: dict[str, int] = {}
-    co: dict[str, dict[str, int]] = {}
-    for i in chosen:
-        for o in objects[i]:
-            counts[o] = counts.get(o, 0) + 1
-            row = co.setdefault(o, {})
-            for other in objects[i]:
-                if other != o:
-                    row[other] = row.get(other, 0) + 1
-    pool = list(counts)
-    popular = [o for o, _ in sorted(counts.items(), key=lambda kv: kv[1], reverse=True)]
-    co_sorted = {
-        o: [k for k, _ in sorted(r.items(), key=lambda kv: kv[1], reverse=True)] for o, r in co.items()
-    }
-
     questions: list[dict] = []
-    for i in chosen:
-        present = set(objects[i])
-        asked: list[str] = []
-        for pos in objects[i][:per_image]:
-            asked.append(pos)
-            ranked = popular if split == "popular" else co_sorted[pos] if split == "adversarial" else []
-            neg = next((o for o in ranked if o not in asked and o not in present), None)
-            if neg is None:  # the random rule, and POPE's fallback for the other two
-                if not any(o not in asked and o not in present for o in pool):
-                    raise ConfigError(
-                        f"image {i!r}: no object of the {len(pool)} seen in the drawn images is left to ask "
-                        "a 'no' question about; draw more images (n_images) or lower per_image."
-                    )
-                neg = rng.choice(pool)
-                while neg in asked or neg in present:  # POPE's rejection loop: uniform over the rest
-                    neg = rng.choice(pool)
-            asked.append(neg)
-            for obj, label in ((pos, "yes"), (neg, "no")):
-                questions.append(
-                    {
-                        "question_id": len(questions) + 1,
-                        "image_id": i,
-                        "file_name": files[i],
-                        "object": obj,
-                        "question": _question(obj, template, suffix),
-                        "label": label,
-                    }
-                )
+    for k, obj, label in pope_questions([objects[i] for i in chosen], split, rng, per_image):
+        i = chosen[k]
+        questions.append(
+            {
+                "question_id": len(questions) + 1,
+                "image_id": i,
+                "file_name": files[i],
+                "object": obj,
+                "question": question_text(obj, template, suffix),
+                "label": label,
+            }
+        )
     return questions
+
+
+def _with_caption_objects(ann, objects, captions, compat) -> dict:
+    """Instance objects, then the objects the image's reference captions mention (first mention order)."""
+    from lvsal_nb.eval.chair import Chair
+
+    parse = Chair({}, compat=compat).mentions
+    out = {i: list(objs) for i, objs in objects.items()}
+    for image_id, texts in image_captions(captions).items():
+        if image_id not in out:
+            continue
+        for t in texts:
+            for m in parse(t):
+                if m.object not in out[image_id]:
+                    out[image_id].append(m.object)
+    return out
 
 
 def save_questions(questions: Sequence[Mapping], path: str | PathLike) -> Path:
@@ -202,12 +194,14 @@ def _check_questions(questions: Sequence[Mapping]) -> None:
             raise ConfigError(f"questions[{k}] has label {q['label']!r}; labels are 'yes' or 'no'.")
 
 
-def score(answers: Sequence[str], questions: Sequence[Mapping]) -> dict:
+def score(answers: Sequence[str], questions: Sequence[Mapping], *, parser: str = "pope") -> dict:
     """Score free-text answers against POPE questions.
 
     Args:
         answers (Sequence[str]): the model's answer to each question, same order.
         questions (Sequence[Mapping]): from :func:`build_pope` or :func:`load_questions`.
+        parser (str): "pope" (POPE's evaluate.py rule) or "strict" (negation-aware); see
+            :func:`lvsal_nb.eval.scores.parse_yes_no`. Default: "pope".
 
     Returns:
         dict: ``accuracy``, ``precision``, ``recall``, ``f1``, ``yes_ratio``, ``n`` (yes = positive),
@@ -221,4 +215,4 @@ def score(answers: Sequence[str], questions: Sequence[Mapping]) -> dict:
         raise ConfigError(
             f"{len(answers)} answers for {len(questions)} questions; pass one answer per question, in order."
         )
-    return pope_scores([parse_yes_no(a) for a in answers], [q["label"] == "yes" for q in questions])
+    return pope_scores([parse_yes_no(a, parser) for a in answers], [q["label"] == "yes" for q in questions])

@@ -40,11 +40,12 @@ from lvsal_nb.eval.lock import run_lock
 from lvsal_nb.eval.pope import SPLITS
 from lvsal_nb.eval.results import ResultStore, unit_key, write_atomic
 from lvsal_nb.eval.tasks import DATASETS, TASKS, Task, build_task
-from lvsal_nb.eval.worker import METHODS, Worker, check_methods, unit_seed
+from lvsal_nb.eval.worker import DEFAULT_METHODS, METHODS, Worker, check_methods, unit_seed
 
 DEFAULT_MAX_NEW_TOKENS = {"chair": [64, 512], "pope": [16]}
 # run.json keys that decide the answers: a resumed run must agree on them
-FIXED = ("task", "dataset", "model", "seed", "annotations", "captions", "images", "per_image", "dtype")
+FIXED = ("task", "dataset", "model", "seed", "annotations", "captions", "images", "per_image", "dtype",
+         "chair_compat", "pope_parser", "pope_suffix", "method_options")
 
 
 @dataclass
@@ -60,7 +61,11 @@ class RunSpec:
     captions: str | None = None
     n: int = 500
     seed: int = 0
-    methods: list[str] = field(default_factory=lambda: list(METHODS))
+    methods: list[str] = field(default_factory=lambda: list(DEFAULT_METHODS))
+    method_options: dict[str, dict[str, Any]] = field(default_factory=dict)  # method -> its keyword options
+    chair_compat: str = "original"  # CHAIR's word handling: "original" or "fixed"
+    pope_parser: str = "pope"  # POPE's evaluate.py rule, or "strict"
+    pope_suffix: str = "pope"  # the bare question (POPE), or "vcd" (" Please answer ... one word.")
     max_new_tokens: list[int] | None = None  # default: DEFAULT_MAX_NEW_TOKENS[task]
     image_list: str | None = None
     splits: list[str] = field(default_factory=lambda: list(SPLITS))
@@ -118,13 +123,18 @@ def _run_locked(spec: RunSpec, out: Path, methods, mnts, on_result, engine) -> p
     _check_run_file(out, spec)
     task = build_task(spec.task, spec.dataset, n=spec.n, seed=spec.seed, image_list=_image_list(out, spec),
                       images=spec.images, annotations=spec.annotations, captions=spec.captions,
-                      splits=spec.splits, per_image=spec.per_image, out=out)
+                      splits=spec.splits, per_image=spec.per_image, out=out, chair_compat=spec.chair_compat,
+                      pope_parser=spec.pope_parser, pope_suffix=spec.pope_suffix)
+    bad = [m for m in spec.method_options if m not in methods]
+    if bad:
+        raise ConfigError(f"--method-option names method(s) {bad} that this run does not use ({', '.join(methods)})")
     if not (out / "run.json").exists():  # only once the settings proved usable
         write_json(out / "run.json", {"fixed": spec.fixed()}, indent=1)
     write_json(out / "images.json", task.image_ids)
     items = {it.item_id: it for it in task.items}
     units = [{"key": unit_key(it.item_id, m, L), "item_id": it.item_id, "image": it.image,
-              "prompt": it.prompt, "method": m, "max_new_tokens": L, "seed": unit_seed(spec.seed, it.item_id)}
+              "prompt": it.prompt, "method": m, "max_new_tokens": L, "seed": unit_seed(spec.seed, it.item_id),
+              "options": dict(spec.method_options.get(m, {}))}
              for L in mnts for m in methods for it in task.items]
     store = ResultStore(out / "results.jsonl")
     todo = [u for u in units if u["key"] not in store]
@@ -174,7 +184,7 @@ def _record(task: Task, item, unit: dict, res: dict, out: Path) -> dict[str, Any
            "max_new_tokens": unit["max_new_tokens"], "seed": unit["seed"], "prompt": item.prompt, **item.meta,
            "text": res["text"], "token_ids": res["token_ids"], "n_tokens": res["n_tokens"],
            "saliency": res["saliency"], "seconds": res["seconds"], "worker": res.get("worker"),
-           "trace": trace}
+           "options": json.dumps(res.get("options") or {}, sort_keys=True, default=str), "trace": trace}
     rec.update(task.judge(item, res["text"]))
     return rec
 
@@ -212,7 +222,22 @@ def markdown(task: str, summary: pd.DataFrame) -> str:
             lines.append(f"| {r.method} | {r.split} | {r.max_new_tokens} | {pct(r.accuracy)} "
                          f"| {pct(r.precision)} | {pct(r.recall)} | {pct(r.f1)} | {pct(r.yes_ratio)} "
                          f"| {r.n} |")
+    lines += _settings_lines(task, summary)
     return "\n".join(lines)
+
+
+def _settings_lines(task: str, summary: pd.DataFrame) -> list[str]:
+    """Below the table: the scoring mode(s) and every method's options as they ran."""
+    out = [""]
+    if task == "chair" and "chair_compat" in summary:
+        out.append(f"CHAIR word handling: {', '.join(dict.fromkeys(summary['chair_compat']))}")
+    if task != "chair" and "pope_parser" in summary:
+        out.append(f"POPE answer parser: {', '.join(dict.fromkeys(summary['pope_parser']))}; "
+                   f"question suffix: {', '.join(dict.fromkeys(summary['pope_suffix']))}")
+    if "options" in summary:
+        for method, opts in dict(zip(summary["method"], summary["options"])).items():
+            out.append(f"- {method}: {opts}")
+    return out if len(out) > 1 else []
 
 
 # ---- run folder ------------------------------------------------------------------------------------
@@ -237,7 +262,8 @@ def _check_run_file(out: Path, spec: RunSpec) -> None:
     fixed = spec.fixed()
     if path.exists():
         old = _read_run_file(path)["fixed"]
-        diff = {k: (old.get(k), v) for k, v in fixed.items() if old.get(k) != v}
+        # a key the saved run does not have is a setting added since: not a difference
+        diff = {k: (old.get(k), v) for k, v in fixed.items() if k in old and old.get(k) != v}
         if diff:
             raise ConfigError(f"{out} holds a run with other settings {diff} (saved, now); rerun with the "
                               "saved settings to resume it, or pass a new --out")
@@ -332,8 +358,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n", type=int, default=500,
                    help="images (POPE: 6 questions per image and split); default 500")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--methods", type=_csv(str), default=list(METHODS),
-                   help=f"comma list of {','.join(METHODS)} (default: all)")
+    p.add_argument("--methods", type=_csv(str), default=list(DEFAULT_METHODS),
+                   help=f"comma list of {','.join(METHODS)} (default: {','.join(DEFAULT_METHODS)})")
+    p.add_argument("--method-option", dest="method_options", action="append", type=_method_option,
+                   default=[], metavar="METHOD.KEY=VALUE",
+                   help="an option of one method, e.g. vcd.decoding=greedy, dola.final_norm=true, "
+                   "locore.beta=0.2 (VALUE as JSON, else a string); repeat for more")
+    p.add_argument("--chair-compat", default="original", choices=["original", "fixed"],
+                   help="CHAIR word handling: the original code's, quirks included (default), or fixed")
+    p.add_argument("--pope-parser", default="pope", choices=["pope", "strict"],
+                   help="POPE answer parser: POPE's evaluate.py rule (default) or negation-aware")
+    p.add_argument("--pope-suffix", default="pope", choices=["pope", "vcd"],
+                   help="question suffix: none as POPE's files (default), or VCD's ' Please answer this "
+                   "question with one word.'")
     p.add_argument("--max-new-tokens", type=_csv(int), default=None,
                    help="comma list (default: 64,512 for chair, 16 for pope)")
     p.add_argument("--image-list", help="JSON list of image ids to use instead of drawing (an images.json)")
@@ -357,8 +394,24 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _method_option(text: str) -> tuple[str, str, Any]:
+    key, sep, value = text.partition("=")
+    method, dot, name = key.partition(".")
+    if not sep or not dot or not method or not name:
+        raise argparse.ArgumentTypeError(f"expected METHOD.KEY=VALUE (e.g. vcd.decoding=greedy), got {text!r}")
+    try:
+        parsed = json.loads(value)
+    except json.JSONDecodeError:
+        parsed = value
+    return method, name, parsed
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    opts: dict[str, dict[str, Any]] = {}
+    for method, name, value in args.method_options:
+        opts.setdefault(method, {})[name] = value
+    args.method_options = opts
     spec = RunSpec(**vars(args))
     try:
         summary = run(spec)

@@ -27,8 +27,9 @@ from lvsal_nb.errors import ConfigError, ImageError
 from lvsal_nb.eval.chair import Chair
 from lvsal_nb.eval.coco import image_files, load_annotations
 from lvsal_nb.eval.fixtures import FIXTURE_CAPTIONS, FIXTURE_INSTANCES
-from lvsal_nb.eval.pope import POPE_SUFFIX, SPLITS, build_pope, load_questions, save_questions
-from lvsal_nb.eval.scores import chair_scores, parse_yes_no, pope_scores
+from lvsal_nb.eval.chair import COMPAT
+from lvsal_nb.eval.pope import SPLITS, SUFFIXES, build_pope, load_questions, save_questions
+from lvsal_nb.eval.scores import PARSERS, chair_scores, parse_yes_no, pope_scores
 
 __all__ = ["CHAIR_PROMPT", "DATASETS", "TASKS", "Item", "Task", "build_task", "load_image_source"]
 
@@ -116,7 +117,9 @@ class ChairTask(Task):
         for (method, mnt), group in _groups(records, methods, ("max_new_tokens",)):
             s = chair_scores([r["objects"] for r in group], [r["gt_objects"] for r in group],
                              [r["n_words"] for r in group])
-            rows.append({"method": method, "max_new_tokens": mnt, **s, **_extras(group)})
+            rows.append({"method": method, "max_new_tokens": mnt, **s, **_extras(group),
+                         "chair_compat": self.chair.compat if self.chair is not None else "toy",
+                         "options": _options(group)})
         return pd.DataFrame(rows)
 
 
@@ -125,15 +128,21 @@ class PopeTask(Task):
 
     name = "pope"
 
+    def __init__(self, items, image_ids, parser: str = "pope", suffix: str = "pope"):
+        super().__init__(items, image_ids)
+        self.parser = parser  # "pope": POPE's evaluate.py rule; "strict": negation-aware
+        self.suffix = suffix  # the name of the question suffix ("pope": none, "vcd": one word)
+
     def judge(self, item: Item, text: str) -> dict[str, Any]:
-        yes = parse_yes_no(text)
+        yes = parse_yes_no(text, self.parser)
         return {"pred_yes": yes, "correct": yes == (item.meta["label"] == "yes")}
 
     def summarize(self, records, methods) -> pd.DataFrame:
         rows = []
         for (method, mnt, split), group in _groups(records, methods, ("max_new_tokens", "split")):
             s = pope_scores([r["pred_yes"] for r in group], [r["label"] == "yes" for r in group])
-            rows.append({"method": method, "max_new_tokens": mnt, "split": split, **s, **_extras(group)})
+            rows.append({"method": method, "max_new_tokens": mnt, "split": split, **s, **_extras(group),
+                         "pope_parser": self.parser, "pope_suffix": self.suffix, "options": _options(group)})
         return pd.DataFrame(rows)
 
 
@@ -152,6 +161,14 @@ def _groups(records, methods, keys):
     return [(k, out[k]) for k in sorted(out, key=sort_key)]
 
 
+def _options(group: list[dict]) -> str:
+    """The method's options as they ran (JSON; the same for every answer of a run)."""
+    import json
+
+    opts = group[0].get("options") or {}
+    return opts if isinstance(opts, str) else json.dumps(opts, sort_keys=True, default=str)
+
+
 def _extras(group: list[dict]) -> dict[str, float]:
     """Mean per-answer saliency (over answers that have one) and mean seconds per answer."""
     sal = [r["saliency"] for r in group if r.get("saliency") is not None]
@@ -163,7 +180,8 @@ def _extras(group: list[dict]) -> dict[str, float]:
 def build_task(task: str, dataset: str, *, n: int | None, seed: int = 0, image_list: list | None = None,
                images: str | Path | None = None, annotations: str | Path | None = None,
                captions: str | Path | None = None, splits: Sequence[str] = SPLITS, per_image: int = 3,
-               out: Path | None = None) -> Task:
+               out: Path | None = None, chair_compat: str = "original", pope_parser: str = "pope",
+               pope_suffix: str = "pope") -> Task:
     """The items of one run.
 
     Args:
@@ -177,6 +195,10 @@ def build_task(task: str, dataset: str, *, n: int | None, seed: int = 0, image_l
         out: the run folder: POPE's questions are written there (pope_<split>.jsonl) and, when a file
             is already there, read back instead of drawn again (POPE's draw depends on the whole
             annotation file, so a resumed run must not redraw from its image list).
+        chair_compat: CHAIR's word handling, "original" (default) or "fixed" (lvsal_nb.eval.chair).
+        pope_parser: "pope" (default: POPE's evaluate.py rule) or "strict" (negation-aware).
+        pope_suffix: "pope" (default: the bare question, as POPE's files) or "vcd" (" Please answer
+            this question with one word."). With captions, POPE's truth includes caption objects.
     """
     if task not in TASKS:
         raise ConfigError(f"task must be one of {TASKS}, got {task!r}")
@@ -187,8 +209,14 @@ def build_task(task: str, dataset: str, *, n: int | None, seed: int = 0, image_l
     bad = [s for s in splits if s not in SPLITS]
     if bad or not splits:
         raise ConfigError(f"unknown POPE split(s) {bad}; choose from {list(SPLITS)}")
+    if chair_compat not in COMPAT:
+        raise ConfigError(f"--chair-compat must be one of {list(COMPAT)}, got {chair_compat!r}")
+    if pope_parser not in PARSERS:
+        raise ConfigError(f"--pope-parser must be one of {list(PARSERS)}, got {pope_parser!r}")
+    if pope_suffix not in SUFFIXES:
+        raise ConfigError(f"--pope-suffix must be one of {list(SUFFIXES)}, got {pope_suffix!r}")
     if dataset == "toy":
-        return _toy_task(task, n, seed, image_list, splits, out)
+        return _toy_task(task, n, seed, image_list, splits, out, pope_parser, pope_suffix)
     if dataset == "fixtures":
         annotations, captions = FIXTURE_INSTANCES, captions or FIXTURE_CAPTIONS
     elif annotations is None or images is None:
@@ -209,7 +237,7 @@ def build_task(task: str, dataset: str, *, n: int | None, seed: int = 0, image_l
                               f"{missing[0]!r}; pass the images.json of a run on the same annotation file")
     if task == "chair":
         ids = list(image_list) if image_list is not None else _draw(list(files), n, seed)
-        chair = Chair.from_coco(ann, captions, image_ids=ids)
+        chair = Chair.from_coco(ann, captions, image_ids=ids, compat=chair_compat)
         items = [Item(f"img:{i}", i, source(i), CHAIR_PROMPT) for i in ids]
         return ChairTask(items, ids, {i: set(chair.truth[i]) for i in ids}, chair)
     if image_list is not None:
@@ -223,7 +251,8 @@ def build_task(task: str, dataset: str, *, n: int | None, seed: int = 0, image_l
         if saved is not None and saved.is_file():  # a resumed run asks exactly the same questions
             qs = load_questions(saved)
         else:
-            qs = build_pope(ann, split, n_images=n, seed=seed, per_image=per_image)
+            qs = build_pope(ann, split, n_images=n, seed=seed, per_image=per_image, captions=captions,
+                            suffix=SUFFIXES[pope_suffix], chair_compat=chair_compat)
             if saved is not None:
                 save_questions(qs, saved)
         for q in qs:
@@ -233,7 +262,7 @@ def build_task(task: str, dataset: str, *, n: int | None, seed: int = 0, image_l
                     "label": q["label"]}
             items.append(Item(f"{split}:{q['question_id']}", q["image_id"], source(q["image_id"]),
                               q["question"], meta))
-    return PopeTask(items, ids)
+    return PopeTask(items, ids, pope_parser, pope_suffix)
 
 
 def _draw(ids: list, n: int, seed: int) -> list:
@@ -244,7 +273,8 @@ def _draw(ids: list, n: int, seed: int) -> list:
     return random.Random(seed).sample(ids, n)
 
 
-def _toy_task(task: str, n: int | None, seed: int, image_list: list | None, splits, out: Path | None) -> Task:
+def _toy_task(task: str, n: int | None, seed: int, image_list: list | None, splits, out: Path | None,
+              parser: str = "pope", suffix: str = "pope") -> Task:
     from lvsal_nb.toy.scenes import make_scene, pope_questions, scene_rng
 
     ids = [int(i) for i in image_list] if image_list is not None else list(range(n))
@@ -262,9 +292,9 @@ def _toy_task(task: str, n: int | None, seed: int, image_list: list | None, spli
         for k, q in enumerate(pope_questions(scenes, split, seed), 1):
             i = ids[q["scene_index"]]
             qs.append({"question_id": k, "image_id": i, "object": q["object"],
-                       "question": q["question"] + POPE_SUFFIX, "label": q["label"]})
+                       "question": q["question"] + SUFFIXES[suffix], "label": q["label"]})
             items.append(Item(f"{split}:{k}", i, source(i), qs[-1]["question"],
                               {"split": split, "question_id": k, "object": q["object"], "label": q["label"]}))
         if out is not None:
             save_questions(qs, Path(out) / f"pope_{split}.jsonl")
-    return PopeTask(items, ids)
+    return PopeTask(items, ids, parser, suffix)

@@ -11,8 +11,11 @@ seconds, which process answered (`worker`, "host:pid"), and the trace as Parquet
 saliency: the own-loop methods record it while decoding; VCD and DoLa decode first, then
 `Session.analyze` scores their tokens under the plain model (the sequence engine).
 
-Methods: greedy · sgrs (SGRS, official defaults, seeded sampling order) · locore (greedy + LocoRE
-with the adapter's β: 0.15 LLaVA, 0.20 Qwen2-VL) · sgrs+locore · vcd (VCD() greedy) · dola (DoLa() greedy).
+Methods come from the registry (`lvsal_nb.methods`): greedy · sgrs (SGRS, official defaults, seeded
+sampling order) · locore (greedy + LocoRE with the family's β: 0.15 LLaVA, 0.20 Qwen2-VL) ·
+sgrs+locore · vcd (VCD as published: its schedule, sampling) · dola (DoLa()) · opera (OPERA(), opt-in).
+A unit may carry `"options"` (that method's keyword options); the answer reports every option as
+it ran (`options`), defaults included.
 """
 
 from __future__ import annotations
@@ -28,8 +31,11 @@ from typing import Any
 
 from lvsal_nb.errors import ConfigError
 from lvsal_nb.eval.tasks import load_image_source
+from lvsal_nb.methods import available, decode_method
 
-METHODS = ("greedy", "sgrs", "locore", "sgrs+locore", "vcd", "dola")
+METHODS = tuple(available())
+# What `lvsal eval` runs when --methods is not given (OPERA's beams x candidates forwards are opt-in).
+DEFAULT_METHODS = tuple(m for m in METHODS if m != "opera")
 
 
 def check_methods(methods: list[str]) -> list[str]:
@@ -80,36 +86,21 @@ class Worker:
 
     def run(self, unit: dict[str, Any]) -> dict[str, Any]:
         """Answer one unit; raises KeyboardInterrupt if decoding was interrupted (nothing partial is kept)."""
-        import lvsal_nb as lv
-        from lvsal_nb.decoding.dola import dola_generate
-        from lvsal_nb.decoding.vcd import vcd_generate
-
         s, method, mnt, seed = self.session, unit["method"], int(unit["max_new_tokens"]), int(unit["seed"])
+        check_methods([method])
         image = self._load(unit["image"])
         prompt = unit["prompt"]  # POPE's suffix included: the toy adapter's template takes it off itself
         t0 = time.perf_counter()
-        trace = None
-        if method in ("vcd", "dola"):
-            fn = vcd_generate if method == "vcd" else dola_generate
-            ids = fn(s, image, prompt, max_new_tokens=mnt, seed=seed).token_ids
-            if self.traces:
-                trace = s.analyze(image, prompt, ids)
-        elif method in ("greedy", "sgrs", "locore", "sgrs+locore"):
-            sgrs = lv.SGRS() if "sgrs" in method else None
-            locore = lv.LocoRE(beta=s.adapter.locore_beta) if "locore" in method else None
-            trace = s.trace(image, prompt, max_new_tokens=mnt, sgrs=sgrs, locore=locore, seed=seed)
-            if trace.interrupted:
-                raise KeyboardInterrupt
-            ids = [r.token_id for r in trace.records]
-        else:
-            check_methods([method])
+        out = decode_method(method, s, image, prompt, max_new_tokens=mnt, seed=seed, analyze=self.traces,
+                            **dict(unit.get("options") or {}))
+        ids, trace = out.token_ids, out.trace
         seconds = time.perf_counter() - t0
         sal = [r.saliency for r in trace.records if r.saliency is not None] if trace is not None else []
         return {
             "key": unit["key"], "token_ids": ids, "n_tokens": len(ids),
             "text": s.adapter.tokenizer.decode(ids, skip_special_tokens=True).strip(),
             "saliency": sum(sal) / len(sal) if sal and not any(math.isnan(x) for x in sal) else None,
-            "seconds": seconds, "worker": f"{socket.gethostname()}:{os.getpid()}",
+            "seconds": seconds, "worker": f"{socket.gethostname()}:{os.getpid()}", "options": out.options,
             "trace_bytes": _trace_bytes(trace) if self.traces and trace is not None else None,
         }
 

@@ -17,7 +17,7 @@ class ToyAdapter(LlavaAdapter):
     locore_beta = 0.15
 
     def prepare(self, image, prompt: str) -> Prepared:
-        from ..eval.pope import POPE_SUFFIX
+        from ..protocol.pope import SUFFIXES
         from ..toy.model import build_inputs
 
         if not prompt or not prompt.strip():
@@ -25,7 +25,7 @@ class ToyAdapter(LlavaAdapter):
         img = load_image(image)
         question = prompt if prompt.strip().lower().startswith("is there") else None
         if question is not None:  # build_inputs adds POPE's suffix itself
-            question = question.replace(POPE_SUFFIX, "").strip()
+            question = question.replace(SUFFIXES["vcd"], "").strip()
         enc = build_inputs(self.tokenizer, img, question)
         sp = enc.pop("spans")
         n = int(enc["input_ids"].shape[1])

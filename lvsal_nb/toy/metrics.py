@@ -85,7 +85,7 @@ def evaluate(
     Returns {"chair": chair_scores(...) | {"partner_share"}, "pope": {split: pope_scores(...)},
     "n_scenes", "seed", "seconds"}.
     """
-    from lvsal_nb.eval.scores import chair_scores, parse_yes_no, pope_scores
+    from lvsal_nb.protocol.scores import chair_scores, parse_yes_no, pope_scores
 
     bad = [s for s in splits if s not in SPLITS]
     if bad:

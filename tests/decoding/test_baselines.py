@@ -34,8 +34,8 @@ def noised_pixels(pixels, step, seed):
 @pytest.mark.parametrize("fam", ["llava", "qwen2_vl"])
 def test_vcd_steps_equal_hand_contrast(make_session, image, fam):
     s = make_session(fam)
-    cfg = VCD(alpha=1.0, beta=0.8, noise_step=500)  # a random model is flat: a high cut-off bites
-    g = vcd_generate(s, image, PROMPT, cfg, max_new_tokens=2, seed=3, return_scores=True)
+    cfg = VCD(alpha=1.0, beta=0.8, noise_step=500, schedule="linear")  # a random model is flat: a high cut-off bites
+    g = vcd_generate(s, image, PROMPT, cfg, max_new_tokens=2, seed=3, return_scores=True, decoding="greedy")
     prepared = s.adapter.prepare(image, PROMPT)
     pix = s.adapter.to(prepared.inputs, s.dtype)["pixel_values"]
     noisy = noised_pixels(pix, 500, seed=3)
@@ -55,18 +55,48 @@ def test_vcd_steps_equal_hand_contrast(make_session, image, fam):
 def test_vcd_noise_changes_the_contrast_and_alpha_zero_is_greedy(llava_session, image):
     s = llava_session
     plain = s.trace(image, PROMPT, max_new_tokens=6)
-    same = vcd_generate(s, image, PROMPT, VCD(alpha=0.0), max_new_tokens=6)
+    same = vcd_generate(s, image, PROMPT, VCD(alpha=0.0), max_new_tokens=6, decoding="greedy")
     assert same.token_ids == [r.token_id for r in plain.records]  # α=0: the argmax is always plausible
-    a = vcd_generate(s, image, PROMPT, VCD(alpha=1.0), max_new_tokens=1, return_scores=True)
+    a = vcd_generate(s, image, PROMPT, VCD(alpha=1.0, schedule="linear"), max_new_tokens=1, return_scores=True)
     b = vcd_generate(s, image, PROMPT, VCD(alpha=1.0, schedule="vcd"), max_new_tokens=1, return_scores=True)
     fin = torch.isfinite(a.scores[0]) & torch.isfinite(b.scores[0])
     assert not torch.allclose(a.scores[0][fin], b.scores[0][fin])  # the milder noise is a different contrast
 
 
 def test_alpha_bar_schedules():
-    assert alpha_bar(500) == pytest.approx(float(np.prod(1 - np.linspace(1e-4, 0.02, 1000)[:501])), rel=1e-12)
+    assert alpha_bar(500, "linear") == pytest.approx(
+        float(np.prod(1 - np.linspace(1e-4, 0.02, 1000)[:501])), rel=1e-12
+    )
     betas = 1 / (1 + np.exp(-np.linspace(-6, 6, 1000))) * (0.5e-2 - 1e-5) + 1e-5  # VCD's add_diffusion_noise
-    assert alpha_bar(500, "vcd") == pytest.approx(float(np.prod(1 - betas[:501])), rel=1e-12)
+    assert alpha_bar(500, "vcd") == pytest.approx(float(np.prod(1 - betas[:501])), rel=1e-6)  # float32 there
+    # The issue's numbers: √ᾱ_500 keeps 0.863 of the signal with VCD's schedule, 0.279 with the linear one.
+    assert alpha_bar(500, "vcd") ** 0.5 == pytest.approx(0.863, abs=5e-4)
+    assert alpha_bar(500, "linear") ** 0.5 == pytest.approx(0.279, abs=5e-4)
+
+
+def test_vcd_defaults_are_vcds_released_code():
+    """VCD's object_hallucination_vqa_llava.py: cd_alpha 1, cd_beta 0.1, noise_step 500, do_sample=True,
+    temperature 1, top_p 1, top_k None; noise from vcd_add_noise.py (float32, literally as there)."""
+    import inspect
+
+    cfg = VCD()
+    assert (cfg.alpha, cfg.beta, cfg.noise_step, cfg.schedule) == (1.0, 0.1, 500, "vcd")
+    kw = inspect.signature(vcd_generate).parameters
+    assert (kw["decoding"].default, kw["temperature"].default, kw["top_p"].default) == ("sample", 1.0, 1.0)
+    betas = torch.sigmoid(torch.linspace(-6, 6, 1000)) * (0.5e-2 - 1e-5) + 1e-5  # VCD's code, line for line
+    alphas_bar_sqrt = torch.sqrt(torch.cumprod(1 - betas, dim=0))
+    assert alpha_bar(cfg.noise_step) ** 0.5 == pytest.approx(float(alphas_bar_sqrt[500]), rel=1e-6)
+
+
+def test_vcd_default_samples_from_the_contrast(llava_session, image):
+    """With the defaults the token is drawn from softmax(ℓ_cd) (temperature 1, no top-p cut): a
+    seeded multinomial from the returned scores picks the same token as VCD's sampler."""
+    s = llava_session
+    g = vcd_generate(s, image, PROMPT, VCD(beta=0.8), max_new_tokens=1, seed=11, return_scores=True)
+    gen = torch.Generator().manual_seed(11)
+    probs = torch.softmax(g.scores[0].float(), -1)
+    assert g.token_ids[0] == int(torch.multinomial(probs, 1, generator=gen))
+    assert g.config["decoding"] == "sample" and g.config["schedule"] == "vcd"
 
 
 def layer_inputs(s, prepared, out, layers):
@@ -90,11 +120,11 @@ def layer_inputs(s, prepared, out, layers):
     return final, got
 
 
-def hand_dola(s, prepared, out, cands, relative_top=0.1, penalty=1.2):
+def hand_dola(s, prepared, out, cands, relative_top=0.1, penalty=1.2, final_norm=False):
     final, hidden = layer_inputs(s, prepared, out, cands)
     lm = s.adapter.language_model
-    with torch.no_grad():
-        early = {j: s.model.lm_head(lm.norm(hidden[j])).double() for j in cands}
+    with torch.no_grad():  # the reference code: LM head on the raw hidden state of the early exit
+        early = {j: s.model.lm_head(lm.norm(hidden[j]) if final_norm else hidden[j]).double() for j in cands}
     p = torch.softmax(final, -1)
     js = {}
     for j in cands:
@@ -129,6 +159,20 @@ def test_dola_dynamic_steps_equal_hand_contrast(make_session, image, fam):
         assert torch.allclose(got[fin], expect[fin], atol=1e-9, rtol=0)
         assert g.token_ids[t] == int(torch.argmax(expect))
         assert 1 < int(fin.sum()) < fin.numel()
+
+
+def test_dola_final_norm_is_a_named_option(llava_session, image):
+    s = llava_session
+    g = dola_generate(s, image, PROMPT, DoLa(layers=(1,), final_norm=True, repetition_penalty=1.0),
+                      max_new_tokens=1, return_scores=True)
+    raw = dola_generate(s, image, PROMPT, DoLa(layers=(1,), repetition_penalty=1.0),
+                        max_new_tokens=1, return_scores=True)
+    prepared = s.adapter.prepare(image, PROMPT)
+    normed, _ = hand_dola(s, prepared, [], [1], penalty=1.0, final_norm=True)
+    fin = torch.isfinite(normed)
+    assert torch.allclose(g.scores[0][fin], normed[fin], atol=1e-9, rtol=0)
+    assert not torch.allclose(raw.scores[0].nan_to_num(0, 0, 0), g.scores[0].nan_to_num(0, 0, 0))
+    assert raw.config["final_norm"] is False and g.config["final_norm"] is True
 
 
 def test_dola_static_layer_without_penalty(llava_session, image):

@@ -60,6 +60,10 @@ def test_chair_on_coco_files_end_to_end(model_dir, coco_images, tmp_path, capsys
         for k in ("chair_s", "chair_i", "recall", "avg_len"):
             assert getattr(row, k) == pytest.approx(expect[k])
     assert "CHAIR_S" in (out / "summary.md").read_text()
+    assert set(summary["chair_compat"]) == {"original"}
+    assert "CHAIR word handling: original" in (out / "summary.md").read_text()
+    loc = json.loads(summary[summary["method"] == "locore"]["options"].iloc[0])
+    assert loc["locore"]["beta"] == 0.15  # LLaVA's beta, from the adapter
     # every answer has a trace holding exactly its tokens; greedy equals transformers' own greedy generate
     from transformers import AutoProcessor, LlavaForConditionalGeneration
 
@@ -92,7 +96,7 @@ def test_pope_on_fixtures_end_to_end(model_dir, tmp_path):
     summary = run(spec)
     recs = records(out)
     assert len(recs) == 2 * 4 * 2 * 2  # splits x images x (yes, no) x methods
-    assert all(r["prompt"].endswith(" Please answer this question with one word.") for r in recs)
+    assert all(r["prompt"].endswith(" in the image?") for r in recs)  # POPE's bare question by default
     truth = {im: set() for im in range(1, 10)}
     inst = json.loads(FIXTURE_INSTANCES.read_text())
     names = {c["id"]: c["name"] for c in inst["categories"]}
@@ -109,6 +113,13 @@ def test_pope_on_fixtures_end_to_end(model_dir, tmp_path):
             assert getattr(row, k) == pytest.approx(expect[k])
     assert set(zip(summary["method"], summary["split"])) == {(m, s) for m in ("greedy", "vcd")
                                                              for s in ("random", "adversarial")}
+    # the summary records the scoring modes and every option each method ran with
+    assert set(summary["pope_parser"]) == {"pope"} and set(summary["pope_suffix"]) == {"pope"}
+    vcd = json.loads(summary[summary["method"] == "vcd"]["options"].iloc[0])
+    assert (vcd["schedule"], vcd["noise_step"], vcd["alpha"], vcd["beta"], vcd["decoding"]) == (
+        "vcd", 500, 1.0, 0.1, "sample")
+    md = (out / "summary.md").read_text()
+    assert "POPE answer parser: pope; question suffix: pope" in md and '- vcd: {"alpha": 1.0' in md
 
 
 def test_resume_after_interruption_redoes_nothing(model_dir, tmp_path, interrupt):
@@ -200,6 +211,12 @@ def test_toy_dataset_mode_has_exact_ground_truth(model_dir, tmp_path):
 def test_errors(model_dir, tmp_path, capsys):
     assert main(["chair", "--methods", "greedy,beam", "--out", str(tmp_path / "e1")]) == 2
     assert "unknown method" in capsys.readouterr().err
+    assert main(["chair", "--dataset", "fixtures", "--n", "1", "--methods", "greedy", "--method-option",
+                 "vcd.alpha=2", "--model", model_dir, "--out", str(tmp_path / "e5")]) == 2
+    assert "does not use (greedy)" in capsys.readouterr().err
+    assert main(["chair", "--dataset", "fixtures", "--n", "1", "--methods", "vcd", "--method-option",
+                 "vcd.strength=2", "--model", model_dir, "--out", str(tmp_path / "e6"), "--no-progress"]) == 2
+    assert "method 'vcd' has no option(s) ['strength']; its options are alpha, beta" in capsys.readouterr().err
     assert main(["chair", "--model", model_dir, "--out", str(tmp_path / "e2")]) == 2
     assert "--annotations" in capsys.readouterr().err
     assert not (tmp_path / "e2" / "run.json").exists()  # a failed start fixes no settings

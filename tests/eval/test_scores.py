@@ -9,30 +9,67 @@ from lvsal_nb.errors import ConfigError
 from lvsal_nb.eval.scores import chair_scores, parse_yes_no, pope_scores
 
 
-@pytest.mark.parametrize(
-    "text, expected",
-    [
-        ("Yes", True),
-        ("yes, there is a dog.", True),
-        ("There is a dog in the image.", True),
-        ("No", False),
-        ("NO.", False),
-        ("no, there is no dog", False),
-        ("Not at all", False),
-        ("There isn't a dog.", False),
-        ("There isn\u2019t a dog.", False),  # typographic apostrophe
-        ("I don't see one", False),
-        ("No.", False),
-        ("No, ", False),
-        # POPE keeps only the first sentence: the negation after the first '.' does not count.
-        ("Yes. There is no cat.", True),
-        ("Nothing suggests that", True),  # "nothing" is not one of the negation words
-        ("Knot", True),  # a word ending in 'not' is not 'not'
-        ("", True),  # no negation at all -> yes, as POPE
-    ],
-)
-def test_parse_yes_no(text, expected):
-    assert parse_yes_no(text) is expected
+# (answer, POPE's evaluate.py, the strict parser) -- each derived by hand from the two rules.
+ANSWERS = [
+    ("Yes", True, True),
+    ("yes, there is a dog.", True, True),
+    ("There is a dog in the image.", True, True),
+    ("No", False, False),
+    ("No.", False, False),
+    ("No, ", False, False),  # commas deleted, then pieces "No", ""
+    ("no, there is no dog", False, False),
+    (" No", False, False),  # pieces "", "No"
+    ("No.There is a dog", False, False),  # the first sentence is "No"
+    ("No\nThere is no dog", False, False),  # one piece "No\nThere", but "no" later
+    ("Yes, there is not a dog", False, False),
+    ("There is a dog, not a cat.", False, False),
+    ("Yes. There is no cat.", True, True),  # only the first sentence counts
+    ("Nothing suggests that", True, True),
+    ("Knot", True, True),
+    ("Nope", True, True),
+    ("Mr. No", True, True),  # the first "sentence" is "Mr"
+    ("", True, True),
+    # The 13 where POPE's rule and a negation-aware reading part ways (the issue's list and more):
+    ("NO", True, False),
+    ("NO.", True, False),
+    ("No!", True, False),
+    ("No:", True, False),
+    ("(No)", True, False),
+    ("\nNo", True, False),  # a leading newline: the piece is "\nNo"
+    ("no\n", True, False),
+    ("Yes\nNo", True, False),
+    ("Not at all", True, False),  # "Not" is not one of POPE's three words
+    ("There isn't a dog.", True, False),
+    ("There isn\u2019t a dog.", True, False),
+    ("I don't see one", True, False),
+    ("I don't know", True, False),
+]
+
+
+def pope_evaluate_py(text):
+    """POPE's evaluate.py answer rule, copied line for line (the reference)."""
+    if text.find(".") != -1:
+        text = text.split(".")[0]
+    text = text.replace(",", "")
+    words = text.split(" ")
+    return "no" if ("No" in words or "not" in words or "no" in words) else "yes"
+
+
+@pytest.mark.parametrize("text, pope, strict", ANSWERS)
+def test_parse_yes_no(text, pope, strict):
+    assert parse_yes_no(text) is pope  # the default is POPE's rule
+    assert parse_yes_no(text, parser="pope") is pope
+    assert parse_yes_no(text, parser="strict") is strict
+    assert (pope_evaluate_py(text) == "yes") is pope
+
+
+def test_thirteen_answers_differ_between_the_parsers():
+    assert sum(p != s for _, p, s in ANSWERS) == 13
+
+
+def test_parse_yes_no_unknown_parser():
+    with pytest.raises(ConfigError, match="unknown POPE answer parser 'lenient'.*'pope', 'strict'"):
+        parse_yes_no("No", parser="lenient")
 
 
 def test_parse_yes_no_rejects_non_str():
