@@ -76,3 +76,23 @@ def test_all_shapes_are_single_tokens():
     tok = world_tokenizer("v2")
     assert all(len(tok(s, add_special_tokens=False)["input_ids"]) == 1 for s in SHAPES)
     assert np.all([tok.convert_ids_to_tokens(tok.convert_tokens_to_ids(s)) == s for s in SHAPES])
+
+
+def test_toy_v1_is_an_alias_of_toy():
+    import torch
+
+    import lvsal_nb as lv
+
+    a, b = lv.load("toy", device="cpu"), lv.load("toy-v1", device="cpu")
+    assert b.model_id == "toy-v1" and a.model_id == "toy"
+    sa, sb = a.model.state_dict(), b.model.state_dict()
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def test_missing_v2_weights_say_how_to_train(tmp_path, monkeypatch):
+    import lvsal_nb as lv
+    import lvsal_nb.toy.worlds as worlds
+
+    monkeypatch.setattr(worlds, "_HERE", tmp_path)
+    with pytest.raises(ConfigError, match=r"missing from .*assets_v2.*lvsal toy-train --world v2"):
+        lv.load("toy-v2", device="cpu")
