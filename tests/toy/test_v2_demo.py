@@ -28,7 +28,7 @@ def _check_table(out: str):
 
 
 def test_demo_v1_types_and_flags(tmp_path, capsys):
-    assert main(["demo", "--out", str(tmp_path), "--max-new-tokens", "40"]) == 0
+    assert main(["demo", "--world", "v1", "--out", str(tmp_path), "--max-new-tokens", "40"]) == 0
     out = capsys.readouterr().out
     rows = _check_table(out)
     # scene 7 (star, heart, moon, diamond): the recorded v1 caption invents "square", then its
