@@ -53,5 +53,6 @@ def test_demo_v2_prints_recap_types(tmp_path, capsys):
     # every error line names a known type and says what it means
     from lvsal_nb.toy.demo_table import EXPLAIN
 
-    errs = [ln for ln in out.splitlines() if ln.startswith("step ") and " saliency " in ln]
+    errs = [ln for ln in out.splitlines() if re.match(r"step +\d+ ", ln)]
+    assert errs  # scene 7 has errors on these weights (misread, cascade, repeats)
     assert all(any(f" {t} " in ln and EXPLAIN[t] in ln for t in EXPLAIN) for ln in errs)
