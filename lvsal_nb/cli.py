@@ -50,11 +50,15 @@ def print_table(
 def demo(args) -> int:
     import lvsal_nb as lv
 
+    from .toy.demo_table import print_demo_table, print_errors
     from .toy.scenes import make_scene, render
+    from .toy.worlds import DEFAULT_WORLD, get_world
 
     _check_beta(args.locore)
+    world = getattr(args, "world", None) or DEFAULT_WORLD
+    get_world(world)  # unknown world: a one-line error
     out = _make_folder(Path(args.out))
-    session = lv.load("toy", device=args.device)
+    session = lv.load("toy" if world == DEFAULT_WORLD else f"toy-{world}", device=args.device)
     scene = make_scene(args.seed)
     image = render(scene)
     with replacing(out / "demo-scene.png") as tmp:  # atomic, like every file lvsal writes
@@ -71,15 +75,17 @@ def demo(args) -> int:
         locore=args.locore,
     )
     print(f"\nprompt: {DEMO_PROMPT}\noutput: {tr.text.strip()}\n")
-    truth = _toy_truth(tr, scene)
-    print_table(tr, truth=truth)
-    print("\ndrop: saliency below 0.6 x the mean of the last 5 (SGRS's threshold); "
-          "ok / HALLUCINATED: the named object is / is not in the scene")
-    for label in ("ok", "HALLUCINATED"):
-        vals = [tr.records[i].saliency for i, v in truth.items() if v == label]
+    labels = print_demo_table(tr, scene.object_names())
+    print("\ndrop: an object word (shape noun) whose saliency is below 0.6 x the mean of the previous 5 "
+          "object words;\nfunction words are never flagged (their swings say nothing about hallucination). "
+          "ok / HALLUCINATED / ERROR: the object word's exact type (toy world ground truth)")
+    for label, good in (("ok", True), ("hallucinated", False)):
+        vals = [tr.records[lab.index].saliency for lab in labels if lab.hallucinated != good]
         vals = [v for v in vals if v is not None]
         if vals:
-            print(f"mean saliency at {label.lower()} objects: {sum(vals) / len(vals):.4f} ({len(vals)})")
+            print(f"mean saliency at {label} objects: {sum(vals) / len(vals):.4f} ({len(vals)})")
+    print(f"\nobject errors (world {world}):")
+    print_errors(tr, labels)
     path = tr.save(out / "demo.lvsal.parquet")
     tr.save(out / "demo.lvsal.json")
     print(
@@ -87,22 +93,6 @@ def demo(args) -> int:
         f"layers={tr.layers}\nopen it in a notebook: import lvsal_nb as lv; lv.view('{path}')"
     )
     return 0
-
-
-def _toy_truth(trace, scene) -> dict[int, str]:
-    """Per step: is the object this token completes in the scene? (toy world ground truth)"""
-    from .toy.scenes import mentioned_objects
-
-    truth, text = {}, ""
-    present = set(scene.object_names())
-    seen = 0
-    for s in trace.records:
-        text += s.token
-        objs = mentioned_objects(text)
-        if len(objs) > seen:  # this token completed a new object mention
-            truth[s.step] = "ok" if objs[-1] in present else "HALLUCINATED"
-            seen = len(objs)
-    return truth
 
 
 def _check_beta(beta: float | None) -> None:
@@ -185,6 +175,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--locore", type=float, default=None, metavar="BETA", help="apply LocoRE with this beta")
     d.add_argument("--device", default=None)
     d.add_argument("--out", default="lvsal-demo", help="folder for the image and the trace files")
+    d.add_argument("--world", default=None, choices=["v1", "v2"],
+                   help="toy world (default: plain 'toy'; v2: list + recap captions)")
     t = sub.add_parser("trace", help="trace a local checkpoint on an image")
     t.add_argument("--model", required=True, help="'toy', a local checkpoint folder, or a cached hub id")
     t.add_argument("--image", required=True)

@@ -19,7 +19,7 @@ def load(
     device: str | torch.device | None = None,
     dtype: torch.dtype | str | None = None,
 ) -> Session:
-    """A Session from "toy" (the embedded default), "tiny:llava" / "tiny:qwen2_vl" / "tiny:qwen2_5_vl"
+    """A Session from "toy" (the embedded default; "toy-v1" / "toy-v2" name a toy world), "tiny:llava" / "tiny:qwen2_vl" / "tiny:qwen2_5_vl"
     (random weights, for trying real architectures), a local checkpoint path or cached hub id (never
     downloads), or an already built model (+ processor).
 
@@ -43,12 +43,14 @@ def load(
             f"load() takes 'toy', a path, a hub id or a model object, not {type(source).__name__}"
         )
     name = str(source)
-    if name == "toy":
+    if name in ("toy", "toy-v1", "toy-v2"):  # "toy": the world named by toy.worlds.DEFAULT_WORLD
         from .models.toy import ToyAdapter
         from .toy.model import load_toy
+        from .toy.worlds import DEFAULT_WORLD
 
-        model, tok = load_toy(device=device, dtype=dtype)
-        return Session(model, tok, adapter=ToyAdapter(model, tok), model_id="toy", device=device, dtype=dtype)
+        world = DEFAULT_WORLD if name == "toy" else name[len("toy-") :]
+        model, tok = load_toy(device=device, dtype=dtype, world=world)
+        return Session(model, tok, adapter=ToyAdapter(model, tok), model_id=name, device=device, dtype=dtype)
     if name.startswith("tiny:"):
         from .models import tiny
 

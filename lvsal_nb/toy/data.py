@@ -41,10 +41,13 @@ def training_question(scene: Scene, rng: np.random.Generator) -> tuple[str, str]
     return question_text(obj), "no"
 
 
-def make_batch(tokenizer, rng: np.random.Generator, batch_size: int, kind: str) -> dict:
+def make_batch(
+    tokenizer, rng: np.random.Generator, batch_size: int, kind: str, caption_fn=caption
+) -> dict:
     """A padded batch: input_ids / labels / attention_mask [B, T] (right-padded), pixel_values [B, 3, H, W].
 
-    kind: "caption" or "qa". Deterministic for the generator's state.
+    kind: "caption" or "qa". caption_fn: the world's caption template (v2: `recap.recap_caption`).
+    Deterministic for the generator's state.
     """
     if kind not in ("caption", "qa"):
         raise ConfigError(f"Unknown batch kind {kind!r}; use 'caption' or 'qa'.")
@@ -52,7 +55,7 @@ def make_batch(tokenizer, rng: np.random.Generator, batch_size: int, kind: str) 
     for _ in range(batch_size):
         scene = make_scene(rng)
         if kind == "caption":
-            question, answer = None, caption(scene)
+            question, answer = None, caption_fn(scene)
         else:
             question, answer = training_question(scene, rng)
         inp = build_inputs(tokenizer, render(scene), question)

@@ -63,18 +63,25 @@ def toy_config(tokenizer: PreTrainedTokenizerFast, **dims: int) -> LlavaConfig:
 
 
 def load_toy(
-    device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32
+    device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32, world: str = "v1"
 ) -> tuple[LlavaForConditionalGeneration, PreTrainedTokenizerFast]:
-    """Load the shipped toy model (eval mode) and its tokenizer from `ASSET_DIR`, offline."""
+    """Load the shipped toy model (eval mode) and its tokenizer, offline.
+
+    world: "v1" (from `ASSET_DIR`) or "v2" (list + recap captions, from `assets_v2`).
+    """
+    from lvsal_nb.toy.worlds import get_world
+
+    asset_dir = ASSET_DIR if world == "v1" else get_world(world).asset_dir
     needed = ("config.json", "model.safetensors", "tokenizer.json")
-    missing = [f for f in needed if not (ASSET_DIR / f).exists()]
+    missing = [f for f in needed if not (asset_dir / f).exists()]
     if missing:
+        flag = "" if world == "v1" else f" --world {world}"
         raise ConfigError(
-            f"The toy model's files {missing} are missing from {ASSET_DIR}; "
-            "train them with `lvsal toy-train` (about 10 minutes on an idle 2-core CPU)."
+            f"The toy model's files {missing} are missing from {asset_dir}; "
+            f"train them with `lvsal toy-train{flag}` (about 10 minutes on an idle 2-core CPU)."
         )
-    tokenizer = PreTrainedTokenizerFast.from_pretrained(ASSET_DIR, local_files_only=True)
+    tokenizer = PreTrainedTokenizerFast.from_pretrained(asset_dir, local_files_only=True)
     model = LlavaForConditionalGeneration.from_pretrained(
-        ASSET_DIR, dtype=dtype, attn_implementation="eager", local_files_only=True
+        asset_dir, dtype=dtype, attn_implementation="eager", local_files_only=True
     )
     return model.to(device).eval(), tokenizer

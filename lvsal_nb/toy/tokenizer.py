@@ -23,22 +23,25 @@ _CAPTION_WORDS = "there is a with , and ."
 _ANSWERS = "yes no"
 
 
-def vocabulary() -> list[str]:
-    """All tokens, specials first (ids 0..4), then words in first-use order: fixed, so ids are stable."""
+def vocabulary(extra_words: tuple[str, ...] = ()) -> list[str]:
+    """All tokens, specials first (ids 0..4), then words in first-use order: fixed, so ids are stable.
+
+    `extra_words` (toy world v2's "so") come last, so every v1 word keeps its id.
+    """
     text = " ".join(
         [SYSTEM_TEXT, CAPTION_PROMPT, "is there a in the image ?", QUESTION_SUFFIX, ANSWER_ROLE,
          _CAPTION_WORDS, _ANSWERS, " ".join(SIZES), " ".join(COLORS), " ".join(SHAPES)]
     )  # fmt: skip
     words = list(SPECIAL_TOKENS)
-    for w in text.split():
+    for w in text.split() + list(extra_words):
         if w not in words:
             words.append(w)
     return words
 
 
-def build_tokenizer() -> PreTrainedTokenizerFast:
-    """A fresh word-level `PreTrainedTokenizerFast` over `vocabulary()` (lower-cases its input)."""
-    vocab = {w: i for i, w in enumerate(vocabulary())}
+def build_tokenizer(extra_words: tuple[str, ...] = ()) -> PreTrainedTokenizerFast:
+    """A fresh word-level `PreTrainedTokenizerFast` over `vocabulary(extra_words)` (lower-cases its input)."""
+    vocab = {w: i for i, w in enumerate(vocabulary(extra_words))}
     tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
     tok.normalizer = normalizers.Lowercase()
     tok.pre_tokenizer = pre_tokenizers.Whitespace()  # words and punctuation runs: "image?" -> image ?

@@ -1,6 +1,7 @@
 """Train the toy LLaVA on the toy world, on the CPU, deterministically for a seed.
 
     python -m lvsal_nb.toy.train --seed 0 --steps 1800    # or `lvsal toy-train`: the shipped weights
+    lvsal toy-train --world v2 --seed 0 --steps 1800     # toy world v2 (list + recap captions)
 
 About 9 minutes on an idle 2-core CPU (see RESULTS.md).
 
@@ -28,7 +29,7 @@ from lvsal_nb.errors import ConfigError
 from lvsal_nb.toy.data import IGNORE, make_batch
 from lvsal_nb.toy.model import ASSET_DIR, toy_config
 from lvsal_nb.toy.scenes import scene_rng
-from lvsal_nb.toy.tokenizer import build_tokenizer
+from lvsal_nb.toy.worlds import get_world, world_tokenizer
 
 DEFAULT_STEPS = 1800
 SAFETY_MINUTES = 14.0  # the default run stops here even on a slow machine
@@ -60,6 +61,10 @@ def train(
     minutes: float | None = None,
     out_dir: str | Path = ASSET_DIR,
     log: Callable[[str], None] | None = print,
+    world: str = "v1",
+    init: str | Path | None = None,
+    threads: int = THREADS,
+    lr: float = LR,
 ) -> dict:
     """Train from scratch on the CPU; save config.json, model.safetensors and tokenizer files to out_dir.
 
@@ -69,14 +74,14 @@ def train(
     Returns {"seed", "steps", "seconds", "cpu_seconds", "final_loss", "stopped_early", "out_dir"};
     cpu_seconds / THREADS is about the wall time on an otherwise idle machine.
     """
-    return fit(seed, steps, minutes, out_dir, log)[1]
+    return fit(seed, steps, minutes, out_dir, log, world=world, init=init, threads=threads, lr=lr)[1]
 
 
 @contextmanager
-def _cpu_determinism():
-    """2 threads and deterministic kernels while training; the caller's settings come back after."""
+def _cpu_determinism(n_threads: int = THREADS):
+    """n_threads (2) and deterministic kernels while training; the caller's settings come back after."""
     threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
-    torch.set_num_threads(THREADS)
+    torch.set_num_threads(n_threads)
     torch.use_deterministic_algorithms(True)
     try:
         yield
@@ -96,8 +101,16 @@ def fit(
     batch_size: int | None = None,
     lr: float = LR,
     dims: dict | None = None,
+    world: str = "v1",
+    init: str | Path | None = None,
+    threads: int = THREADS,
 ) -> tuple[LlavaForConditionalGeneration, dict]:
     """`train` with knobs for experiments (device, batch size, lr, model dims); out_dir None: no save.
+
+    world: "v1" (the original captions) or "v2" (list + recap captions, `lvsal_nb.toy.recap`).
+    init: a saved toy model folder to start from instead of random weights (v2 starts from the
+        shipped v1 model: its image reading is learned already; the world's extra words get new
+        embedding rows, drawn from `seed`). threads: torch threads (same count, same weights).
 
     Returns (model in eval mode, info dict).
     """
@@ -115,27 +128,43 @@ def fit(
         budget_s = math.inf if steps is not None else 60.0 * SAFETY_MINUTES
     if time_based:
         total = 10**9  # run until the time is up
+    get_world(world)  # unknown world: ConfigError before any work
+    if init is not None and not (Path(init) / "model.safetensors").exists():
+        raise ConfigError(f"--init {init}: no model.safetensors there; pass a saved toy model folder "
+                          "(e.g. lvsal_nb/toy/assets, the shipped v1 model).")  # fmt: skip
+    if not (isinstance(threads, int) and threads >= 1):
+        raise ConfigError(f"threads must be an int >= 1, got {threads!r}.")
 
-    with _cpu_determinism() if device == "cpu" else nullcontext():
-        model, info = _run(seed, total, budget_s, time_based, log, device, batch_size, lr, dims)
+    with _cpu_determinism(threads) if device == "cpu" else nullcontext():
+        model, info = _run(seed, total, budget_s, time_based, log, device, batch_size, lr, dims, world, init)
     if out_dir is not None:
         out = Path(out_dir)
         meta = info | {"out_dir": str(out), "batch_size": batch_size, "lr": lr, "device": device,
                        "torch": torch.__version__}  # fmt: skip
+        if world != "v1" or init is not None or threads != THREADS:  # v1's train.json keeps its old keys
+            meta.update(world=world, init=None if init is None else str(init), threads=threads)
         # written beside, then moved in file by file: a full disk leaves the previous weights whole
         with replacing_folder_files(out) as tmp:
             model.save_pretrained(tmp)
-            build_tokenizer().save_pretrained(tmp)
-            (tmp / "train.json").write_text(dumps(meta, indent=1) + "\n")
+            world_tokenizer(world).save_pretrained(tmp)
+            (tmp / "train.json").write_text(dumps(meta, indent=1) + "
+")
         log(f"saved to {out} after {info['steps']} steps, {info['seconds']:.0f} s, loss {info['final_loss']}")
     return model, info | {"out_dir": None if out_dir is None else str(out_dir)}
 
 
-def _run(seed, total, budget_s, time_based, log, device, batch_size, lr, dims):
+def _run(seed, total, budget_s, time_based, log, device, batch_size, lr, dims, world="v1", init=None):
     """The optimisation loop; returns (model in eval mode, info without out_dir)."""
     torch.manual_seed(seed)  # the model's initial weights
-    tokenizer = build_tokenizer()
-    model = LlavaForConditionalGeneration(toy_config(tokenizer, **(dims or {}))).to(device).train()
+    tokenizer = world_tokenizer(world)
+    caption_fn = get_world(world).caption
+    if init is None:
+        model = LlavaForConditionalGeneration(toy_config(tokenizer, **(dims or {})))
+    else:
+        model = LlavaForConditionalGeneration.from_pretrained(init, attn_implementation="eager",
+                                                              local_files_only=True, dtype=torch.float32)
+        model.resize_token_embeddings(len(tokenizer), mean_resizing=False)  # new rows: from the seed
+    model = model.to(device).train()
     opt = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.98), weight_decay=0.01)
     rng = scene_rng("train", seed, 0)  # one fixed stream: the data order is the same every run
 
@@ -150,7 +179,7 @@ def _run(seed, total, budget_s, time_based, log, device, batch_size, lr, dims):
         progress = elapsed / budget_s if time_based else step / total
         for g in opt.param_groups:
             g["lr"] = lr * min(1.0, (step + 1) / WARMUP) * _lr_factor(progress)
-        batch = make_batch(tokenizer, rng, batch_size, "caption" if step % 2 == 0 else "qa")
+        batch = make_batch(tokenizer, rng, batch_size, "caption" if step % 2 == 0 else "qa", caption_fn)
         batch = {k: v.to(device) for k, v in batch.items()}
         labels = batch.pop("labels")
         loss = sequence_loss(model(**batch).logits, labels)
@@ -172,18 +201,24 @@ def _run(seed, total, budget_s, time_based, log, device, batch_size, lr, dims):
 
 
 def main(argv: list[str] | None = None) -> dict:
-    """Command line: --seed, --steps, --minutes, --out (default: the shipped asset folder)."""
+    """Command line: --seed, --steps, --minutes, --world, --out (default: the world's shipped asset folder)."""
     p = argparse.ArgumentParser(
         prog="lvsal toy-train", description="Train the embedded toy LLaVA on the CPU."
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--steps", type=int, default=None, help=f"optimizer steps (default {DEFAULT_STEPS})")
     p.add_argument("--minutes", type=float, default=None, help="wall-clock budget in minutes")
-    p.add_argument("--out", type=Path, default=ASSET_DIR, help="output folder")
+    p.add_argument("--out", type=Path, default=None, help="output folder (default: the world's assets)")
+    p.add_argument("--world", default="v1", choices=["v1", "v2"], help="toy world (v2: list + recap)")
+    p.add_argument("--init", type=Path, default=None, help="start from this saved toy model folder")
+    p.add_argument("--threads", type=int, default=THREADS, help=f"torch threads (default {THREADS})")
+    p.add_argument("--lr", type=float, default=LR, help=f"peak learning rate (default {LR})")
     a = p.parse_args(argv)
+    out = a.out if a.out is not None else get_world(a.world).asset_dir
     return train(
-        seed=a.seed, steps=a.steps, minutes=a.minutes, out_dir=a.out, log=lambda m: print(m, flush=True)
-    )
+        seed=a.seed, steps=a.steps, minutes=a.minutes, out_dir=out, log=lambda m: print(m, flush=True),
+        world=a.world, init=a.init, threads=a.threads, lr=a.lr,
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -1,0 +1,214 @@
+"""Toy world v2: which hallucination mechanisms does low saliency detect, and what do the methods fix?
+
+    python benchmarks/toy_mechanisms.py saliency --n 500     # per error type signals (section toy-v2-saliency)
+    python benchmarks/toy_mechanisms.py methods --n 500      # per error type counts per method (toy-v2-methods)
+
+`saliency`: first the copy check (teacher-forced recap accuracy on true captions,
+`lvsal_nb.toy.copycheck`), then greedy captions of held-out scenes ("eval" stream) traced with the
+model's default layers; every generated shape noun is labelled by `lvsal_nb.toy.labels` and its
+signals read by `lvsal_nb.toy.signals`. For each error type: count, mean and 95% interval (mean ±
+1.96 standard errors) of every signal, and AUROC / AP of LOW signal as a detector of that type
+against the correct words of the same part (list errors vs correct list reads, recap errors vs
+faithful recap copies). AUROC > 0.5: the type has the lower signal.
+
+`methods`: greedy, SGRS (α sweep, order "greedy" so α = 0 is greedy), LocoRE (β sweep),
+SGRS+LocoRE, VCD, DoLa on the same scenes: CHAIR_I over all shape nouns, over the list part,
+recall of the list part, and the count of every error type.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+PROMPT = "Describe the image."
+
+
+def collect(session, scenes, max_new_tokens: int) -> pd.DataFrame:
+    """One row per generated shape noun of each scene's greedy caption (see lvsal_nb.toy.signals)."""
+    from tqdm.auto import tqdm
+
+    from lvsal_nb.toy.scenes import render
+    from lvsal_nb.toy.signals import object_rows
+
+    rows = []
+    for i, sc in enumerate(tqdm(scenes, desc="tracing")):
+        tr = session.trace(render(sc), PROMPT, max_new_tokens=max_new_tokens)
+        rows += [{"scene": i} | r for r in object_rows(tr, sc.object_names())]
+    return pd.DataFrame(rows)
+
+
+def _ci(x: pd.Series) -> str:
+    x = x.dropna()
+    if len(x) == 0:
+        return "-"
+    if len(x) == 1:
+        return f"{x.mean():.3f}"
+    h = 1.96 * x.std(ddof=1) / math.sqrt(len(x))
+    return f"{x.mean():.3f} ± {h:.3f}"
+
+
+def saliency_tables(df: pd.DataFrame) -> str:
+    """Markdown: per type means with 95% intervals; per error type AUROC / AP of each low signal."""
+    from lvsal_nb.eval.detect import detector_table
+    from lvsal_nb.toy.labels import LIST_TYPES, RECAP_TYPES
+    from lvsal_nb.toy.signals import SIGNALS
+
+    order = [("list", t) for t in LIST_TYPES] + [("recap", t) for t in RECAP_TYPES]
+    head = "| part | type | n | " + " | ".join(SIGNALS) + " | demo drop flag rate |"
+    lines = ["Mean and 95% interval per type:", "", head, "|" + "---|" * (head.count("|") - 1)]
+    for part, t in order:
+        sub = df[(df["part"] == part) & (df["type"] == t)]
+        if len(sub):
+            lines.append(f"| {part} | {t} | {len(sub)} | " + " | ".join(_ci(sub[s]) for s in SIGNALS)
+                         + f" | {_ci(sub['drop'].astype(float))} |")  # fmt: skip
+    head = "| part | type vs correct | n_type / n_correct | " + " | ".join(SIGNALS) + " |"
+    lines += ["", "AUROC / AP of LOW signal, each error type against the correct words of its part "
+              "(AP's chance level is the type's share, n_type / (n_type + n_correct)):", "", head,
+              "|" + "---|" * (head.count("|") - 1)]  # fmt: skip
+    for part, t in order:
+        good = "correct" if part == "list" else "recap_correct"
+        if t == good:
+            continue
+        pos = df[(df["part"] == part) & (df["type"] == t)]
+        neg = df[(df["part"] == part) & (df["type"] == good)]
+        if len(pos) < 2 or len(neg) < 2:
+            if len(pos):
+                lines.append(f"| {part} | {t} | {len(pos)} / {len(neg)} | " + " | ".join("-" for _ in SIGNALS)
+                             + " |")  # fmt: skip
+            continue
+        sub = pd.concat([pos, neg]).assign(pos=lambda d: d["type"] == t)
+        cols = [s for s in SIGNALS if sub[s].notna().sum() and sub.loc[sub["pos"], s].notna().any()
+                and sub.loc[~sub["pos"], s].notna().any()]  # fmt: skip
+        det = detector_table(sub, cols, "pos") if cols else None
+        cells = [f"{det.loc[s, 'auroc']:.2f} / {det.loc[s, 'ap']:.2f}" if s in cols else "-" for s in SIGNALS]
+        lines.append(f"| {part} | {t} | {len(pos)} / {len(neg)} | " + " | ".join(cells) + " |")
+    hall = df.assign(pos=df["hallucinated"])
+    det = detector_table(hall, ["s_J", "s_image", "img_share", "prob"], "pos")
+    lines += ["", "All hallucinated shape nouns (CHAIR's sense, list and recap) against all others: AUROC "
+              + ", ".join(f"{s} {det.loc[s, 'auroc']:.2f}" for s in det.index)
+              + f" ({int(hall['pos'].sum())} of {len(hall)})."]
+    return "\n".join(lines)
+
+
+def copy_check(session, scenes) -> str:
+    from lvsal_nb.toy.copycheck import teacher_forced
+
+    r = teacher_forced(session.model, session.adapter.tokenizer, scenes)
+    per = ", ".join(f"k={k}: {c}/{n}" for k, (c, n) in r["recap_by_index"].items())
+    return (f"Copy check (teacher-forced, true captions of {len(scenes)} scenes): recap words predicted "
+            f"correctly {100 * r['recap_acc']:.1f}% of {r['recap_n']} ({per}); list words naming a present "
+            f"shape {100 * r['list_in_scene']:.1f}% of {r['list_n']} (the exact next list word "
+            f"{100 * r['list_acc']:.1f}%: the list order is random, so that one is not learnable).")
+
+
+def methods(session, scenes, alphas, betas, max_new_tokens: int):
+    """[(name, {chair_i, chair_i_list, recall, words, counts, seconds})] for every setting."""
+    import lvsal_nb as lv
+    from lvsal_nb.decoding.dola import dola_generate
+    from lvsal_nb.decoding.vcd import vcd_generate
+    from lvsal_nb.toy.labels import label_words
+    from lvsal_nb.toy.scenes import render
+
+    tok = session.adapter.tokenizer
+    settings = [("greedy", {})] + [(f"SGRS α={a}", {"sgrs": lv.SGRS(alpha=a, order="greedy")}) for a in alphas]
+    settings += [(f"LocoRE β={b}", {"locore": lv.LocoRE(beta=b)}) for b in betas]
+    settings += [("SGRS+LocoRE (α=0.6, β=0.15)", {"sgrs": lv.SGRS(order="greedy"), "locore": lv.LocoRE(beta=0.15)}),
+                 ("VCD", "vcd"), ("DoLa", "dola")]  # fmt: skip
+    out = []
+    for name, kw in settings:
+        t0 = time.perf_counter()
+        counts, n_obj, n_hal, n_list, n_hal_list, covered, n_truth, n_words = Counter(), 0, 0, 0, 0, 0, 0, 0
+        for sc in scenes:
+            img = render(sc)
+            if isinstance(kw, str):
+                fn = vcd_generate if kw == "vcd" else dola_generate
+                ids = fn(session, img, PROMPT, max_new_tokens=max_new_tokens).token_ids
+            else:
+                ids = [r.token_id for r in session.trace(img, PROMPT, max_new_tokens=max_new_tokens, **kw).records]
+            words = [w.lower() for w in tok.convert_ids_to_tokens(ids)]
+            labels = label_words(words, sc.object_names())
+            counts.update(lab.type for lab in labels)
+            n_obj += len(labels)
+            n_hal += sum(lab.hallucinated for lab in labels)
+            lst = [lab for lab in labels if lab.part == "list"]
+            n_list += len(lst)
+            n_hal_list += sum(lab.hallucinated for lab in lst)
+            covered += len({lab.shape for lab in lst} & set(sc.object_names()))
+            n_truth += len(sc.object_names())
+            n_words += sum(w not in tok.all_special_tokens for w in words)
+        out.append((name, {"chair_i": n_hal / max(1, n_obj), "chair_i_list": n_hal_list / max(1, n_list),
+                           "recall": covered / max(1, n_truth), "words": n_words / len(scenes),
+                           "counts": counts, "seconds": time.perf_counter() - t0}))  # fmt: skip
+    return out
+
+
+def methods_table(rows) -> str:
+    from lvsal_nb.toy.labels import ERROR_TYPES
+
+    head = ("| setting | CHAIR_I % (all) | CHAIR_I % (list) | recall % | words | correct | recap_correct | "
+            + " | ".join(ERROR_TYPES) + " | seconds |")
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for name, r in rows:
+        c = r["counts"]
+        lines.append(f"| {name} | {100 * r['chair_i']:.1f} | {100 * r['chair_i_list']:.1f} | {100 * r['recall']:.1f} "
+                     f"| {r['words']:.1f} | {c['correct']} | {c['recap_correct']} | "
+                     + " | ".join(str(c[t]) for t in ERROR_TYPES) + f" | {r['seconds']:.0f} |")  # fmt: skip
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("part", choices=["saliency", "methods"])
+    ap.add_argument("--n", type=int, default=500, help="held-out scenes (eval stream)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--model", default="toy-v2")
+    ap.add_argument("--max-new-tokens", type=int, default=64)
+    ap.add_argument("--alphas", type=float, nargs="+", default=[0.3, 0.6, 0.9])
+    ap.add_argument("--betas", type=float, nargs="+", default=[0.15, 0.5, 1.0])
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (1: fastest, tiny model)")
+    ap.add_argument("--csv", default=None, help="also write the per-word rows (saliency) here")
+    ap.add_argument("--no-write", action="store_true")
+    args = ap.parse_args(argv)
+    import torch
+
+    import lvsal_nb as lv
+    from lvsal_nb.toy.metrics import eval_scenes
+
+    torch.set_num_threads(args.threads)
+    session = lv.load(args.model, device="cpu")
+    scenes = eval_scenes(args.n, args.seed)
+    t0, c0 = time.perf_counter(), time.process_time()
+    cmd = "python benchmarks/toy_mechanisms.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    if args.part == "saliency":
+        head = copy_check(session, scenes[: min(200, len(scenes))])
+        df = collect(session, scenes, args.max_new_tokens)
+        if args.csv:
+            df.to_csv(args.csv, index=False)
+        body = f"{head}\n\n{len(df)} shape nouns in {df['scene'].nunique()} greedy captions.\n\n{saliency_tables(df)}"
+        title = "## Toy world v2: saliency per hallucination mechanism (benchmarks/toy_mechanisms.py)"
+    else:
+        body = methods_table(methods(session, scenes, args.alphas, args.betas, args.max_new_tokens))
+        title = "## Toy world v2: methods per hallucination mechanism (benchmarks/toy_mechanisms.py)"
+    text = (f"{title}\n\nCommand: `{cmd.strip()}` ({args.model}, {args.n} held-out scenes, eval stream seed "
+            f"{args.seed}; {time.perf_counter() - t0:.0f} s wall, {time.process_time() - c0:.0f} s CPU on a shared "
+            f"2-core CPU, {args.threads} thread(s)).\n\n{body}\n")  # fmt: skip
+    print(text)
+    if not args.no_write:
+        from overhead import write_section
+
+        write_section(f"toy-v2-{args.part}", text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
