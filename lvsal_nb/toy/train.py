@@ -147,8 +147,7 @@ def fit(
         with replacing_folder_files(out) as tmp:
             model.save_pretrained(tmp)
             world_tokenizer(world).save_pretrained(tmp)
-            (tmp / "train.json").write_text(dumps(meta, indent=1) + "
-")
+            (tmp / "train.json").write_text(dumps(meta, indent=1) + "\n")
         log(f"saved to {out} after {info['steps']} steps, {info['seconds']:.0f} s, loss {info['final_loss']}")
     return model, info | {"out_dir": None if out_dir is None else str(out_dir)}
 
