@@ -360,6 +360,8 @@ class Session:
             locore = LocoRE(beta=float(locore))
         if locore is not None and not isinstance(locore, LocoRE):
             raise ConfigError("locore must be an lvsal_nb.LocoRE(...), a beta, or None")
+        if locore is not None:
+            locore = locore.for_adapter(self.adapter)  # beta=None: the family's (one source: the adapter)
         vocab = self._vocab_size()
         if alternatives + 1 > vocab:
             raise ConfigError(

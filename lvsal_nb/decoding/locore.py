@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import torch
 
@@ -21,13 +21,19 @@ from .sampling import is_number
 
 @dataclass(frozen=True)
 class LocoRE:
-    beta: float = 0.15
+    """LocoRE settings. `beta`: the bonus γ = 1 + β on recent outputs; None (default) takes the model
+    family's value from its adapter (`Adapter.locore_beta`: 0.15 LLaVA-1.5 and the toy model, 0.20
+    Qwen2-VL / Qwen2.5-VL, as the paper reports), resolved by `for_adapter` when a trace or
+    `lv.locore` starts. `window`: w_s, how many recent outputs get it. `layers`: decoder layers that
+    apply it (None: all). `exclude_self`: leave the query's own key out."""
+
+    beta: float | None = None
     window: int = 5
     layers: tuple[int, ...] | None = None
     exclude_self: bool = False
 
     def __post_init__(self):
-        if not is_number(self.beta) or not 0 <= self.beta < math.inf:
+        if self.beta is not None and (not is_number(self.beta) or not 0 <= self.beta < math.inf):
             raise ConfigError(
                 f"LocoRE beta must be >= 0 and finite (the paper uses 0.1-0.3), got {self.beta!r}"
             )
@@ -44,6 +50,10 @@ class LocoRE:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def for_adapter(self, adapter) -> LocoRE:
+        """These settings with beta resolved: the family's default (`adapter.locore_beta`) if unset."""
+        return self if self.beta is not None else replace(self, beta=float(adapter.locore_beta))
 
     def mask(self, q_pos: torch.Tensor, kv_len: int, output_start: int) -> torch.Tensor:
         """Boolean [q, kv]: which (row, key) pairs get the bonus."""
@@ -64,6 +74,8 @@ class LocoRE:
     def bias_fn(self, output_start: int | None = None):
         """A probe bias function. With output_start=None the generated span is taken to start where
         a fresh prefill ends (for wrapping a plain `model.generate`)."""
+        if self.beta is None:
+            raise ConfigError("LocoRE beta is unset: resolve it with .for_adapter(adapter) first")
         state = {"start": output_start}
         bonus = math.log1p(self.beta)
 
@@ -87,8 +99,9 @@ def _is_int(x) -> bool:
 
 
 @contextlib.contextmanager
-def locore(model, cfg: LocoRE | float = 0.15, processor=None):
+def locore(model, cfg: LocoRE | float | None = None, processor=None):
     """Apply LocoRE around any plain `model.generate(...)` call; the model is restored on exit.
+    `cfg`: LocoRE settings or a beta; None: the model family's beta (LocoRE()).
 
     with lv.locore(model, LocoRE(beta=0.15)):
         out = model.generate(**inputs, max_new_tokens=64)
@@ -96,11 +109,14 @@ def locore(model, cfg: LocoRE | float = 0.15, processor=None):
     from ..models import adapter_for
     from ..saliency.probe import Probe, attached
 
+    if cfg is None:
+        cfg = LocoRE()
     if not isinstance(cfg, LocoRE):
         if not is_number(cfg):
             raise ConfigError(f"locore() takes an lvsal_nb.LocoRE(...) or a beta, not {cfg!r}")
         cfg = LocoRE(beta=float(cfg))
     adapter = adapter_for(model, processor)
+    cfg = cfg.for_adapter(adapter)
     if cfg.layers is not None:
         adapter.check_layers(cfg.layers)
     probe = Probe(bias_fn=cfg.bias_fn(None), bias_layers=frozenset(cfg.layers) if cfg.layers else None)

@@ -130,3 +130,30 @@ def test_generate_bias_reaches_sdpa_aligned(llava_session, sdpa_masks):
     assert len(kv) >= 10 and any(n % 8 for n in kv)  # the decode steps, most of them unaligned lengths
     assert all(mem_efficient_aligned(m) for m in sdpa_masks)
     assert out.shape[1] == ids.shape[1] + 12
+
+
+def test_default_beta_is_the_model_familys():
+    """lv.LocoRE() takes beta from the adapter: 0.20 on Qwen2-VL, 0.15 on LLaVA (PAPER.md); issue 18."""
+    import lvsal_nb as lv
+
+    for name, beta in (("tiny:qwen2_vl", 0.20), ("tiny:llava", 0.15)):
+        s = lv.load(name, dtype="float64")
+        tr = s.trace(None, "hi", max_new_tokens=2, locore=lv.LocoRE())
+        assert tr.config["locore"]["beta"] == beta
+    assert lv.LocoRE(beta=0.3).beta == 0.3
+
+
+def test_locore_context_default_beta_is_the_model_familys():
+    import lvsal_nb as lv
+
+    s = lv.load("tiny:qwen2_vl", dtype="float64")
+    inputs = s.adapter.prepare(None, "hi").inputs
+
+    def scores(beta=None):
+        with lv.locore(s.model, beta, processor=s.processor):
+            out = s.model.generate(**inputs, max_new_tokens=4, do_sample=False, output_scores=True,
+                                   return_dict_in_generate=True)
+        return torch.stack(out.scores)
+
+    assert torch.equal(scores(), scores(0.20))
+    assert not torch.equal(scores(), scores(0.15))
