@@ -37,6 +37,13 @@ def tune(*args, **kwargs):
     return _tune(*args, **kwargs)
 
 
+def dashboard(*args, **kwargs):
+    """The evaluation dashboard of an `lvsal eval` run folder (lvsal_nb.dashboard)."""
+    from .dashboard import dashboard as _dashboard
+
+    return _dashboard(*args, **kwargs)
+
+
 def load_ipython_extension(ipython):
     """`%load_ext lvsal_nb` registers the %lvsal / %%lvsal magics."""
     from .magics import load_ipython_extension as _load
@@ -59,6 +66,7 @@ __all__ = [
     "Trace",
     "TraceFileError",
     "UnsupportedModelError",
+    "dashboard",
     "load",
     "load_ipython_extension",
     "locore",

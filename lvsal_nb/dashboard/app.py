@@ -1,0 +1,68 @@
+"""The dashboard's Bokeh document: answers table + trace view, methods side by side, detector view.
+
+One `Dashboard` per browser session (or notebook output); the RunData behind it is shared and read once.
+"""
+
+from __future__ import annotations
+
+from bokeh.layouts import column, row
+from bokeh.models import Div, TabPanel, Tabs
+
+from ..errors import LvsalError
+from .detector_view import DetectorView
+from .methods_view import MethodsView
+from .table_view import AnswersTable
+from .trace_view import TraceView
+
+
+class Dashboard:
+    """Bokeh models over one run. `layout` is the whole page; `trace_panel=False` leaves the Bokeh
+    trace view out (the notebook shows a TraceViewer beside the table instead) and calls
+    `on_select(row)`."""
+
+    def __init__(self, data, *, trace_panel: bool = True, on_select=None, n_boot: int = 1000):
+        self.data = data
+        self.trace = TraceView(data) if trace_panel else None
+        self._on_select = on_select
+        self.table = AnswersTable(data, self.select)
+        self.methods = MethodsView(data, n_boot=n_boot)
+        self.detector = DetectorView(data)
+        self.status = Div(text="", name="status", width=900)
+        if self.trace is not None:
+            for name, b in self.trace.buttons.items():
+                b.on_click(lambda name=name: self.label(name))
+        answers = row(self.table.layout, self.trace.layout) if self.trace else self.table.layout
+        info = data.info
+        head = Div(text=f"<b>lvsal dashboard</b> · {data.run} · task {data.task} · dataset {info.get('dataset')}"
+                   f" · model {info.get('model')} · {len(data.answers)} answers, {len(data.tokens)} tokens",
+                   name="run_info")
+        self.tabs = Tabs(tabs=[TabPanel(child=answers, title="Answers"),
+                               TabPanel(child=self.methods.layout, title="Methods"),
+                               TabPanel(child=self.detector.layout, title="Detector")], name="tabs")
+        self.layout = column(head, self.tabs, self.status)
+
+    def select(self, answer_row: int) -> None:
+        if self.trace is not None:
+            self.trace.show(answer_row)
+        if self._on_select is not None:
+            self._on_select(answer_row)
+
+    def label(self, action: str) -> None:
+        """A label button of the trace view: confirm / flip CHAIR's label, or mark the chosen token."""
+        tv = self.trace
+        if tv is None or tv.selected_step is None:
+            return
+        try:
+            if action == "confirm":
+                lab = self.data.labels.confirm(tv.trace_id, tv.selected_step)
+            elif action == "flip":
+                lab = self.data.labels.correct(tv.trace_id, tv.selected_step)
+            else:
+                lab = action
+                self.data.labels.mark(tv.trace_id, tv.selected_step, action)
+        except LvsalError as e:
+            self.status.text = f"<span style='color:#D62728'>{e}</span>"
+            return
+        self.status.text = f"<span class='lvsal-labelled'>step {tv.selected_step} labelled {lab} (human)</span>"
+        tv.refresh_tokens()
+        self.detector.update()
