@@ -16,6 +16,7 @@ from .errors import (
     TraceFileError,
     UnsupportedModelError,
 )
+from .dashboard import dashboard  # the function, on purpose shadowing the subpackage's name
 from .labext import _jupyter_labextension_paths  # noqa: F401  (jupyter labextension develop)
 from .session import Session, load
 from .trace import MIME_TYPE, Candidate, Spans, Step, Trace
@@ -35,13 +36,6 @@ def tune(*args, **kwargs):
     from .widgets import tune as _tune
 
     return _tune(*args, **kwargs)
-
-
-def dashboard(*args, **kwargs):
-    """The evaluation dashboard of an `lvsal eval` run folder (lvsal_nb.dashboard)."""
-    from .dashboard import dashboard as _dashboard
-
-    return _dashboard(*args, **kwargs)
 
 
 def load_ipython_extension(ipython):

@@ -162,7 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", default="trace.lvsal.parquet")
     sub.add_parser("toy-train", help="train the toy model (lvsal toy-train --help)", add_help=False)
     sub.add_parser("eval", help="CHAIR / POPE evaluation (lvsal eval --help)", add_help=False)
-    b = sub.add_parser("dashboard", help="serve the evaluation dashboard of a run folder (a page with a token)")
+    b = sub.add_parser("dashboard", help="serve the evaluation dashboard of a run folder (URL with a token)")
     b.add_argument("run", help="the --out folder of `lvsal eval chair|pope`")
     b.add_argument("--address", default="127.0.0.1", help="interface to listen on (default: 127.0.0.1 only)")
     b.add_argument("--port", type=int, default=5008, help="default 5008; 0 picks a free one")

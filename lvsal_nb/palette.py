@@ -1,7 +1,7 @@
 """The one saliency colour language of every view: Viridis, 256 steps, low = dark, high = bright.
 
-    SALIENCY_PALETTE[0] == "#440154" (lowest)   SALIENCY_PALETTE[255] == "#FDE725" (highest)
-    color_for(0.2, 0.0, 0.4) -> the middle colour; text_color_for(...) -> "white" on the dark half
+SALIENCY_PALETTE[0] == "#440154" (lowest)   SALIENCY_PALETTE[255] == "#FDE725" (highest)
+color_for(0.2, 0.0, 0.4) -> the middle colour; text_color_for(...) -> "white" on the dark half
 """
 
 from __future__ import annotations

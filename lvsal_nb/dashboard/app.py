@@ -33,12 +33,19 @@ class Dashboard:
                 b.on_click(lambda name=name: self.label(name))
         answers = row(self.table.layout, self.trace.layout) if self.trace else self.table.layout
         info = data.info
-        head = Div(text=f"<b>lvsal dashboard</b> · {data.run} · task {data.task} · dataset {info.get('dataset')}"
-                   f" · model {info.get('model')} · {len(data.answers)} answers, {len(data.tokens)} tokens",
-                   name="run_info")
-        self.tabs = Tabs(tabs=[TabPanel(child=answers, title="Answers"),
-                               TabPanel(child=self.methods.layout, title="Methods"),
-                               TabPanel(child=self.detector.layout, title="Detector")], name="tabs")
+        head = Div(
+            text=f"<b>lvsal dashboard</b> · {data.run} · task {data.task} · dataset {info.get('dataset')}"
+            f" · model {info.get('model')} · {len(data.answers)} answers, {len(data.tokens)} tokens",
+            name="run_info",
+        )
+        self.tabs = Tabs(
+            tabs=[
+                TabPanel(child=answers, title="Answers"),
+                TabPanel(child=self.methods.layout, title="Methods"),
+                TabPanel(child=self.detector.layout, title="Detector"),
+            ],
+            name="tabs",
+        )
         self.layout = column(head, self.tabs, self.status)
 
     def select(self, answer_row: int) -> None:
@@ -63,6 +70,8 @@ class Dashboard:
         except LvsalError as e:
             self.status.text = f"<span style='color:#D62728'>{e}</span>"
             return
-        self.status.text = f"<span class='lvsal-labelled'>step {tv.selected_step} labelled {lab} (human)</span>"
+        self.status.text = (
+            f"<span class='lvsal-labelled'>step {tv.selected_step} labelled {lab} (human)</span>"
+        )
         tv.refresh_tokens()
         self.detector.update()

@@ -50,6 +50,14 @@ def detector_curves(tokens: pd.DataFrame, score_cols: list[str], label: pd.Serie
             continue
         fpr, tpr = roc_points(s, y)
         rec, prec = pr_points(s, y)
-        out[c] = {"fpr": fpr, "tpr": tpr, "recall": rec, "precision": prec, "auroc": auroc(s, y),
-                  "ap": average_precision(s, y), "n": int(keep.sum()), "n_pos": int(y.sum())}
+        out[c] = {
+            "fpr": fpr,
+            "tpr": tpr,
+            "recall": rec,
+            "precision": prec,
+            "auroc": auroc(s, y),
+            "ap": average_precision(s, y),
+            "n": int(keep.sum()),
+            "n_pos": int(y.sum()),
+        }
     return out

@@ -23,13 +23,29 @@ class DetectorView:
     def __init__(self, data):
         self.data = data
         self.cols = [*data.layer_cols, COMBINED]
-        self.source = RadioButtonGroup(labels=list(SOURCES), active=SOURCES.index("combined"),
-                                       name="label_source")
-        self.roc = new_figure(width=420, height=380, title="ROC (low saliency flags hallucination)",
-                              x_axis_label="false positive rate", y_axis_label="true positive rate",
-                              x_range=(0, 1), y_range=(0, 1), tools="")
-        self.pr = new_figure(width=420, height=380, title="precision - recall", x_axis_label="recall",
-                             y_axis_label="precision", x_range=(0, 1), y_range=(0, 1.02), tools="")
+        self.source = RadioButtonGroup(
+            labels=list(SOURCES), active=SOURCES.index("combined"), name="label_source"
+        )
+        self.roc = new_figure(
+            width=420,
+            height=380,
+            title="ROC (low saliency flags hallucination)",
+            x_axis_label="false positive rate",
+            y_axis_label="true positive rate",
+            x_range=(0, 1),
+            y_range=(0, 1),
+            tools="",
+        )
+        self.pr = new_figure(
+            width=420,
+            height=380,
+            title="precision - recall",
+            x_axis_label="recall",
+            y_axis_label="precision",
+            x_range=(0, 1),
+            y_range=(0, 1.02),
+            tools="",
+        )
         self.roc.line([0, 1], [0, 1], color="#aaa", line_dash="dotted")
         self.roc_src, self.pr_src = {}, {}
         for i, c in enumerate(self.cols):
@@ -43,18 +59,43 @@ class DetectorView:
         for f in (self.roc, self.pr):
             f.legend.location = "bottom_right"
             f.legend.background_fill_alpha = 0.3
-        self.hist_src = {k: ColumnDataSource({"left": [], "right": [], "top": []}) for k in ("correct", "hallucinated")}
-        self.hist = new_figure(width=420, height=300, title="saliency of object tokens (density)", tools="",
-                               x_axis_label="saliency")
+        self.hist_src = {
+            k: ColumnDataSource({"left": [], "right": [], "top": []}) for k in ("correct", "hallucinated")
+        }
+        self.hist = new_figure(
+            width=420,
+            height=300,
+            title="saliency of object tokens (density)",
+            tools="",
+            x_axis_label="saliency",
+        )
         self.pos_src = {k: ColumnDataSource({"x": [], "y": []}) for k in ("all", "correct", "hallucinated")}
-        self.pos = new_figure(width=420, height=300, title="mean saliency by position in the caption",
-                              x_axis_label="relative position (0 = first token, 1 = last)", tools="")
+        self.pos = new_figure(
+            width=420,
+            height=300,
+            title="mean saliency by position in the caption",
+            x_axis_label="relative position (0 = first token, 1 = last)",
+            tools="",
+        )
         for k in ("correct", "hallucinated"):
-            self.hist.quad(left="left", right="right", bottom=0, top="top", source=self.hist_src[k],
-                           color=MARK_COLORS[k], alpha=0.45, legend_label=k)
-        for k, color in (("all", "#888888"), ("correct", MARK_COLORS["correct"]),
-                         ("hallucinated", MARK_COLORS["hallucinated"])):
-            self.pos.line("x", "y", source=self.pos_src[k], color=color, legend_label=f"{k} tokens", line_width=2)
+            self.hist.quad(
+                left="left",
+                right="right",
+                bottom=0,
+                top="top",
+                source=self.hist_src[k],
+                color=MARK_COLORS[k],
+                alpha=0.45,
+                legend_label=k,
+            )
+        for k, color in (
+            ("all", "#888888"),
+            ("correct", MARK_COLORS["correct"]),
+            ("hallucinated", MARK_COLORS["hallucinated"]),
+        ):
+            self.pos.line(
+                "x", "y", source=self.pos_src[k], color=color, legend_label=f"{k} tokens", line_width=2
+            )
         self.table = Div(text="", name="detector_table", width=420)
         self.export_labels = Button(label="export labels (Parquet + CSV)", name="export_labels", width=220)
         self.export_tokens = Button(label="export per-token table", name="export_tokens", width=220)
@@ -63,9 +104,13 @@ class DetectorView:
         self.export_labels.on_click(lambda: self.export("labels"))
         self.export_tokens.on_click(lambda: self.export("tokens"))
         self.update()
-        self.layout = column(row(Div(text="labels from:"), self.source), row(self.roc, self.pr, self.table),
-                             row(self.hist, self.pos), row(self.export_labels, self.export_tokens),
-                             self.export_info)
+        self.layout = column(
+            row(Div(text="labels from:"), self.source),
+            row(self.roc, self.pr, self.table),
+            row(self.hist, self.pos),
+            row(self.export_labels, self.export_tokens),
+            self.export_info,
+        )
 
     @property
     def label_source(self) -> str:
@@ -78,17 +123,25 @@ class DetectorView:
         curves = detector_curves(t, self.cols, y)
         for c in self.cols:
             got = curves.get(c)
-            self.roc_src[c].data = {"x": got["fpr"].tolist(), "y": got["tpr"].tolist()} if got else {"x": [], "y": []}
-            self.pr_src[c].data = {"x": got["recall"].tolist(), "y": got["precision"].tolist()} if got \
-                else {"x": [], "y": []}
-        rows = "".join(f"<tr><td>{'combined' if c == COMBINED else 'layer ' + c[3:]}</td>"
-                       f"<td class='auroc' data-col='{c}'>{v['auroc']:.4f}</td><td>{v['ap']:.4f}</td>"
-                       f"<td>{v['n_pos']} / {v['n']}</td></tr>" for c, v in curves.items())
+            self.roc_src[c].data = (
+                {"x": got["fpr"].tolist(), "y": got["tpr"].tolist()} if got else {"x": [], "y": []}
+            )
+            self.pr_src[c].data = (
+                {"x": got["recall"].tolist(), "y": got["precision"].tolist()} if got else {"x": [], "y": []}
+            )
+        rows = "".join(
+            f"<tr><td>{'combined' if c == COMBINED else 'layer ' + c[3:]}</td>"
+            f"<td class='auroc' data-col='{c}'>{v['auroc']:.4f}</td><td>{v['ap']:.4f}</td>"
+            f"<td>{v['n_pos']} / {v['n']}</td></tr>"
+            for c, v in curves.items()
+        )
         lab = y.dropna()
-        self.table.text = (f"<b>labels: {self.label_source}</b> · {int(lab.sum())} hallucinated, "
-                           f"{int((~lab).sum())} correct tokens<table><tr><th>score</th><th>AUROC</th><th>AP</th>"
-                           f"<th>halluc. / n</th></tr>{rows}</table>"
-                           + ("" if curves else "<i>need both hallucinated and correct labels</i>"))
+        self.table.text = (
+            f"<b>labels: {self.label_source}</b> · {int(lab.sum())} hallucinated, "
+            f"{int((~lab).sum())} correct tokens<table><tr><th>score</th><th>AUROC</th><th>AP</th>"
+            f"<th>halluc. / n</th></tr>{rows}</table>"
+            + ("" if curves else "<i>need both hallucinated and correct labels</i>")
+        )
         sal = t[COMBINED].to_numpy(dtype=float)
         hal = y.fillna(False).to_numpy(dtype=bool)
         cor = (~y).fillna(False).to_numpy(dtype=bool)
@@ -97,7 +150,11 @@ class DetectorView:
         for k, m in (("correct", cor), ("hallucinated", hal)):
             v = sal[ok & m]
             dens, _ = np.histogram(v, bins=edges, density=True) if v.size else (np.zeros(30), None)
-            self.hist_src[k].data = {"left": edges[:-1].tolist(), "right": edges[1:].tolist(), "top": dens.tolist()}
+            self.hist_src[k].data = {
+                "left": edges[:-1].tolist(),
+                "right": edges[1:].tolist(),
+                "top": dens.tolist(),
+            }
         bins = np.linspace(0, 1, 11)
         pos = t["rel_pos"].to_numpy(dtype=float)
         for k, sel in (("all", ok), ("correct", ok & cor), ("hallucinated", ok & hal)):
@@ -105,12 +162,16 @@ class DetectorView:
             sums = np.bincount(which, sal[sel], minlength=10)
             cnt = np.bincount(which, minlength=10)
             keep = cnt > 0
-            self.pos_src[k].data = {"x": ((bins[:-1] + 0.05)[keep]).tolist(), "y": (sums[keep] / cnt[keep]).tolist()}
+            self.pos_src[k].data = {
+                "x": ((bins[:-1] + 0.05)[keep]).tolist(),
+                "y": (sums[keep] / cnt[keep]).tolist(),
+            }
         self.curves = curves
         return curves
 
     def export(self, what: str) -> list[Path]:
-        """Write the labels (every source) or the per-token table to RUN/dashboard/exports/ (Parquet + CSV)."""
+        """Write the labels (every source) or the per-token table to RUN/dashboard/exports/
+        as Parquet and CSV (atomic writes)."""
         df = self.data.labels.labels_table() if what == "labels" else self.data.labels.token_table()
         out = self.data.run / CACHE_DIR / "exports"
         paths = [write_table(df, out / f"{what}.{ext}") for ext in ("parquet", "csv")]

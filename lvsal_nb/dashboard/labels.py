@@ -35,8 +35,9 @@ class LabelBook:
         author: name saved with marks. Default: $LVSAL_AUTHOR or the login name.
     """
 
-    def __init__(self, run: Path, tokens: pd.DataFrame, store: MarkStore | None = None,
-                 author: str | None = None):
+    def __init__(
+        self, run: Path, tokens: pd.DataFrame, store: MarkStore | None = None, author: str | None = None
+    ):
         self.tokens = tokens
         self.store = store or MarkStore(Path(run) / CACHE_DIR / MARKS_FILE)
         self.author = author
@@ -58,15 +59,23 @@ class LabelBook:
     def _row(self, trace_id: str, step: int) -> int:
         i = self._pos.get((trace_id, int(step)))
         if i is None:
-            raise ConfigError(f"no token {step} of trace {trace_id!r} in this run; pick a token of the "
-                              "answer shown (steps are 0-based)")
+            raise ConfigError(
+                f"no token {step} of trace {trace_id!r} in this run; pick a token of the "
+                "answer shown (steps are 0-based)"
+            )
         return i
 
     def mark(self, trace_id: str, step: int, label: str) -> None:
         """Store the analyst's label of one token (source "human")."""
         i = self._row(trace_id, step)
-        self.store.add(trace_id, int(step), label, token=str(self.tokens["token"].iat[i]), author=self.author,
-                       note="dashboard")
+        self.store.add(
+            trace_id,
+            int(step),
+            label,
+            token=str(self.tokens["token"].iat[i]),
+            author=self.author,
+            note="dashboard",
+        )
         self.human.iat[i] = label
 
     def confirm(self, trace_id: str, step: int) -> str:
@@ -74,8 +83,10 @@ class LabelBook:
         cannot be confirmed: mark it instead."""
         lab = self.tokens["chair_label"].iat[self._row(trace_id, step)]
         if not lab:
-            raise ConfigError(f"token {step} of trace {trace_id!r} has no CHAIR label to confirm; mark it "
-                              "'hallucinated', 'correct' or 'unsure' instead")
+            raise ConfigError(
+                f"token {step} of trace {trace_id!r} has no CHAIR label to confirm; mark it "
+                "'hallucinated', 'correct' or 'unsure' instead"
+            )
         self.mark(trace_id, step, lab)
         return lab
 
@@ -83,8 +94,10 @@ class LabelBook:
         """Flip CHAIR's label of a token (hallucinated <-> correct) as the analyst's; returns the new one."""
         lab = self.tokens["chair_label"].iat[self._row(trace_id, step)]
         if not lab:
-            raise ConfigError(f"token {step} of trace {trace_id!r} has no CHAIR label to correct; mark it "
-                              "'hallucinated' or 'correct' instead")
+            raise ConfigError(
+                f"token {step} of trace {trace_id!r} has no CHAIR label to correct; mark it "
+                "'hallucinated' or 'correct' instead"
+            )
         new = "correct" if lab == "hallucinated" else "hallucinated"
         self.mark(trace_id, step, new)
         return new
@@ -106,14 +119,25 @@ class LabelBook:
         t = self.tokens
         cols = ["key", "trace_id", "method", "item_id", "step", "token", "object"]
         chair = t.loc[t["chair_label"] != "", cols].assign(
-            label=t.loc[t["chair_label"] != "", "chair_label"], source="chair", author="", time="")
+            label=t.loc[t["chair_label"] != "", "chair_label"], source="chair", author="", time=""
+        )
         marks = self.store.marks()
         known = {(a, int(b)) for a, b in self._pos}
-        marks = marks[[(a, int(b)) in known for a, b in zip(marks["trace_id"], marks["step"])]]
+        ours = np.asarray(
+            [(a, int(b)) in known for a, b in zip(marks["trace_id"], marks["step"])], dtype=bool
+        )
+        marks = marks[ours]  # a boolean array: an empty list would select no columns
         where = [self._pos[(a, int(b))] for a, b in zip(marks["trace_id"], marks["step"])]
-        human = t.iloc[where][cols].reset_index(drop=True).assign(
-            label=marks["label"].to_numpy(), source="human", author=marks["author"].to_numpy(),
-            time=marks["time"].to_numpy())
+        human = (
+            t.iloc[where][cols]
+            .reset_index(drop=True)
+            .assign(
+                label=marks["label"].to_numpy(),
+                source="human",
+                author=marks["author"].to_numpy(),
+                time=marks["time"].to_numpy(),
+            )
+        )
         return pd.concat([chair, human], ignore_index=True)
 
     def token_table(self) -> pd.DataFrame:

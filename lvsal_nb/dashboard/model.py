@@ -18,9 +18,11 @@ from .rundir import answers_table, check_run, method_order, read_records, run_in
 from .tokens import layer_columns, token_index
 
 # The shared mark colours (coordinator's colour language): 2 px red underline, 1 px white halo.
-HALLUCINATED_STYLE = ("text-decoration: underline; text-decoration-color: #D62728; "
-                      "text-decoration-thickness: 2px; text-shadow: 0 0 1px #fff; color: #D62728; "
-                      "font-weight: 600")
+HALLUCINATED_STYLE = (
+    "text-decoration: underline; text-decoration-color: #D62728; "
+    "text-decoration-thickness: 2px; text-shadow: 0 0 1px #fff; color: #D62728; "
+    "font-weight: 600"
+)
 
 
 class RunData:
@@ -32,8 +34,14 @@ class RunData:
         tokens: the token index (tokens.py); labels: its LabelBook; methods: in run order.
     """
 
-    def __init__(self, run: str | Path, *, store: MarkStore | None = None, author: str | None = None,
-                 rebuild_index: bool = False):
+    def __init__(
+        self,
+        run: str | Path,
+        *,
+        store: MarkStore | None = None,
+        author: str | None = None,
+        rebuild_index: bool = False,
+    ):
         self.run = check_run(run)
         self.info = run_info(self.run)
         records = read_records(self.run)
@@ -41,7 +49,9 @@ class RunData:
         self.methods = method_order(records)
         self.answers = answers_table(records, self.task)
         self.answers["row"] = range(len(self.answers))
-        self.tokens = token_index(self.run, records, self.task, self.info.get("dataset"), rebuild=rebuild_index)
+        self.tokens = token_index(
+            self.run, records, self.task, self.info.get("dataset"), rebuild=rebuild_index
+        )
         self.layer_cols = layer_columns(self.tokens)
         self.labels = LabelBook(self.run, self.tokens, store=store, author=author)
         self.answers["caption_html"] = [self._caption_html(r) for r in self.answers.itertuples()]
@@ -56,8 +66,12 @@ class RunData:
         out, last = [], 0
         for s, e, obj in object_spans(text, self.info.get("dataset")):
             if obj in bad:
-                out += [html.escape(text[last:s]), f'<span style="{HALLUCINATED_STYLE}">',
-                        html.escape(text[s:e]), "</span>"]
+                out += [
+                    html.escape(text[last:s]),
+                    f'<span style="{HALLUCINATED_STYLE}">',
+                    html.escape(text[s:e]),
+                    "</span>",
+                ]
                 last = e
         return "".join(out) + html.escape(text[last:])
 
@@ -67,8 +81,9 @@ class RunData:
             return sorted({str(o) for o in self.answers["object"].dropna()})
         return sorted({o for s in self.answers["objects"] for o in s.split(", ") if o})
 
-    def filter_rows(self, method: str | None = None, hallucinated_only: bool = False,
-                    obj: str | None = None) -> list[int]:
+    def filter_rows(
+        self, method: str | None = None, hallucinated_only: bool = False, obj: str | None = None
+    ) -> list[int]:
         """Answer rows passing the filters (method; hallucinated answers only; naming `obj`)."""
         a = self.answers
         m = pd.Series(True, index=a.index)

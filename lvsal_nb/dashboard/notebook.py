@@ -17,8 +17,10 @@ class DashboardWidget(W.HBox):
     def __init__(self, data: RunData, *, n_boot: int = 1000):
         self.data = data
         self.viewer = None
-        self.side = W.VBox([W.HTML("<i>select an answer in the table to open its trace</i>")],
-                           layout=W.Layout(min_width="560px"))
+        self.side = W.VBox(
+            [W.HTML("<i>select an answer in the table to open its trace</i>")],
+            layout=W.Layout(min_width="560px"),
+        )
         self.app = Dashboard(data, trace_panel=False, on_select=self.open_answer, n_boot=n_boot)
         load_bokehjs()
         self.bokeh = bokeh_widget(self.app.layout)
@@ -35,8 +37,10 @@ class DashboardWidget(W.HBox):
         self.viewer = TraceViewer(tr, store=self.data.labels.store, author=self.data.labels.author)
         self.viewer.state.observe(self._marked)
         a = self.data.answers.iloc[row]
-        self.side.children = [W.HTML(f"<b>{a['method']}</b> · image {a['image_id']}<br>{a['caption_html']}"),
-                              self.viewer]
+        self.side.children = [
+            W.HTML(f"<b>{a['method']}</b> · image {a['image_id']}<br>{a['caption_html']}"),
+            self.viewer,
+        ]
         return self.viewer
 
     def _marked(self, what: str) -> None:

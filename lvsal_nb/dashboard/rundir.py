@@ -26,11 +26,14 @@ def check_run(run: str | Path) -> Path:
     """The run folder as a Path; raises RunFolderError with the fix when it is not a run."""
     path = Path(run).expanduser()
     if not path.is_dir():
-        raise RunFolderError(f"no run folder at {str(path)!r}; pass the --out folder of "
-                             "`lvsal eval chair|pope ... --out RUN`")
+        raise RunFolderError(
+            f"no run folder at {str(path)!r}; pass the --out folder of `lvsal eval chair|pope ... --out RUN`"
+        )
     if not (path / "results.jsonl").is_file() and not (path / "results.parquet").is_file():
-        raise RunFolderError(f"{str(path)!r} holds no results.jsonl: not an eval run folder, or a run "
-                             "that has not finished one answer yet; run `lvsal eval ... --out` first")
+        raise RunFolderError(
+            f"{str(path)!r} holds no results.jsonl: not an eval run folder, or a run "
+            "that has not finished one answer yet; run `lvsal eval ... --out` first"
+        )
     return path
 
 
@@ -42,8 +45,9 @@ def run_info(run: str | Path) -> dict:
         try:
             fixed = json.loads((path / "run.json").read_text()).get("fixed", {}) or {}
         except (json.JSONDecodeError, AttributeError) as e:
-            raise RunFolderError(f"{path / 'run.json'} is not valid JSON ({e}); restore it from the run "
-                                 "or rerun the eval") from e
+            raise RunFolderError(
+                f"{path / 'run.json'} is not valid JSON ({e}); restore it from the run or rerun the eval"
+            ) from e
     return {k: fixed.get(k) for k in ("task", "dataset", "model", "seed")}
 
 
@@ -63,8 +67,10 @@ def read_records(run: str | Path) -> list[dict]:
         except json.JSONDecodeError as e:
             if n == len(lines):  # a line still being written by a running eval
                 continue
-            raise RunFolderError(f"{jsonl}:{n} is not a JSON line ({e}); the results file is damaged: "
-                                 "delete that line (the eval reruns that unit) and reopen") from e
+            raise RunFolderError(
+                f"{jsonl}:{n} is not a JSON line ({e}); the results file is damaged: "
+                "delete that line (the eval reruns that unit) and reopen"
+            ) from e
         if not isinstance(rec, dict) or not {"key", "method", "item_id"} <= rec.keys():
             raise RunFolderError(f"{jsonl}:{n} lacks key/method/item_id; is this an lvsal eval results file?")
         out[rec["key"]] = rec
@@ -72,7 +78,7 @@ def read_records(run: str | Path) -> list[dict]:
 
 
 def task_of(records: list[dict], info: dict) -> str:
-    """"chair" or "pope": run.json's task, else guessed from the fields of the records."""
+    """ "chair" or "pope": run.json's task, else guessed from the fields of the records."""
     if info.get("task") in ("chair", "pope"):
         return info["task"]
     return "pope" if records and "pred_yes" in records[0] else "chair"
@@ -87,24 +93,43 @@ def answers_table(records: list[dict], task: str) -> pd.DataFrame:
     """
     rows = []
     for r in records:
-        row = {"key": r["key"], "method": str(r["method"]), "max_new_tokens": r.get("max_new_tokens"),
-               "item_id": str(r["item_id"]), "image_id": str(r.get("image_id", r["item_id"])),
-               "text": str(r.get("text", "")), "trace": r.get("trace"), "n_tokens": r.get("n_tokens"),
-               "saliency": r.get("saliency")}
+        row = {
+            "key": r["key"],
+            "method": str(r["method"]),
+            "max_new_tokens": r.get("max_new_tokens"),
+            "item_id": str(r["item_id"]),
+            "image_id": str(r.get("image_id", r["item_id"])),
+            "text": str(r.get("text", "")),
+            "trace": r.get("trace"),
+            "n_tokens": r.get("n_tokens"),
+            "saliency": r.get("saliency"),
+        }
         if task == "chair":
             objs, bad = list(r.get("objects") or []), list(r.get("hallucinated") or [])
             cov, gt = list(r.get("covered") or []), list(r.get("gt_objects") or [])
-            row.update(chair_s=r.get("chair_s", int(bool(bad))),
-                       chair_i=r.get("chair_i", len(bad) / len(objs) if objs else 0.0),
-                       recall=len(cov) / len(gt) if gt else float("nan"),
-                       n_objects=len(objs), n_hallucinated=len(bad), n_covered=len(cov), n_gt=len(gt),
-                       n_words=r.get("n_words", len(row["text"].split())),
-                       objects=", ".join(objs), hallucinated=", ".join(bad), gt_objects=", ".join(gt))
+            row.update(
+                chair_s=r.get("chair_s", int(bool(bad))),
+                chair_i=r.get("chair_i", len(bad) / len(objs) if objs else 0.0),
+                recall=len(cov) / len(gt) if gt else float("nan"),
+                n_objects=len(objs),
+                n_hallucinated=len(bad),
+                n_covered=len(cov),
+                n_gt=len(gt),
+                n_words=r.get("n_words", len(row["text"].split())),
+                objects=", ".join(objs),
+                hallucinated=", ".join(bad),
+                gt_objects=", ".join(gt),
+            )
         else:
             pred = r.get("pred_yes")
-            row.update(split=r.get("split"), object=r.get("object"), label=r.get("label"),
-                       answer={True: "yes", False: "no"}.get(pred, "?"), correct=bool(r.get("correct")),
-                       pred_yes=pred)
+            row.update(
+                split=r.get("split"),
+                object=r.get("object"),
+                label=r.get("label"),
+                answer={True: "yes", False: "no"}.get(pred, "?"),
+                correct=bool(r.get("correct")),
+                pred_yes=pred,
+            )
         rows.append(row)
     df = pd.DataFrame(rows)
     for c in ("saliency", "chair_i", "recall"):

@@ -31,8 +31,10 @@ def token_auth(token: str):
     class Denied(RequestHandler):
         def get(self):
             self.set_status(403)
-            self.finish("lvsal dashboard: missing or wrong token; open the URL printed by `lvsal dashboard` "
-                        "(it ends with ?token=...)")
+            self.finish(
+                "lvsal dashboard: missing or wrong token; open the URL printed by `lvsal dashboard` "
+                "(it ends with ?token=...)"
+            )
 
     def get_user(handler):
         given = handler.get_query_argument("token", None)
@@ -70,13 +72,22 @@ def _check_port(address: str, port: int) -> int:
         try:
             s.bind((address, port))
         except OSError as e:
-            raise ConfigError(f"cannot listen on {address}:{port} ({e.strerror}); pass another --port, "
-                              "or --port 0 for a free one") from e
+            raise ConfigError(
+                f"cannot listen on {address}:{port} ({e.strerror}); pass another --port, "
+                "or --port 0 for a free one"
+            ) from e
         return s.getsockname()[1]
 
 
-def make_server(run: str | Path, *, address: str = "127.0.0.1", port: int = 0, token: str | None = None,
-                data=None, n_boot: int = 1000):
+def make_server(
+    run: str | Path,
+    *,
+    address: str = "127.0.0.1",
+    port: int = 0,
+    token: str | None = None,
+    data=None,
+    n_boot: int = 1000,
+):
     """A started-but-not-running Bokeh Server for the run; returns (server, url with token).
 
     The run is read once here (index built or extended and cached); each page gets its own Dashboard.
@@ -96,21 +107,35 @@ def make_server(run: str | Path, *, address: str = "127.0.0.1", port: int = 0, t
         doc.title = f"lvsal dashboard · {data.run.name}"
         doc.add_root(Dashboard(data, n_boot=n_boot).layout)
 
-    server = Server({APP_PATH: Application(FunctionHandler(page))}, address=address, port=port,
-                    allow_websocket_origin=[f"{address}:{port}", f"localhost:{port}", f"127.0.0.1:{port}"],
-                    auth_provider=token_auth(token), num_procs=1)
+    server = Server(
+        {APP_PATH: Application(FunctionHandler(page))},
+        address=address,
+        port=port,
+        allow_websocket_origin=[f"{address}:{port}", f"localhost:{port}", f"127.0.0.1:{port}"],
+        auth_provider=token_auth(token),
+        num_procs=1,
+    )
     server.start()
     url = f"http://{address}:{port}{APP_PATH}?token={token}"
     server.lvsal_data = data
     return server, url
 
 
-def serve(run: str | Path, *, address: str = "127.0.0.1", port: int = 5008, token: str | None = None,
-          show: bool = False) -> int:
+def serve(
+    run: str | Path,
+    *,
+    address: str = "127.0.0.1",
+    port: int = 5008,
+    token: str | None = None,
+    show: bool = False,
+) -> int:
     """Serve until Ctrl-C (the `lvsal dashboard` command)."""
     if address not in ("127.0.0.1", "localhost", "::1"):
-        print(f"lvsal dashboard: listening on {address}: anyone who can reach it and has the token can read "
-              "the run and write labels", file=sys.stderr)
+        print(
+            f"lvsal dashboard: listening on {address}: anyone who can reach it and has the token can read "
+            "the run and write labels",
+            file=sys.stderr,
+        )
     server, url = make_server(run, address=address, port=port, token=token)
     print(f"lvsal dashboard: serving {server.lvsal_data.run}\n  open {url}\n  (Ctrl-C to stop)", flush=True)
     if show:

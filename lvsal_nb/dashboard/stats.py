@@ -26,12 +26,16 @@ def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
 def chair_metrics(df: pd.DataFrame, idx: np.ndarray) -> dict[str, np.ndarray]:
     """CHAIR metrics of the answer rows `idx` ([B, n] or [n] row positions), as chair_scores computes
     them (micro averages); each value has shape idx.shape[:-1]."""
-    cols = {c: df[c].to_numpy(dtype=float)[idx] for c in
-            ("chair_s", "n_hallucinated", "n_objects", "n_covered", "n_gt", "n_words")}
-    return {"chair_s": cols["chair_s"].mean(-1),
-            "chair_i": _ratio(cols["n_hallucinated"].sum(-1), cols["n_objects"].sum(-1)),
-            "recall": _ratio(cols["n_covered"].sum(-1), cols["n_gt"].sum(-1)),
-            "avg_len": cols["n_words"].mean(-1)}
+    cols = {
+        c: df[c].to_numpy(dtype=float)[idx]
+        for c in ("chair_s", "n_hallucinated", "n_objects", "n_covered", "n_gt", "n_words")
+    }
+    return {
+        "chair_s": cols["chair_s"].mean(-1),
+        "chair_i": _ratio(cols["n_hallucinated"].sum(-1), cols["n_objects"].sum(-1)),
+        "recall": _ratio(cols["n_covered"].sum(-1), cols["n_gt"].sum(-1)),
+        "avg_len": cols["n_words"].mean(-1),
+    }
 
 
 def pope_metrics(df: pd.DataFrame, idx: np.ndarray) -> dict[str, np.ndarray]:
@@ -44,8 +48,9 @@ def pope_metrics(df: pd.DataFrame, idx: np.ndarray) -> dict[str, np.ndarray]:
     return {"accuracy": (pred == yes).mean(-1), "f1": _ratio(2 * prec * rec, prec + rec)}
 
 
-def bootstrap(df: pd.DataFrame, fn, *, n_boot: int = 1000, seed: int = 0, level: float = 0.95
-              ) -> dict[str, tuple[float, float, float]]:
+def bootstrap(
+    df: pd.DataFrame, fn, *, n_boot: int = 1000, seed: int = 0, level: float = 0.95
+) -> dict[str, tuple[float, float, float]]:
     """{metric: (point estimate, low, high)} of `fn(df, idx)` with a percentile bootstrap interval."""
     n = len(df)
     if n == 0:
@@ -59,8 +64,9 @@ def bootstrap(df: pd.DataFrame, fn, *, n_boot: int = 1000, seed: int = 0, level:
     return {k: (float(point[k]), *map(float, np.percentile(boot[k], q))) for k in point}
 
 
-def summary_table(answers: pd.DataFrame, task: str, methods: list[str], *, n_boot: int = 1000,
-                  seed: int = 0) -> pd.DataFrame:
+def summary_table(
+    answers: pd.DataFrame, task: str, methods: list[str], *, n_boot: int = 1000, seed: int = 0
+) -> pd.DataFrame:
     """One row per method (and max_new_tokens; POPE: and split): each metric with `<m>_lo`, `<m>_hi`."""
     keys = ["method", "max_new_tokens"] + (["split"] if task == "pope" else [])
     fn = pope_metrics if task == "pope" else chair_metrics
@@ -75,8 +81,9 @@ def summary_table(answers: pd.DataFrame, task: str, methods: list[str], *, n_boo
     out = pd.DataFrame(rows)
     if len(out):
         order = {m: i for i, m in enumerate(methods)}
-        out = out.sort_values(keys, key=lambda s: s.map(order) if s.name == "method" else s,
-                              kind="stable").reset_index(drop=True)
+        out = out.sort_values(
+            keys, key=lambda s: s.map(order) if s.name == "method" else s, kind="stable"
+        ).reset_index(drop=True)
     return out
 
 
@@ -87,8 +94,10 @@ def paired_differences(answers: pd.DataFrame, a: str, b: str, metric: str = "cha
         DataFrame [item_id, max_new_tokens, a, b, diff], sorted by diff (largest b - a first).
     """
     if metric not in answers.columns:
-        raise ConfigError(f"no column {metric!r} to compare; choose one of "
-                          f"{[c for c in ('chair_s', 'chair_i', 'recall', 'n_words', 'saliency') if c in answers]}")
+        raise ConfigError(
+            f"no column {metric!r} to compare; choose one of "
+            f"{[c for c in ('chair_s', 'chair_i', 'recall', 'n_words', 'saliency') if c in answers]}"
+        )
     for m in (a, b):
         if m not in set(answers["method"]):
             raise ConfigError(f"method {m!r} is not in this run; it has {sorted(set(answers['method']))}")

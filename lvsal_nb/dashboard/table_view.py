@@ -9,8 +9,18 @@ from __future__ import annotations
 import time
 
 from bokeh.layouts import column, row
-from bokeh.models import (CDSView, Checkbox, ColumnDataSource, DataTable, Div, HTMLTemplateFormatter,
-                          IndexFilter, NumberFormatter, Select, TableColumn)
+from bokeh.models import (
+    CDSView,
+    Checkbox,
+    ColumnDataSource,
+    DataTable,
+    Div,
+    HTMLTemplateFormatter,
+    IndexFilter,
+    NumberFormatter,
+    Select,
+    TableColumn,
+)
 
 ALL = "(all)"
 
@@ -29,31 +39,55 @@ class AnswersTable:
         self.source = ColumnDataSource({c: a[c].tolist() for c in cols})
         self.filter = IndexFilter(indices=list(range(len(a))))
         num = NumberFormatter(format="0.000")
-        columns = [TableColumn(field="method", title="method", width=80),
-                   TableColumn(field="image_id", title="image", width=60),
-                   TableColumn(field="caption_html", title="caption (red: hallucinated)", width=420,
-                               formatter=HTMLTemplateFormatter(template="<%= value %>"), sortable=False)]
+        columns = [
+            TableColumn(field="method", title="method", width=80),
+            TableColumn(field="image_id", title="image", width=60),
+            TableColumn(
+                field="caption_html",
+                title="caption (red: hallucinated)",
+                width=420,
+                formatter=HTMLTemplateFormatter(template="<%= value %>"),
+                sortable=False,
+            ),
+        ]
         if data.task == "chair":
-            columns += [TableColumn(field="chair_s", title="CHAIR_S", width=60),
-                        TableColumn(field="chair_i", title="CHAIR_I", width=60, formatter=num),
-                        TableColumn(field="recall", title="recall", width=60, formatter=num),
-                        TableColumn(field="n_words", title="words", width=50)]
+            columns += [
+                TableColumn(field="chair_s", title="CHAIR_S", width=60),
+                TableColumn(field="chair_i", title="CHAIR_I", width=60, formatter=num),
+                TableColumn(field="recall", title="recall", width=60, formatter=num),
+                TableColumn(field="n_words", title="words", width=50),
+            ]
         else:
-            columns += [TableColumn(field="split", title="split", width=80),
-                        TableColumn(field="object", title="object", width=70),
-                        TableColumn(field="answer", title="answer", width=50),
-                        TableColumn(field="label", title="truth", width=50),
-                        TableColumn(field="correct", title="correct", width=55)]
+            columns += [
+                TableColumn(field="split", title="split", width=80),
+                TableColumn(field="object", title="object", width=70),
+                TableColumn(field="answer", title="answer", width=50),
+                TableColumn(field="label", title="truth", width=50),
+                TableColumn(field="correct", title="correct", width=55),
+            ]
         columns.append(TableColumn(field="saliency", title="mean saliency", width=80, formatter=num))
-        self.table = DataTable(source=self.source, view=CDSView(filter=self.filter), columns=columns,
-                               width=900, height=520, sortable=True, selectable=True, index_position=None,
-                               name="answers_table")
-        self.method = Select(title="method", value=ALL, options=[ALL, *data.methods], name="filter_method",
-                             width=140)
-        self.only_bad = Checkbox(label="hallucinated only" if data.task == "chair" else "wrong answers only",
-                                 active=False, name="filter_bad")
-        self.object = Select(title="object", value=ALL, options=[ALL, *data.objects()], name="filter_object",
-                             width=140)
+        self.table = DataTable(
+            source=self.source,
+            view=CDSView(filter=self.filter),
+            columns=columns,
+            width=900,
+            height=520,
+            sortable=True,
+            selectable=True,
+            index_position=None,
+            name="answers_table",
+        )
+        self.method = Select(
+            title="method", value=ALL, options=[ALL, *data.methods], name="filter_method", width=140
+        )
+        self.only_bad = Checkbox(
+            label="hallucinated only" if data.task == "chair" else "wrong answers only",
+            active=False,
+            name="filter_bad",
+        )
+        self.object = Select(
+            title="object", value=ALL, options=[ALL, *data.objects()], name="filter_object", width=140
+        )
         self.count = Div(text="", name="answers_count")
         self.last_filter_s = 0.0
         for w in (self.method, self.object):
@@ -66,9 +100,11 @@ class AnswersTable:
     def apply(self) -> list[int]:
         """Apply the current filters; returns the kept answer rows."""
         t0 = time.perf_counter()
-        rows = self.data.filter_rows(None if self.method.value == ALL else self.method.value,
-                                     bool(self.only_bad.active),
-                                     None if self.object.value == ALL else self.object.value)
+        rows = self.data.filter_rows(
+            None if self.method.value == ALL else self.method.value,
+            bool(self.only_bad.active),
+            None if self.object.value == ALL else self.object.value,
+        )
         self.filter.indices = rows
         self.last_filter_s = time.perf_counter() - t0
         self.count.text = f"<span class='lvsal-count'>{len(rows)} of {len(self.data.answers)} answers</span>"

@@ -21,7 +21,18 @@ from .mentions import pope_labels, token_labels
 from .rundir import CACHE_DIR
 
 INDEX_FILE = "tokens.parquet"
-BASE_COLUMNS = ["key", "trace_id", "method", "item_id", "step", "token", "saliency", "rel_pos", "chair_label", "object"]
+BASE_COLUMNS = [
+    "key",
+    "trace_id",
+    "method",
+    "item_id",
+    "step",
+    "token",
+    "saliency",
+    "rel_pos",
+    "chair_label",
+    "object",
+]
 
 
 def read_trace_tokens(path: Path) -> dict:
@@ -37,8 +48,10 @@ def read_trace_tokens(path: Path) -> dict:
     try:  # one thread: these files are small, and a thread pool per file costs more than the read
         table = pq.read_table(path, columns=["step", "token", "saliency", "token_id"], use_threads=False)
     except (OSError, ValueError) as e:  # missing, damaged, or not Parquet at all
-        raise TraceFileError(f"trace {str(path)!r} cannot be read ({e}); rerun that answer with "
-                             "`lvsal eval` (delete its results line), or open the run without it") from e
+        raise TraceFileError(
+            f"trace {str(path)!r} cannot be read ({e}); rerun that answer with "
+            "`lvsal eval` (delete its results line), or open the run without it"
+        ) from e
     raw = (table.schema.metadata or {}).get(b"lvsal.trace")
     if raw is None:
         raise TraceFileError(f"{str(path)!r} is Parquet but not an lvsal trace")
@@ -52,9 +65,16 @@ def read_trace_tokens(path: Path) -> dict:
         ls = (e or {}).get("layer_scores")
         if ls:
             scores[i, : min(len(ls), len(layers))] = [np.nan if v is None else v for v in ls[: len(layers)]]
-    return {"trace_id": str(meta.get("trace_id", "")), "step": table.column("step").to_numpy()[keep], "token": np.asarray(
-        table.column("token").to_pylist(), dtype=object)[keep] if len(table) else np.asarray([], dtype=object),
-        "saliency": sal[keep], "layers": layers, "scores": scores[keep]}
+    return {
+        "trace_id": str(meta.get("trace_id", "")),
+        "step": table.column("step").to_numpy()[keep],
+        "token": np.asarray(table.column("token").to_pylist(), dtype=object)[keep]
+        if len(table)
+        else np.asarray([], dtype=object),
+        "saliency": sal[keep],
+        "layers": layers,
+        "scores": scores[keep],
+    }
 
 
 def answer_tokens(run: Path, rec: dict, task: str, dataset: str | None) -> dict | None:
@@ -69,16 +89,26 @@ def answer_tokens(run: Path, rec: dict, task: str, dataset: str | None) -> dict 
     else:
         labels, objects = token_labels(toks, rec.get("gt_objects"), dataset)
     n = len(toks)
-    out = {"key": [rec["key"]] * n, "trace_id": [t["trace_id"]] * n, "method": [str(rec["method"])] * n, "item_id": [str(rec["item_id"])] * n,
-           "step": t["step"], "token": toks, "saliency": t["saliency"],
-           "rel_pos": t["step"] / max(n - 1, 1), "chair_label": labels, "object": objects}
+    out = {
+        "key": [rec["key"]] * n,
+        "trace_id": [t["trace_id"]] * n,
+        "method": [str(rec["method"])] * n,
+        "item_id": [str(rec["item_id"])] * n,
+        "step": t["step"],
+        "token": toks,
+        "saliency": t["saliency"],
+        "rel_pos": t["step"] / max(n - 1, 1),
+        "chair_label": labels,
+        "object": objects,
+    }
     for j, layer in enumerate(t["layers"]):
         out[f"s_L{layer}"] = t["scores"][:, j]
     return out
 
 
-def token_index(run: Path, records: list[dict], task: str, dataset: str | None,
-                rebuild: bool = False) -> pd.DataFrame:
+def token_index(
+    run: Path, records: list[dict], task: str, dataset: str | None, rebuild: bool = False
+) -> pd.DataFrame:
     """The cached index, extended with the answers it lacks (written back atomically)."""
     path = Path(run) / CACHE_DIR / INDEX_FILE
     old = None
@@ -100,8 +130,11 @@ def token_index(run: Path, records: list[dict], task: str, dataset: str | None,
         n = len(p["key"])
         for c in cols:
             cols[c].append(np.asarray(p[c]) if c in p else np.full(n, np.nan))
-    new = pd.DataFrame({c: np.concatenate(v) for c, v in cols.items()}) if parts else \
-        pd.DataFrame(columns=BASE_COLUMNS)
+    new = (
+        pd.DataFrame({c: np.concatenate(v) for c, v in cols.items()})
+        if parts
+        else pd.DataFrame(columns=BASE_COLUMNS)
+    )
     frames = [f for f in (old, new) if f is not None and len(f)]
     df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=BASE_COLUMNS)
     df["step"] = df["step"].astype("int64")
