@@ -6,6 +6,7 @@ tr = s.trace(image, "Describe the image.", max_new_tokens=32)
 tr.steps; tr.matrix(); tr.save("run.lvsal.parquet")
 """
 
+from .dashboard import dashboard  # the function, on purpose shadowing the subpackage's name
 from .decoding.locore import LocoRE, locore
 from .decoding.sgrs import SGRS
 from .errors import (
@@ -16,7 +17,6 @@ from .errors import (
     TraceFileError,
     UnsupportedModelError,
 )
-from .dashboard import dashboard  # the function, on purpose shadowing the subpackage's name
 from .labext import _jupyter_labextension_paths  # noqa: F401  (jupyter labextension develop)
 from .session import Session, load
 from .trace import MIME_TYPE, Candidate, Spans, Step, Trace
