@@ -10,12 +10,12 @@ import numpy as np
 from bokeh.layouts import column, row
 from bokeh.models import Button, ColumnDataSource, Div, RadioButtonGroup
 
-from .curves import detector_curves
 from .files import write_table
 from .labels import SOURCES
 from .rundir import CACHE_DIR
 from .style import LINE_COLORS, MARK_COLORS, new_figure
 
+MAX_POINTS = 400  # drawn per curve: a 500-image run has ~10k distinct thresholds
 COMBINED = "saliency"  # the trace's score: mean over the target layers
 
 
@@ -120,15 +120,11 @@ class DetectorView:
         """Recompute every curve from the current labels; returns the curves (by score column)."""
         t = self.data.tokens
         y = self.data.labels.hallucinated(self.label_source)
-        curves = detector_curves(t, self.cols, y)
+        curves = self.data.curves(self.label_source, self.cols)
         for c in self.cols:
             got = curves.get(c)
-            self.roc_src[c].data = (
-                {"x": got["fpr"].tolist(), "y": got["tpr"].tolist()} if got else {"x": [], "y": []}
-            )
-            self.pr_src[c].data = (
-                {"x": got["recall"].tolist(), "y": got["precision"].tolist()} if got else {"x": [], "y": []}
-            )
+            self.roc_src[c].data = _thin(got["fpr"], got["tpr"]) if got else {"x": [], "y": []}
+            self.pr_src[c].data = _thin(got["recall"], got["precision"]) if got else {"x": [], "y": []}
         rows = "".join(
             f"<tr><td>{'combined' if c == COMBINED else 'layer ' + c[3:]}</td>"
             f"<td class='auroc' data-col='{c}'>{v['auroc']:.4f}</td><td>{v['ap']:.4f}</td>"
@@ -177,3 +173,12 @@ class DetectorView:
         paths = [write_table(df, out / f"{what}.{ext}") for ext in ("parquet", "csv")]
         self.export_info.text = f"wrote {len(df)} rows to " + ", ".join(f"<code>{p}</code>" for p in paths)
         return paths
+
+
+def _thin(x: np.ndarray, y: np.ndarray, most: int = MAX_POINTS) -> dict:
+    """At most `most` points of a curve for drawing (evenly spaced along it, both ends kept); the
+    areas in the table come from every point."""
+    if len(x) > most:
+        i = np.unique(np.linspace(0, len(x) - 1, most).round().astype(int))
+        x, y = x[i], y[i]
+    return {"x": x.tolist(), "y": y.tolist()}

@@ -42,12 +42,14 @@ class LabelBook:
         self.store = store or MarkStore(Path(run) / CACHE_DIR / MARKS_FILE)
         self.author = author
         self._pos = {(t, int(s)): i for i, (t, s) in enumerate(zip(tokens["trace_id"], tokens["step"]))}
+        self.version = 0  # bumped by every change of the human labels (views cache per version)
         self.human = pd.Series(pd.NA, index=tokens.index, dtype="object")  # "hallucinated"/"correct"/"unsure"
         self.reload()
 
     def reload(self) -> None:
         """Read the human marks again (another dashboard or notebook may have written some)."""
         self.human[:] = pd.NA
+        self.version += 1
         marks = self.store.marks()
         if len(marks):
             marks = marks.drop_duplicates(["trace_id", "step"], keep="last")
@@ -77,6 +79,7 @@ class LabelBook:
             note="dashboard",
         )
         self.human.iat[i] = label
+        self.version += 1
 
     def confirm(self, trace_id: str, step: int) -> str:
         """Keep CHAIR's label of a token as the analyst's; returns it. A token CHAIR did not label

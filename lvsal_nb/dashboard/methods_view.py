@@ -7,7 +7,7 @@ import numpy as np
 from bokeh.layouts import column, row
 from bokeh.models import ColumnDataSource, DataTable, Div, NumberFormatter, Select, TableColumn
 
-from .stats import CHAIR_METRICS, POPE_METRICS, paired_differences, paired_interval, summary_table
+from .stats import CHAIR_METRICS, POPE_METRICS, paired_differences, paired_interval
 from .style import new_figure
 
 TITLES = {
@@ -28,7 +28,7 @@ def _fmt(v: float, lo: float, hi: float, pct: bool) -> str:
 class MethodsView:
     def __init__(self, data, *, n_boot: int = 1000, seed: int = 0):
         self.data = data
-        self.summary = summary_table(data.answers, data.task, data.methods, n_boot=n_boot, seed=seed)
+        self.summary = data.summary(n_boot, seed)  # computed once per run, shared by every page
         metrics = CHAIR_METRICS if data.task == "chair" else POPE_METRICS
         keys = ["method", "max_new_tokens"] + (["split"] if data.task == "pope" else [])
         src = {k: self.summary[k].astype(str).tolist() for k in keys}

@@ -56,6 +56,27 @@ class RunData:
         self.labels = LabelBook(self.run, self.tokens, store=store, author=author)
         self.answers["caption_html"] = [self._caption_html(r) for r in self.answers.itertuples()]
         self._key_rows = self.tokens.groupby("key", sort=False).indices  # key -> token rows
+        self._cache: dict = {}
+
+    def summary(self, n_boot: int = 1000, seed: int = 0):
+        """The methods' summary with bootstrap intervals (stats.summary_table), computed once per run."""
+        from .stats import summary_table
+
+        key = ("summary", n_boot, seed)
+        if key not in self._cache:
+            self._cache[key] = summary_table(self.answers, self.task, self.methods, n_boot=n_boot, seed=seed)
+        return self._cache[key]
+
+    def curves(self, source: str, cols: list[str]) -> dict:
+        """Detector curves (curves.detector_curves) for a label source, cached until the labels change:
+        every page of a served run shares them."""
+        from .curves import detector_curves
+
+        key = ("curves", source, tuple(cols), self.labels.version)
+        if key not in self._cache:
+            self._cache = {k: v for k, v in self._cache.items() if k[0] != "curves" or k[-1] == key[-1]}
+            self._cache[key] = detector_curves(self.tokens, cols, self.labels.hallucinated(source))
+        return self._cache[key]
 
     def _caption_html(self, r) -> str:
         """The caption, escaped, with the mentions of hallucinated objects underlined in red."""

@@ -38,7 +38,9 @@ def token_auth(token: str):
 
     def get_user(handler):
         given = handler.get_query_argument("token", None)
-        if given is not None and hmac.compare_digest(given, token):
+        if given is not None and not hmac.compare_digest(given, token):
+            return None  # a wrong token is refused even next to a good cookie
+        if given is not None:
             if hasattr(handler, "set_cookie") and not getattr(handler, "_headers_written", False):
                 try:
                     handler.set_cookie(COOKIE, token, httponly=True, samesite="Strict")

@@ -56,6 +56,8 @@ class TraceView:
             line_color="mark",
             line_width=2,
             name="tokens",
+            nonselection_fill_alpha=1.0,  # a tapped token must not fade the others
+            nonselection_line_alpha=1.0,
         )
         self.strip.rect(
             "x",
@@ -77,6 +79,7 @@ class TraceView:
             text_align="center",
             text_baseline="middle",
             text_font_size="11px",
+            nonselection_text_alpha=1.0,
         )
         self.curve = new_figure(width=520, height=170, title="saliency per step (0-based)", tools="")
         self.curve.line("step", "saliency", source=self.curve_src, color="#888")

@@ -61,6 +61,32 @@ def make_trace(rng, tokens: list[str], truth: set[str], seed: int) -> Trace:
     )
 
 
+def save_trace(tr: Trace, path: Path) -> None:
+    """`Trace.save`'s Parquet layout written straight from lists (a third of its time: the 3000-trace
+    browser fixture); `test_synth_traces_load_back` checks Trace.load reads it back exactly."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    meta = tr._meta()
+    meta["steps_extra"] = [{"layer_scores": s.layer_scores, "candidates": []} for s in tr.records]
+    r = tr.records
+    table = pa.table({
+        "step": pa.array([s.step for s in r], pa.int64()),
+        "position": pa.array([s.position for s in r], pa.int64()),
+        "token_id": pa.array([s.token_id for s in r], pa.int64()),
+        "token": pa.array([s.token for s in r], pa.string()),
+        "prob": pa.array([s.prob for s in r], pa.float64()),
+        "logprob": pa.array([s.logprob for s in r], pa.float64()),
+        "saliency": pa.array([s.saliency for s in r], pa.float64()),
+        "tau": pa.array([s.tau for s in r], pa.float64()),
+        "decision": pa.array([s.decision for s in r], pa.string()),
+        "round": pa.array([s.round for s in r], pa.float64()),
+        "row": pa.array([s.row.ravel().tolist() for s in r], pa.list_(pa.float32())),
+        "row_layers": pa.array([s.row.shape[0] for s in r], pa.int64()),
+    })
+    pq.write_table(table.replace_schema_metadata({b"lvsal.trace": json.dumps(meta)}), path)
+
+
 def make_run(
     root: Path, n_images: int = 20, methods=("greedy", "sgrs"), seed: int = 0, max_new_tokens: int = 64
 ) -> Path:
@@ -81,7 +107,7 @@ def make_run(
             tr = make_trace(rng, toks, set(truth), seed)
             rel = f"traces/{m}/{max_new_tokens}/img_{i}.lvsal.parquet"
             (root / rel).parent.mkdir(parents=True, exist_ok=True)
-            tr.save(root / rel)
+            save_trace(tr, root / rel)
             text = "".join(toks).strip()
             objs = [t.strip() for t in toks if t.strip() in SHAPES]
             bad = [o for o in objs if o not in truth]

@@ -13,12 +13,15 @@ def app(run):
 
 def test_filters_match_pandas(app):
     a = app.data.answers
-    app.table.method.value = "sgrs"
+    app.table.method.value = "sgrs"  # in a page a CustomJS callback filters; here apply() does
+    app.table.apply()
     assert app.table.filter.indices == a.index[a["method"] == "sgrs"].tolist()
     app.table.only_bad.active = True
+    app.table.apply()
     assert app.table.filter.indices == a.index[(a["method"] == "sgrs") & (a["chair_s"] == 1)].tolist()
     obj = app.data.objects()[0]
     app.table.object.value = obj
+    app.table.apply()
     want = [
         i
         for i in a.index

@@ -83,3 +83,21 @@ def test_not_a_trace_parquet(run, tmp_path):
     with pytest.raises(TraceFileError, match="not an lvsal trace"):
         T.read_trace_tokens(p)
     assert json  # keep the import used
+
+
+def test_synth_traces_load_back(tmp_path):
+    """The fixture's fast writer must produce what Trace.save does (else the tests test a fake format)."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    import synth
+
+    from lvsal_nb.trace import Trace
+
+    rng = np.random.default_rng(0)
+    tr = synth.make_trace(rng, synth._caption(rng, ["star", "moon"]), {"star"}, 0)
+    synth.save_trace(tr, tmp_path / "fast.lvsal.parquet")
+    tr.save(tmp_path / "ref.lvsal.parquet")
+    a, b = Trace.load(tmp_path / "fast.lvsal.parquet"), Trace.load(tmp_path / "ref.lvsal.parquet")
+    assert a.to_json() == b.to_json()
