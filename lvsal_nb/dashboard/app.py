@@ -25,8 +25,9 @@ class Dashboard:
         self.trace = TraceView(data) if trace_panel else None
         self._on_select = on_select
         self.table = AnswersTable(data, self.select)
-        self.methods = MethodsView(data, n_boot=n_boot)
-        self.detector = DetectorView(data)
+        self._n_boot = n_boot
+        self._methods: MethodsView | None = None
+        self._detector: DetectorView | None = None
         self.status = Div(text="", name="status", width=900)
         if self.trace is not None:
             for name, b in self.trace.buttons.items():
@@ -41,12 +42,34 @@ class Dashboard:
         self.tabs = Tabs(
             tabs=[
                 TabPanel(child=answers, title="Answers"),
-                TabPanel(child=self.methods.layout, title="Methods"),
-                TabPanel(child=self.detector.layout, title="Detector"),
+                TabPanel(child=Div(text="<i>computing the summary…</i>"), title="Methods"),
+                TabPanel(child=Div(text="<i>computing the curves…</i>"), title="Detector"),
             ],
             name="tabs",
         )
+        # the other tabs are built when first shown: the page opens with the table only
+        self.tabs.on_change("active", lambda _a, _o, new: self._show_tab(new))
         self.layout = column(head, self.tabs, self.status)
+
+    @property
+    def methods(self) -> MethodsView:
+        if self._methods is None:
+            self._methods = MethodsView(self.data, n_boot=self._n_boot)
+            self.tabs.tabs[1].child = self._methods.layout
+        return self._methods
+
+    @property
+    def detector(self) -> DetectorView:
+        if self._detector is None:
+            self._detector = DetectorView(self.data)
+            self.tabs.tabs[2].child = self._detector.layout
+        return self._detector
+
+    def _show_tab(self, i: int) -> None:
+        if i == 1:
+            self.methods  # noqa: B018  (built on first show)
+        elif i == 2:
+            self.detector  # noqa: B018
 
     def select(self, answer_row: int) -> None:
         if self.trace is not None:
@@ -74,4 +97,5 @@ class Dashboard:
             f"<span class='lvsal-labelled'>step {tv.selected_step} labelled {lab} (human)</span>"
         )
         tv.refresh_tokens()
-        self.detector.update()
+        if self._detector is not None:  # not built yet: it reads the labels when first shown
+            self._detector.update()
