@@ -55,15 +55,22 @@ class Dashboard:
     def methods(self) -> MethodsView:
         if self._methods is None:
             self._methods = MethodsView(self.data, n_boot=self._n_boot)
-            self.tabs.tabs[1].child = self._methods.layout
+            self._set_tab(1, self._methods.layout)
         return self._methods
 
     @property
     def detector(self) -> DetectorView:
         if self._detector is None:
             self._detector = DetectorView(self.data)
-            self.tabs.tabs[2].child = self._detector.layout
+            self._set_tab(2, self._detector.layout)
         return self._detector
+
+    def _set_tab(self, i: int, child) -> None:
+        """Put a built view into tab i: a new TabPanel list (the page redraws on a change of `tabs`,
+        not of a panel's child)."""
+        panels = list(self.tabs.tabs)
+        panels[i] = TabPanel(child=child, title=panels[i].title)
+        self.tabs.tabs = panels
 
     def _show_tab(self, i: int) -> None:
         if i == 1:
