@@ -19,20 +19,25 @@ def _get(url):
 
 
 def test_server_checks_the_token_on_every_request(run):
-    server, url = make_server(run, port=0, n_boot=50)
+    import asyncio
+    import queue
+
+    box: queue.Queue = queue.Queue()
+
+    def serve():  # its own event loop: another test's loop may be the current one here
+        asyncio.set_event_loop(asyncio.new_event_loop())
+        server, url = make_server(run, port=0, n_boot=50)
+        box.put((server, url))
+        server.io_loop.start()
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    server, url = box.get(timeout=120)
     assert url.startswith("http://127.0.0.1:") and "?token=" in url
-    got = {}
-
-    def probe():
-        base = url.split("?")[0]
-        got["ok"] = _get(url)
-        got["none"] = _get(base)
-        got["bad"] = _get(base + "?token=wrong")
-        server.io_loop.add_callback(server.io_loop.stop)
-
-    threading.Thread(target=probe).start()
-    server.io_loop.start()
-    server.stop()
+    base = url.split("?")[0]
+    got = {"ok": _get(url), "none": _get(base), "bad": _get(base + "?token=wrong")}
+    server.io_loop.add_callback(server.io_loop.stop)
+    t.join(timeout=30)
     assert got["ok"][0] == 200 and "<html" in got["ok"][1]
     for k in ("none", "bad"):
         assert got[k][0] == 403 and "missing or wrong token" in got[k][1]
@@ -64,9 +69,10 @@ def test_lv_dashboard_and_magic_open_the_widget(run):
     v.state.mark("hallucinated")  # a mark in the viewer is a human label of the dashboard
     assert w.data.labels.human.notna().sum() == 1
 
-    from IPython.testing.globalipapp import get_ipython
+    # %lvsal dashboard RUN: the magic's parser and command (no global IPython: tests/test_magics.py
+    # starts the one shell of the session)
+    from lvsal_nb.magics import LvsalMagics, build_parser
 
-    ip = get_ipython()
-    ip.extension_manager.load_extension("lvsal_nb")
-    w2 = ip.run_line_magic("lvsal", f"dashboard {run}")
+    ns = build_parser().parse_args(["dashboard", str(run)])
+    w2 = LvsalMagics._dashboard(None, ns)
     assert type(w2).__name__ == "DashboardWidget"
