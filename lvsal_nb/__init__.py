@@ -6,6 +6,7 @@ tr = s.trace(image, "Describe the image.", max_new_tokens=32)
 tr.steps; tr.matrix(); tr.save("run.lvsal.parquet")
 """
 
+from .dashboard import dashboard  # the function, on purpose shadowing the subpackage's name
 from .decoding.locore import LocoRE, locore
 from .decoding.sgrs import SGRS
 from .errors import (
@@ -61,6 +62,7 @@ __all__ = [
     "Trace",
     "TraceFileError",
     "UnsupportedModelError",
+    "dashboard",
     "load",
     "load_ipython_extension",
     "locore",

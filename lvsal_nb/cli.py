@@ -156,6 +156,12 @@ def trace_cmd(args) -> int:
     return 0
 
 
+def dashboard_cmd(args) -> int:
+    from .dashboard.server import serve
+
+    return serve(args.run, address=args.address, port=args.port, show=args.show)
+
+
 def toy_train(argv: list[str]) -> int:
     from .toy.train import main as train_main
 
@@ -196,6 +202,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", default="trace.lvsal.parquet")
     sub.add_parser("toy-train", help="train the toy model (lvsal toy-train --help)", add_help=False)
     sub.add_parser("eval", help="CHAIR / POPE evaluation (lvsal eval --help)", add_help=False)
+    b = sub.add_parser("dashboard", help="serve the evaluation dashboard of a run folder (URL with a token)")
+    b.add_argument("run", help="the --out folder of `lvsal eval chair|pope`")
+    b.add_argument("--address", default="127.0.0.1", help="interface to listen on (default: 127.0.0.1 only)")
+    b.add_argument("--port", type=int, default=5008, help="default 5008; 0 picks a free one")
+    b.add_argument("--show", action="store_true", help="open the page in a browser")
     return p
 
 
@@ -209,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
 
             return eval_main(argv[1:]) or 0
         args = build_parser().parse_args(argv)
-        return {"demo": demo, "trace": trace_cmd}[args.cmd](args)
+        return {"demo": demo, "trace": trace_cmd, "dashboard": dashboard_cmd}[args.cmd](args)
     except LvsalError as e:  # a usage error: one line, exit status 2 (as argparse), no traceback
         print(f"lvsal: error: {' '.join(str(e).split())}", file=sys.stderr)
         return 2

@@ -9,6 +9,7 @@
     %lvsal tune                                       # the last image + prompt, A/B
     %lvsal marks                                      # marks of the last trace (--all: every trace)
     %lvsal save run.lvsal.parquet
+    %lvsal dashboard runs/toy-chair                   # the evaluation dashboard of a run folder
     %lvsal --help; %lvsal trace --help
 
 `--image` takes a file path, the name of a variable holding an image, or `toy:SEED` (a seeded
@@ -114,6 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--store", help="marks database file (default: the user's store)")
     s = sub.add_parser("save", help="save the last trace (.parquet or .json)")
     s.add_argument("file")
+    s = sub.add_parser("dashboard", help="the evaluation dashboard of an `lvsal eval --out RUN` folder")
+    s.add_argument("run")
     return p
 
 
@@ -211,6 +214,11 @@ class LvsalMagics(Magics):
             raise UsageError("%lvsal marks: no trace yet; pass --trace ID or --all")
         # its own marks and those of earlier runs of the same generation (as the viewer shows them)
         return store.marks_for(tr.trace_id, step_keys(tr), setup_key(tr))[0]
+
+    def _dashboard(self, ns):
+        from .dashboard import dashboard
+
+        return dashboard(ns.run)
 
     def _save(self, ns):
         if state.trace is None:
