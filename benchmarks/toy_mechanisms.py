@@ -1,7 +1,7 @@
 """Toy world v2: which hallucination mechanisms does low saliency detect, and what do the methods fix?
 
-    python benchmarks/toy_mechanisms.py saliency --n 500     # per error type signals (section toy-v2-saliency)
-    python benchmarks/toy_mechanisms.py methods --n 500      # per error type counts per method (toy-v2-methods)
+    python benchmarks/toy_mechanisms.py saliency --n 500   # signals per error type (toy-v2-saliency)
+    python benchmarks/toy_mechanisms.py methods --n 500    # error counts per method (toy-v2-methods)
 
 `saliency`: first the copy check (teacher-forced recap accuracy on true captions,
 `lvsal_nb.toy.copycheck`), then greedy captions of held-out scenes ("eval" stream) traced with the
@@ -25,7 +25,6 @@ import time
 from collections import Counter
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 HERE = Path(__file__).resolve().parent
@@ -86,7 +85,7 @@ def saliency_tables(df: pd.DataFrame) -> str:
                 lines.append(f"| {part} | {t} | {len(pos)} / {len(neg)} | " + " | ".join("-" for _ in SIGNALS)
                              + " |")  # fmt: skip
             continue
-        sub = pd.concat([pos, neg]).assign(pos=lambda d: d["type"] == t)
+        sub = pd.concat([pos, neg]).assign(pos=lambda d, t=t: d["type"] == t)
         cols = [s for s in SIGNALS if sub[s].notna().sum() and sub.loc[sub["pos"], s].notna().any()
                 and sub.loc[~sub["pos"], s].notna().any()]  # fmt: skip
         det = detector_table(sub, cols, "pos") if cols else None
@@ -94,9 +93,12 @@ def saliency_tables(df: pd.DataFrame) -> str:
         lines.append(f"| {part} | {t} | {len(pos)} / {len(neg)} | " + " | ".join(cells) + " |")
     hall = df.assign(pos=df["hallucinated"])
     det = detector_table(hall, ["s_J", "s_image", "img_share", "prob"], "pos")
-    lines += ["", "All hallucinated shape nouns (CHAIR's sense, list and recap) against all others: AUROC "
-              + ", ".join(f"{s} {det.loc[s, 'auroc']:.2f}" for s in det.index)
-              + f" ({int(hall['pos'].sum())} of {len(hall)})."]
+    lines += [
+        "",
+        "All hallucinated shape nouns (CHAIR's sense, list and recap) against all others: AUROC "
+        + ", ".join(f"{s} {det.loc[s, 'auroc']:.2f}" for s in det.index)
+        + f" ({int(hall['pos'].sum())} of {len(hall)}).",
+    ]
     return "\n".join(lines)
 
 
@@ -105,10 +107,12 @@ def copy_check(session, scenes) -> str:
 
     r = teacher_forced(session.model, session.adapter.tokenizer, scenes)
     per = ", ".join(f"k={k}: {c}/{n}" for k, (c, n) in r["recap_by_index"].items())
-    return (f"Copy check (teacher-forced, true captions of {len(scenes)} scenes): recap words predicted "
-            f"correctly {100 * r['recap_acc']:.1f}% of {r['recap_n']} ({per}); list words naming a present "
-            f"shape {100 * r['list_in_scene']:.1f}% of {r['list_n']} (the exact next list word "
-            f"{100 * r['list_acc']:.1f}%: the list order is random, so that one is not learnable).")
+    return (
+        f"Copy check (teacher-forced, true captions of {len(scenes)} scenes): recap words predicted "
+        f"correctly {100 * r['recap_acc']:.1f}% of {r['recap_n']} ({per}); list words naming a present "
+        f"shape {100 * r['list_in_scene']:.1f}% of {r['list_n']} (the exact next list word "
+        f"{100 * r['list_acc']:.1f}%: the list order is random, so that one is not learnable)."
+    )
 
 
 def methods(session, scenes, alphas, betas, max_new_tokens: int):
@@ -120,9 +124,11 @@ def methods(session, scenes, alphas, betas, max_new_tokens: int):
     from lvsal_nb.toy.scenes import render
 
     tok = session.adapter.tokenizer
-    settings = [("greedy", {})] + [(f"SGRS α={a}", {"sgrs": lv.SGRS(alpha=a, order="greedy")}) for a in alphas]
+    settings = [("greedy", {})] + [
+        (f"SGRS α={a}", {"sgrs": lv.SGRS(alpha=a, order="greedy")}) for a in alphas
+    ]
     settings += [(f"LocoRE β={b}", {"locore": lv.LocoRE(beta=b)}) for b in betas]
-    settings += [("SGRS+LocoRE (α=0.6, β=0.15)", {"sgrs": lv.SGRS(order="greedy"), "locore": lv.LocoRE(beta=0.15)}),
+    settings += [("SGRS+LocoRE (α=0.6, β=0.15)", {"sgrs": lv.SGRS(order="greedy"), "locore": lv.LocoRE(beta=0.15)}),  # noqa: E501
                  ("VCD", "vcd"), ("DoLa", "dola")]  # fmt: skip
     out = []
     for name, kw in settings:
@@ -134,7 +140,10 @@ def methods(session, scenes, alphas, betas, max_new_tokens: int):
                 fn = vcd_generate if kw == "vcd" else dola_generate
                 ids = fn(session, img, PROMPT, max_new_tokens=max_new_tokens).token_ids
             else:
-                ids = [r.token_id for r in session.trace(img, PROMPT, max_new_tokens=max_new_tokens, **kw).records]
+                ids = [
+                    r.token_id
+                    for r in session.trace(img, PROMPT, max_new_tokens=max_new_tokens, **kw).records
+                ]
             words = [w.lower() for w in tok.convert_ids_to_tokens(ids)]
             labels = label_words(words, sc.object_names())
             counts.update(lab.type for lab in labels)
@@ -155,12 +164,15 @@ def methods(session, scenes, alphas, betas, max_new_tokens: int):
 def methods_table(rows) -> str:
     from lvsal_nb.toy.labels import ERROR_TYPES
 
-    head = ("| setting | CHAIR_I % (all) | CHAIR_I % (list) | recall % | words | correct | recap_correct | "
-            + " | ".join(ERROR_TYPES) + " | seconds |")
+    head = (
+        "| setting | CHAIR_I % (all) | CHAIR_I % (list) | recall % | words | correct | recap_correct | "
+        + " | ".join(ERROR_TYPES)
+        + " | seconds |"
+    )
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for name, r in rows:
         c = r["counts"]
-        lines.append(f"| {name} | {100 * r['chair_i']:.1f} | {100 * r['chair_i_list']:.1f} | {100 * r['recall']:.1f} "
+        lines.append(f"| {name} | {100 * r['chair_i']:.1f} | {100 * r['chair_i_list']:.1f} | {100 * r['recall']:.1f} "  # noqa: E501
                      f"| {r['words']:.1f} | {c['correct']} | {c['recap_correct']} | "
                      + " | ".join(str(c[t]) for t in ERROR_TYPES) + f" | {r['seconds']:.0f} |")  # fmt: skip
     return "\n".join(lines)
@@ -194,13 +206,13 @@ def main(argv=None) -> int:
         df = collect(session, scenes, args.max_new_tokens)
         if args.csv:
             df.to_csv(args.csv, index=False)
-        body = f"{head}\n\n{len(df)} shape nouns in {df['scene'].nunique()} greedy captions.\n\n{saliency_tables(df)}"
+        body = f"{head}\n\n{len(df)} shape nouns in {df['scene'].nunique()} greedy captions.\n\n{saliency_tables(df)}"  # noqa: E501
         title = "## Toy world v2: saliency per hallucination mechanism (benchmarks/toy_mechanisms.py)"
     else:
         body = methods_table(methods(session, scenes, args.alphas, args.betas, args.max_new_tokens))
         title = "## Toy world v2: methods per hallucination mechanism (benchmarks/toy_mechanisms.py)"
     text = (f"{title}\n\nCommand: `{cmd.strip()}` ({args.model}, {args.n} held-out scenes, eval stream seed "
-            f"{args.seed}; {time.perf_counter() - t0:.0f} s wall, {time.process_time() - c0:.0f} s CPU on a shared "
+            f"{args.seed}; {time.perf_counter() - t0:.0f} s wall, {time.process_time() - c0:.0f} s CPU on a shared "  # noqa: E501
             f"2-core CPU, {args.threads} thread(s)).\n\n{body}\n")  # fmt: skip
     print(text)
     if not args.no_write:

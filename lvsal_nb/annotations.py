@@ -56,8 +56,10 @@ CREATE TABLE IF NOT EXISTS marks (
     step_key TEXT NOT NULL DEFAULT '',
     PRIMARY KEY (trace_id, step, author)
 )"""
-_MIGRATE_1_2 = ("ALTER TABLE marks ADD COLUMN setup TEXT NOT NULL DEFAULT ''",
-                "ALTER TABLE marks ADD COLUMN step_key TEXT NOT NULL DEFAULT ''")
+_MIGRATE_1_2 = (
+    "ALTER TABLE marks ADD COLUMN setup TEXT NOT NULL DEFAULT ''",
+    "ALTER TABLE marks ADD COLUMN step_key TEXT NOT NULL DEFAULT ''",
+)
 _INDEX = "CREATE INDEX IF NOT EXISTS marks_by_key ON marks (step_key)"
 
 
@@ -96,8 +98,18 @@ class MarkStore:
         return f"<MarkStore {str(self.path)!r}>"
 
     # ---- writes ------------------------------------------------------------------------------
-    def add(self, trace_id: str, step: int, label: str, *, token: str = "", note: str = "",
-            author: str | None = None, setup: str = "", step_key: str = "") -> None:
+    def add(
+        self,
+        trace_id: str,
+        step: int,
+        label: str,
+        *,
+        token: str = "",
+        note: str = "",
+        author: str | None = None,
+        setup: str = "",
+        step_key: str = "",
+    ) -> None:
         """Mark `step` of trace `trace_id`; replaces this author's earlier mark of that step.
         `setup` / `step_key`: the step's content keys (fingerprint.setup_key / step_keys)."""
         if label not in LABELS:
@@ -106,14 +118,26 @@ class MarkStore:
             raise ConfigError(f"trace_id must be a non-empty string (Trace.trace_id), got {trace_id!r}")
         if not isinstance(step, int) or isinstance(step, bool) or step < 0:
             raise ConfigError(f"step must be an integer >= 0, got {step!r}")
-        row = (trace_id, step, str(token), label, str(note or ""), author or default_author(), _now(),
-               str(setup), str(step_key))
+        row = (
+            trace_id,
+            step,
+            str(token),
+            label,
+            str(note or ""),
+            author or default_author(),
+            _now(),
+            str(setup),
+            str(step_key),
+        )
         with self._connect(write=True) as con:
-            con.execute("INSERT INTO marks (trace_id, step, token, label, note, author, time, setup, "
-                        "step_key) "
-                        "VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT (trace_id, step, author) DO UPDATE SET "
-                        "token=excluded.token, label=excluded.label, note=excluded.note, time=excluded.time, "
-                        "setup=excluded.setup, step_key=excluded.step_key", row)
+            con.execute(
+                "INSERT INTO marks (trace_id, step, token, label, note, author, time, setup, "
+                "step_key) "
+                "VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT (trace_id, step, author) DO UPDATE SET "
+                "token=excluded.token, label=excluded.label, note=excluded.note, time=excluded.time, "
+                "setup=excluded.setup, step_key=excluded.step_key",
+                row,
+            )
 
     def remove(self, trace_id: str, step: int, *, author: str | None = None, step_key: str = "") -> int:
         """Delete this author's mark of a step, and with `step_key` also their marks of the same
@@ -122,8 +146,11 @@ class MarkStore:
             return 0
         who = author or default_author()
         with self._connect(write=True) as con:
-            cur = con.execute("DELETE FROM marks WHERE author=? AND ((trace_id=? AND step=?) OR "
-                              "(step_key<>'' AND step_key=?))", (who, trace_id, int(step), step_key))
+            cur = con.execute(
+                "DELETE FROM marks WHERE author=? AND ((trace_id=? AND step=?) OR "
+                "(step_key<>'' AND step_key=?))",
+                (who, trace_id, int(step), step_key),
+            )
             return cur.rowcount
 
     # ---- reads -------------------------------------------------------------------------------
@@ -172,12 +199,13 @@ class MarkStore:
             if self._version < 2:  # a schema-1 store that could not be migrated (read-only)
                 if "step_key" in where or "setup" in where:
                     return pd.DataFrame(columns=COLUMNS).astype({"step": "int64"})
-                rows = con.execute(f"SELECT {', '.join(V1_COLUMNS)}, '', '' FROM marks{where} "
-                                   "ORDER BY time, trace_id, step", args).fetchall()
+                rows = con.execute(
+                    f"SELECT {', '.join(V1_COLUMNS)}, '', '' FROM marks{where} ORDER BY time, trace_id, step",
+                    args,
+                ).fetchall()
             else:
                 sql = f"SELECT {', '.join(COLUMNS)} FROM marks{where} ORDER BY time, trace_id, step"
-                rows = con.execute(sql,
-                                   args).fetchall()
+                rows = con.execute(sql, args).fetchall()
         return pd.DataFrame(rows, columns=COLUMNS).astype({"step": "int64"})
 
     def latest(self, trace_id: str) -> pd.DataFrame:
@@ -301,7 +329,8 @@ class MarkStore:
         if version > SCHEMA_VERSION:
             raise AnnotationStoreError(
                 f"the marks store {str(self.path)!r} was written by a newer lvsal-nb (schema {version} > "
-                f"{SCHEMA_VERSION}); upgrade lvsal-nb (pip install -U lvsal-nb)")
+                f"{SCHEMA_VERSION}); upgrade lvsal-nb (pip install -U lvsal-nb)"
+            )
         return app_id == APPLICATION_ID
 
     def _init(self, con: sqlite3.Connection, write: bool = True) -> None:
@@ -369,13 +398,15 @@ class MarkStore:
         return AnnotationStoreError(
             f"the marks store {str(self.path)!r} is read-only ({e}); the mark was not saved. Its marks "
             "are still readable. To save marks, make the file and its folder writable, or use a "
-            "writable store with MarkStore(path=...) or $LVSAL_DATA_DIR")
+            "writable store with MarkStore(path=...) or $LVSAL_DATA_DIR"
+        )
 
     def _error(self, what: str) -> AnnotationStoreError:
         return AnnotationStoreError(
             f"the marks store {str(self.path)!r} {what}. It was left untouched. To start a fresh "
             f"store, move it aside (MarkStore({str(self.path)!r}).move_aside(), or rename the file), "
-            "or use another file with MarkStore(path=...) or $LVSAL_DATA_DIR")
+            "or use another file with MarkStore(path=...) or $LVSAL_DATA_DIR"
+        )
 
 
 def _latest(df: pd.DataFrame) -> pd.DataFrame:
@@ -388,7 +419,8 @@ def _read_only(e: BaseException | None) -> bool:
         return True
     text = str(e).lower()
     return isinstance(e, sqlite3.Error) and any(
-        m in text for m in ("readonly", "read-only", "unable to open database file"))
+        m in text for m in ("readonly", "read-only", "unable to open database file")
+    )
 
 
 def _now() -> str:

@@ -94,8 +94,10 @@ def replacing(path: str | Path) -> Iterator[Path]:
     path = Path(path)
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
-        raise FileWriteError(f"cannot write {path}: the folder {str(folder)!r} does not exist; create it "
-                             "or choose another path")
+        raise FileWriteError(
+            f"cannot write {path}: the folder {str(folder)!r} does not exist; create it "
+            "or choose another path"
+        )
     existed = path.exists()
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
@@ -179,9 +181,11 @@ def replacing_folder_files(folder: str | Path) -> Iterator[Path]:
     except BaseException as e:
         _remove(tmp)
         if isinstance(e, OSError) and not isinstance(e, LvsalError):
-            raise FileWriteError(describe_failure(folder, e, True).replace(
-                f"the previous {folder.name} is untouched", f"the files already in {folder} are untouched"
-            )) from e
+            raise FileWriteError(
+                describe_failure(folder, e, True).replace(
+                    f"the previous {folder.name} is untouched", f"the files already in {folder} are untouched"
+                )
+            ) from e
         raise
     _remove(tmp)
     try:

@@ -76,9 +76,11 @@ def demo(args) -> int:
     )
     print(f"\nprompt: {DEMO_PROMPT}\noutput: {tr.text.strip()}\n")
     labels = print_demo_table(tr, scene.object_names())
-    print("\ndrop: an object word (shape noun) whose saliency is below 0.6 x the mean of the previous 5 "
-          "object words;\nfunction words are never flagged (their swings say nothing about hallucination). "
-          "ok / HALLUCINATED / ERROR: the object word's exact type (toy world ground truth)")
+    print(
+        "\ndrop: an object word (shape noun) whose saliency is below 0.6 x the mean of the previous 5 "
+        "object words;\nfunction words are never flagged (their swings say nothing about hallucination). "
+        "ok / HALLUCINATED / ERROR: the object word's exact type (toy world ground truth)"
+    )
     for label, good in (("ok", True), ("hallucinated", False)):
         vals = [tr.records[lab.index].saliency for lab in labels if lab.hallucinated != good]
         vals = [v for v in vals if v is not None]
@@ -114,8 +116,10 @@ def _check_out_file(out: Path) -> None:
         raise ConfigError(f"--out must end in .parquet or .json (e.g. trace.lvsal.parquet), got {str(out)!r}")
     folder = out.parent if str(out.parent) else Path(".")
     if not folder.is_dir():
-        raise ConfigError(f"--out {str(out)!r}: the folder {str(folder)!r} does not exist; create it "
-                          f"(mkdir -p {folder}) or choose another path")
+        raise ConfigError(
+            f"--out {str(out)!r}: the folder {str(folder)!r} does not exist; create it "
+            f"(mkdir -p {folder}) or choose another path"
+        )
     if not os.access(folder, os.W_OK):
         raise ConfigError(
             f"--out {str(out)!r}: the folder {str(folder)!r} is not writable; choose another path"
@@ -136,8 +140,15 @@ def trace_cmd(args) -> int:
         opts = {"k": args.k} if args.method == "sgrs" else {}
         if args.locore is not None and args.method in ("locore", "sgrs+locore"):
             opts["beta" if args.method == "locore" else "locore"] = args.locore
-        tr = run_method(args.method, session, args.image, args.prompt, max_new_tokens=args.max_new_tokens,
-                        seed=args.seed, **opts)
+        tr = run_method(
+            args.method,
+            session,
+            args.image,
+            args.prompt,
+            max_new_tokens=args.max_new_tokens,
+            seed=args.seed,
+            **opts,
+        )
     else:
         tr = session.trace(
             args.image,
@@ -181,8 +192,12 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--locore", type=float, default=None, metavar="BETA", help="apply LocoRE with this beta")
     d.add_argument("--device", default=None)
     d.add_argument("--out", default="lvsal-demo", help="folder for the image and the trace files")
-    d.add_argument("--world", default=None, choices=["v1", "v2"],
-                   help="toy world (default: plain 'toy'; v2: list + recap captions)")
+    d.add_argument(
+        "--world",
+        default=None,
+        choices=["v1", "v2"],
+        help="toy world (default: plain 'toy'; v2: list + recap captions)",
+    )
     t = sub.add_parser("trace", help="trace a local checkpoint on an image")
     t.add_argument("--model", required=True, help="'toy', a local checkpoint folder, or a cached hub id")
     t.add_argument("--image", required=True)
@@ -192,9 +207,13 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--sgrs", action="store_true")
     t.add_argument("--k", type=int, default=5, help="SGRS candidates")
     t.add_argument("--locore", type=float, default=None, metavar="BETA")
-    t.add_argument("--method", default=None, metavar="NAME",
-                   help="decode with a registered method (greedy, sgrs, locore, sgrs+locore, vcd, dola; "
-                   "LocoRE's beta defaults to the model family's); --k and --locore set its options")
+    t.add_argument(
+        "--method",
+        default=None,
+        metavar="NAME",
+        help="decode with a registered method (greedy, sgrs, locore, sgrs+locore, vcd, dola; "
+        "LocoRE's beta defaults to the model family's); --k and --locore set its options",
+    )
     t.add_argument("--layers", type=int, nargs="+", default=None)
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--device", default=None)

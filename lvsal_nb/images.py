@@ -137,8 +137,9 @@ def _layout(a: np.ndarray, channels_first: bool) -> np.ndarray:
         return np.moveaxis(a, 0, -1)
     if hwc_ok:
         return a
-    raise ImageError(f"an image array needs 1, 3 or 4 channels (first or last axis), got shape {a.shape}; "
-                     f"{WHAT_TO_PASS}")
+    raise ImageError(
+        f"an image array needs 1, 3 or 4 channels (first or last axis), got shape {a.shape}; {WHAT_TO_PASS}"
+    )
 
 
 def _to_uint8(a: np.ndarray, sixteen_bit: bool = False) -> np.ndarray:
@@ -150,23 +151,30 @@ def _to_uint8(a: np.ndarray, sixteen_bit: bool = False) -> np.ndarray:
     if a.dtype == np.uint16 or sixteen_bit:
         v = a.astype(np.int64)
         if v.size and (v.min() < 0 or v.max() > 65535):
-            raise ImageError(f"16-bit image values must lie in [0, 65535], got [{v.min()}, {v.max()}]; "
-                             "pass uint8 or uint16 data")
+            raise ImageError(
+                f"16-bit image values must lie in [0, 65535], got [{v.min()}, {v.max()}]; "
+                "pass uint8 or uint16 data"
+            )
         return ((v * 255 + 32767) // 65535).astype(np.uint8)  # round(v * 255 / 65535), halves up
     if np.issubdtype(a.dtype, np.integer):
         if a.size and (a.min() < 0 or a.max() > 255):
-            raise ImageError(f"integer image values must lie in [0, 255] for dtype {a.dtype}, got "
-                             f"[{a.min()}, {a.max()}]; cast 16-bit data to uint16, or pass floats in [0, 1]")
+            raise ImageError(
+                f"integer image values must lie in [0, 255] for dtype {a.dtype}, got "
+                f"[{a.min()}, {a.max()}]; cast 16-bit data to uint16, or pass floats in [0, 1]"
+            )
         return a.astype(np.uint8)
     if np.issubdtype(a.dtype, np.floating):
         v = a.astype(np.float64)
         if not np.isfinite(v).all():
-            raise ImageError("the image array holds NaN or infinite values; pass finite values in [0, 1] "
-                             "or [0, 255]")
+            raise ImageError(
+                "the image array holds NaN or infinite values; pass finite values in [0, 1] or [0, 255]"
+            )
         lo, hi = float(v.min()), float(v.max())
         if lo < 0 or hi > 255:
-            raise ImageError(f"float image values must lie in [0, 1] or [0, 255], got [{lo:g}, {hi:g}]; "
-                             "rescale them (e.g. (x - x.min()) / (x.max() - x.min()))")
+            raise ImageError(
+                f"float image values must lie in [0, 1] or [0, 255], got [{lo:g}, {hi:g}]; "
+                "rescale them (e.g. (x - x.min()) / (x.max() - x.min()))"
+            )
         scale = 255.0 if hi <= 1.0 else 1.0  # the documented rule: max <= 1 means [0, 1]
         return np.floor(v * scale + 0.5).astype(np.uint8)
     raise ImageError(f"image arrays of dtype {a.dtype} are not supported; {WHAT_TO_PASS}")

@@ -19,7 +19,8 @@ def load(
     device: str | torch.device | None = None,
     dtype: torch.dtype | str | None = None,
 ) -> Session:
-    """A Session from "toy" (the embedded default; "toy-v1" / "toy-v2" name a toy world), "tiny:llava" / "tiny:qwen2_vl" / "tiny:qwen2_5_vl"
+    """A Session from "toy" (the embedded default; "toy-v1" / "toy-v2" name a toy world),
+    "tiny:llava" / "tiny:qwen2_vl" / "tiny:qwen2_5_vl"
     (random weights, for trying real architectures), a local checkpoint path or cached hub id (never
     downloads), or an already built model (+ processor).
 

@@ -122,7 +122,9 @@ def _as(cls, value, what: str, method: str):
         return value
     if isinstance(value, dict):
         return _settings(cls, value, f"{method}: {what}")[0]
-    raise ConfigError(f"method {method!r}: {what} must be a dict of options or an lvsal_nb.{cls.__name__}(...).")
+    raise ConfigError(
+        f"method {method!r}: {what} must be a dict of options or an lvsal_nb.{cls.__name__}(...)."
+    )
 
 
 def _own_loop(session, image, prompt, mnt, seed, name, sgrs, locore, options) -> MethodOutput:

@@ -35,8 +35,17 @@ def test_add_replace_remove_round_trip(store):
     store.add("t2", 0, "unsure", author="bob")
     store.add("t1", 3, "correct", token=" moon", note="it is there", author="ann")  # replaces ann's mark
     df = MarkStore(store.path).marks("t1")  # a fresh object on the same file: reopening shows the marks
-    assert list(df.columns) == ["trace_id", "step", "token", "label", "note", "author", "time", "setup",
-                                "step_key"]
+    assert list(df.columns) == [
+        "trace_id",
+        "step",
+        "token",
+        "label",
+        "note",
+        "author",
+        "time",
+        "setup",
+        "step_key",
+    ]
     assert sorted(zip(df.step, df.label, df.note)) == [(3, "correct", "it is there"), (5, "correct", "")]
     assert len(store.marks()) == 3
     assert store.remove("t1", 5, author="ann") == 1

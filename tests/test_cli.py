@@ -23,9 +23,24 @@ def test_trace_command_on_a_local_checkpoint(tmp_path, capsys, image):
     proc.save_pretrained(tmp_path / "ckpt")
     image.save(tmp_path / "img.png")
     out_file = tmp_path / "t.lvsal.parquet"
-    rc = main(["trace", "--model", str(tmp_path / "ckpt"), "--image", str(tmp_path / "img.png"),
-               "--prompt", "describe this image .", "--max-new-tokens", "4", "--sgrs", "--k", "3",
-               "--out", str(out_file)])
+    rc = main(
+        [
+            "trace",
+            "--model",
+            str(tmp_path / "ckpt"),
+            "--image",
+            str(tmp_path / "img.png"),
+            "--prompt",
+            "describe this image .",
+            "--max-new-tokens",
+            "4",
+            "--sgrs",
+            "--k",
+            "3",
+            "--out",
+            str(out_file),
+        ]
+    )
     assert rc == 0
     tr = lv.Trace.load(out_file)
     assert len(tr) == 4 and tr.config["sgrs"]["k"] == 3
@@ -50,6 +65,7 @@ def _trace_args(tmp_path, *extra, out=None):
 
 def _no_model_load(monkeypatch):
     """Checks that must come before the model is loaded: loading fails the test."""
+
     def refuse(*a, **k):
         raise AssertionError("the model was loaded before the arguments were checked")
 

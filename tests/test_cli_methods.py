@@ -11,15 +11,29 @@ def test_trace_command_runs_registered_methods(tmp_path, capsys, image):
     model.save_pretrained(tmp_path / "ckpt")
     proc.save_pretrained(tmp_path / "ckpt")
     image.save(tmp_path / "img.png")
-    base = ["trace", "--model", str(tmp_path / "ckpt"), "--image", str(tmp_path / "img.png"),
-            "--prompt", "describe this image .", "--max-new-tokens", "2"]
+    base = [
+        "trace",
+        "--model",
+        str(tmp_path / "ckpt"),
+        "--image",
+        str(tmp_path / "img.png"),
+        "--prompt",
+        "describe this image .",
+        "--max-new-tokens",
+        "2",
+    ]
     assert main([*base, "--method", "locore", "--out", str(tmp_path / "l.lvsal.parquet")]) == 0
     tr = lv.Trace.load(tmp_path / "l.lvsal.parquet")
-    assert tr.config["method"] == "locore" and tr.config["locore"]["beta"] == 0.15  # LLaVA's, from the adapter
+    assert (
+        tr.config["method"] == "locore" and tr.config["locore"]["beta"] == 0.15
+    )  # LLaVA's, from the adapter
     assert main([*base, "--method", "vcd", "--out", str(tmp_path / "v.lvsal.parquet")]) == 0
     tr = lv.Trace.load(tmp_path / "v.lvsal.parquet")
     assert tr.config["method"] == "vcd" and tr.config["method_options"]["schedule"] == "vcd"
     capsys.readouterr()
     assert main([*base, "--method", "beam"]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("lvsal: error: unknown method 'beam'; choose one of greedy, sgrs") and err.count("\n") == 1
+    assert (
+        err.startswith("lvsal: error: unknown method 'beam'; choose one of greedy, sgrs")
+        and err.count("\n") == 1
+    )

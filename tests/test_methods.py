@@ -17,10 +17,14 @@ def test_available_lists_every_method():
 
 
 def test_unknown_method_and_option_errors_list_the_options(llava_session, image):
-    with pytest.raises(ConfigError, match="unknown method 'beam'; choose one of greedy, sgrs, locore, "
-                                          "sgrs\\+locore, vcd, dola, opera"):
+    with pytest.raises(
+        ConfigError,
+        match="unknown method 'beam'; choose one of greedy, sgrs, locore, sgrs\\+locore, vcd, dola, opera",
+    ):
         run_method("beam", llava_session, image, PROMPT)
-    with pytest.raises(ConfigError, match="method 'dola' has no option\\(s\\) \\['alpha'\\]; its options are layers"):
+    with pytest.raises(
+        ConfigError, match="method 'dola' has no option\\(s\\) \\['alpha'\\]; its options are layers"
+    ):
         run_method("dola", llava_session, image, PROMPT, alpha=1.0)
     with pytest.raises(ConfigError, match="'greedy' takes no options"):
         run_method("greedy", llava_session, image, PROMPT, k=3)
@@ -50,8 +54,9 @@ def test_each_method_equals_its_direct_call(llava_session, image):
     direct = s.trace(image, PROMPT, max_new_tokens=3, seed=2, sgrs=lv.SGRS(k=2, rounds=1))
     assert [r.token_id for r in sg.records] == [r.token_id for r in direct.records]
     v = run_method("vcd", s, image, PROMPT, max_new_tokens=3, seed=4, alpha=0.5)
-    assert [r.token_id for r in v.records] == vcd_generate(s, image, PROMPT, VCD(alpha=0.5), max_new_tokens=3,
-                                                           seed=4).token_ids
+    assert [r.token_id for r in v.records] == vcd_generate(
+        s, image, PROMPT, VCD(alpha=0.5), max_new_tokens=3, seed=4
+    ).token_ids
     assert v.config["method_options"]["alpha"] == 0.5 and v.config["method_options"]["decoding"] == "sample"
     d = decode_method("dola", s, image, PROMPT, max_new_tokens=3, analyze=False, decoding="greedy")
     assert d.trace is None

@@ -218,8 +218,10 @@ def test_save_on_a_full_disk_keeps_the_old_file(tmp_path, monkeypatch, suffix, w
         monkeypatch.setattr("builtins.open", _enospc)
     else:
         monkeypatch.setattr(pq, "write_table", _enospc)
-    msg = (f"no space left on device while writing .*t{suffix}; free space or choose another folder: "
-           f"the previous t{suffix} is untouched")
+    msg = (
+        f"no space left on device while writing .*t{suffix}; free space or choose another folder: "
+        f"the previous t{suffix} is untouched"
+    )
     with pytest.raises(FileWriteError, match=msg):
         _synthetic(seed=2).save(path)
     monkeypatch.undo()

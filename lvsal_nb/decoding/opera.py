@@ -29,9 +29,9 @@ a finished hypothesis scores its sum of log-probs / its length in tokens, prompt
 Deliberate differences: the prompt is prefilled once (eager attention, to read the maps) and each
 beam / candidate prefix runs incrementally on a copy of that KV cache, memoised by prefix (the
 released code advances one cache per beam; the rows and logits are the same up to rounding); the
-rollback replays the stored state instead of re-running the cached forwards. The released code's quirks are kept: any failure
-inside the rollback branch (a too-short history, the retry budget spent) silently falls back to
-the plain re-scored step, as its `try: ... except: ...` does.
+rollback replays the stored state instead of re-running the cached forwards. The released code's
+quirks are kept: any failure inside the rollback branch (a too-short history, the retry budget
+spent) silently falls back to the plain re-scored step, as its `try: ... except: ...` does.
 """
 
 from __future__ import annotations
@@ -183,8 +183,15 @@ class _EagerAttention:
         self.config._attn_implementation = self.old
 
 
-def opera_generate(session, image, prompt: str, cfg: OPERA | None = None, *, max_new_tokens: int = 64,
-                   return_scores: bool = False):
+def opera_generate(
+    session,
+    image,
+    prompt: str,
+    cfg: OPERA | None = None,
+    *,
+    max_new_tokens: int = 64,
+    return_scores: bool = False,
+):
     """Decode one (image, prompt) with OPERA (beam search with the over-trust penalty and rollback).
 
     Args:
@@ -226,8 +233,12 @@ def opera_generate(session, image, prompt: str, cfg: OPERA | None = None, *, max
             n = rs + len(tokens)
             kw = adapter.step_inputs(torch.tensor([tokens], device=inputs["input_ids"].device), n)
             with torch.no_grad(), _EagerAttention(adapter.text_config):
-                out = adapter.model(**kw, **{adapter.cache_kw: copy.deepcopy(pre.past_key_values)},
-                                    use_cache=True, output_attentions=True)
+                out = adapter.model(
+                    **kw,
+                    **{adapter.cache_kw: copy.deepcopy(pre.past_key_values)},
+                    use_cache=True,
+                    output_attentions=True,
+                )
             rows = work_dtype(out.attentions[-1][0]).max(0).values  # [len(tokens), n]
             square = torch.cat([torch.nn.functional.pad(prompt_rows, (0, len(tokens))), rows], 0)
             memo[key] = (work_dtype(out.logits[0, -1]), square)
@@ -251,7 +262,9 @@ def opera_generate(session, image, prompt: str, cfg: OPERA | None = None, *, max
         logits = torch.stack([o[0] for o in outs])  # [B, vocab]
         vocab = logits.shape[-1]
         cand_scores, cand = torch.topk(logits, C, dim=-1)
-        state.update(cand=cand.clone(), beam_scores=beam_scores.clone(), beam_next=beam_next, beam_idx=beam_idx)
+        state.update(
+            cand=cand.clone(), beam_scores=beam_scores.clone(), beam_next=beam_next, beam_idx=beam_idx
+        )
         pen = torch.zeros(B, C, dtype=logits.dtype)
         locs = torch.zeros(B, C, dtype=torch.long)
         for b in range(B):
@@ -305,8 +318,9 @@ def opera_generate(session, image, prompt: str, cfg: OPERA | None = None, *, max
     out = list(tokens) + ([min(eos)] if ended else [])
     text = adapter.tokenizer.decode(out, skip_special_tokens=True)
     config = {"method": "opera", **cfg.to_dict(), "max_new_tokens": max_new_tokens}
-    return Generated(token_ids=out, text=text, scores=scores_out if return_scores else None, info=info,
-                     config=config)
+    return Generated(
+        token_ids=out, text=text, scores=scores_out if return_scores else None, info=info, config=config
+    )
 
 
 def _rollback(cfg, history, history_locs, max_rollback, rejected, loc, window, forward, vocab):

@@ -53,8 +53,13 @@ class RayEngine:
 
     name = "ray"
 
-    def __init__(self, workers: int | None = None, cpus_per_worker: int = 1, address: str | None = None,
-                 device: str | None = None):
+    def __init__(
+        self,
+        workers: int | None = None,
+        cpus_per_worker: int = 1,
+        address: str | None = None,
+        device: str | None = None,
+    ):
         if workers is not None and (not isinstance(workers, int) or workers < 1):
             raise ConfigError(f"--workers must be an integer >= 1, got {workers!r}")
         if not isinstance(cpus_per_worker, int) or cpus_per_worker < 1:
@@ -78,8 +83,11 @@ class RayEngine:
         if use_gpu and n > gpus:
             raise ConfigError(f"--workers {n} but the cluster has {gpus} GPU(s); one worker per GPU at most")
         opts = {"num_cpus": self.cpus, **({"num_gpus": 1} if use_gpu else {})}
-        kw = {**worker_kwargs, "device": "cuda" if use_gpu else "cpu",
-              "threads": worker_kwargs.get("threads") or self.cpus}
+        kw = {
+            **worker_kwargs,
+            "device": "cuda" if use_gpu else "cpu",
+            "threads": worker_kwargs.get("threads") or self.cpus,
+        }
         actor_cls = ray.remote(Worker)
         self.actors = [actor_cls.options(**opts).remote(**kw) for _ in range(n)]
         infos = ray.get([a.describe.remote() for a in self.actors])  # waits until every model is loaded

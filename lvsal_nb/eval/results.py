@@ -42,12 +42,15 @@ class ResultStore:
             try:
                 rec = json.loads(line)
             except json.JSONDecodeError as e:
-                raise ConfigError(f"{self.path}:{n} is not a JSON line ({e}); the results file is damaged: "
-                                  "delete that line (the unit will run again) or start a new --out folder"
-                                  ) from e
+                raise ConfigError(
+                    f"{self.path}:{n} is not a JSON line ({e}); the results file is damaged: "
+                    "delete that line (the unit will run again) or start a new --out folder"
+                ) from e
             if not isinstance(rec, dict) or not isinstance(rec.get("key"), str):
-                raise ConfigError(f"{self.path}:{n} is not a results record (no 'key'); the results file is "
-                                  "damaged: delete that line (the unit will run again) or start a new --out")
+                raise ConfigError(
+                    f"{self.path}:{n} is not a results record (no 'key'); the results file is "
+                    "damaged: delete that line (the unit will run again) or start a new --out"
+                )
             self.records[rec["key"]] = rec
 
     def __contains__(self, key: str) -> bool:

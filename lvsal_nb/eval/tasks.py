@@ -24,10 +24,9 @@ from typing import Any
 import pandas as pd
 
 from lvsal_nb.errors import ConfigError, ImageError
-from lvsal_nb.eval.chair import Chair
+from lvsal_nb.eval.chair import COMPAT, Chair
 from lvsal_nb.eval.coco import image_files, load_annotations
 from lvsal_nb.eval.fixtures import FIXTURE_CAPTIONS, FIXTURE_INSTANCES
-from lvsal_nb.eval.chair import COMPAT
 from lvsal_nb.eval.pope import SPLITS, SUFFIXES, build_pope, load_questions, save_questions
 from lvsal_nb.eval.scores import PARSERS, chair_scores, parse_yes_no, pope_scores
 
@@ -58,8 +57,10 @@ def load_image_source(spec: dict[str, Any]):
 
         p = Path(spec["path"])
         if not p.is_file():
-            raise ImageError(f"image file {str(p)!r} does not exist; check --images (the folder that holds "
-                             "the annotations' file_name paths; on a cluster, mounted at the same path)")
+            raise ImageError(
+                f"image file {str(p)!r} does not exist; check --images (the folder that holds "
+                "the annotations' file_name paths; on a cluster, mounted at the same path)"
+            )
         return to_rgb(p)  # 16-bit, palette, transparent, CMYK files converted correctly
     if kind == "fixture":
         from lvsal_nb.eval.fixtures import load_fixture_image
@@ -108,18 +109,32 @@ class ChairTask(Task):
             objects, gt = mentioned_objects(text), sorted(self.truth[item.image_id])
             n_words = len(text.split())  # the toy metrics' length: template words are whole tokens
         bad = [o for o in objects if o not in gt]
-        return {"objects": objects, "hallucinated": bad, "covered": sorted(set(gt) & set(objects)),
-                "gt_objects": gt, "n_words": n_words, "chair_s": int(bool(bad)),
-                "chair_i": len(bad) / len(objects) if objects else 0.0}
+        return {
+            "objects": objects,
+            "hallucinated": bad,
+            "covered": sorted(set(gt) & set(objects)),
+            "gt_objects": gt,
+            "n_words": n_words,
+            "chair_s": int(bool(bad)),
+            "chair_i": len(bad) / len(objects) if objects else 0.0,
+        }
 
     def summarize(self, records, methods) -> pd.DataFrame:
         rows = []
         for (method, mnt), group in _groups(records, methods, ("max_new_tokens",)):
-            s = chair_scores([r["objects"] for r in group], [r["gt_objects"] for r in group],
-                             [r["n_words"] for r in group])
-            rows.append({"method": method, "max_new_tokens": mnt, **s, **_extras(group),
-                         "chair_compat": self.chair.compat if self.chair is not None else "toy",
-                         "options": _options(group)})
+            s = chair_scores(
+                [r["objects"] for r in group], [r["gt_objects"] for r in group], [r["n_words"] for r in group]
+            )
+            rows.append(
+                {
+                    "method": method,
+                    "max_new_tokens": mnt,
+                    **s,
+                    **_extras(group),
+                    "chair_compat": self.chair.compat if self.chair is not None else "toy",
+                    "options": _options(group),
+                }
+            )
         return pd.DataFrame(rows)
 
 
@@ -141,8 +156,18 @@ class PopeTask(Task):
         rows = []
         for (method, mnt, split), group in _groups(records, methods, ("max_new_tokens", "split")):
             s = pope_scores([r["pred_yes"] for r in group], [r["label"] == "yes" for r in group])
-            rows.append({"method": method, "max_new_tokens": mnt, "split": split, **s, **_extras(group),
-                         "pope_parser": self.parser, "pope_suffix": self.suffix, "options": _options(group)})
+            rows.append(
+                {
+                    "method": method,
+                    "max_new_tokens": mnt,
+                    "split": split,
+                    **s,
+                    **_extras(group),
+                    "pope_parser": self.parser,
+                    "pope_suffix": self.suffix,
+                    "options": _options(group),
+                }
+            )
         return pd.DataFrame(rows)
 
 
@@ -172,16 +197,30 @@ def _options(group: list[dict]) -> str:
 def _extras(group: list[dict]) -> dict[str, float]:
     """Mean per-answer saliency (over answers that have one) and mean seconds per answer."""
     sal = [r["saliency"] for r in group if r.get("saliency") is not None]
-    return {"saliency": sum(sal) / len(sal) if sal else float("nan"),
-            "seconds": sum(r.get("seconds", 0.0) for r in group) / len(group)}
+    return {
+        "saliency": sum(sal) / len(sal) if sal else float("nan"),
+        "seconds": sum(r.get("seconds", 0.0) for r in group) / len(group),
+    }
 
 
 # ---- building ---------------------------------------------------------------------------------------
-def build_task(task: str, dataset: str, *, n: int | None, seed: int = 0, image_list: list | None = None,
-               images: str | Path | None = None, annotations: str | Path | None = None,
-               captions: str | Path | None = None, splits: Sequence[str] = SPLITS, per_image: int = 3,
-               out: Path | None = None, chair_compat: str = "original", pope_parser: str = "pope",
-               pope_suffix: str = "pope") -> Task:
+def build_task(
+    task: str,
+    dataset: str,
+    *,
+    n: int | None,
+    seed: int = 0,
+    image_list: list | None = None,
+    images: str | Path | None = None,
+    annotations: str | Path | None = None,
+    captions: str | Path | None = None,
+    splits: Sequence[str] = SPLITS,
+    per_image: int = 3,
+    out: Path | None = None,
+    chair_compat: str = "original",
+    pope_parser: str = "pope",
+    pope_suffix: str = "pope",
+) -> Task:
     """The items of one run.
 
     Args:
@@ -220,8 +259,10 @@ def build_task(task: str, dataset: str, *, n: int | None, seed: int = 0, image_l
     if dataset == "fixtures":
         annotations, captions = FIXTURE_INSTANCES, captions or FIXTURE_CAPTIONS
     elif annotations is None or images is None:
-        raise ConfigError("--dataset coco needs --annotations (a COCO instances JSON) and --images (its "
-                          "image folder); or use --dataset fixtures / toy")
+        raise ConfigError(
+            "--dataset coco needs --annotations (a COCO instances JSON) and --images (its "
+            "image folder); or use --dataset fixtures / toy"
+        )
     ann = load_annotations(annotations, what="instances")
     files = image_files(ann)
 
@@ -233,8 +274,10 @@ def build_task(task: str, dataset: str, *, n: int | None, seed: int = 0, image_l
     if image_list is not None:
         missing = [i for i in image_list if i not in files]
         if missing:
-            raise ConfigError(f"{len(missing)} listed image id(s) are not in the annotations, e.g. "
-                              f"{missing[0]!r}; pass the images.json of a run on the same annotation file")
+            raise ConfigError(
+                f"{len(missing)} listed image id(s) are not in the annotations, e.g. "
+                f"{missing[0]!r}; pass the images.json of a run on the same annotation file"
+            )
     if task == "chair":
         ids = list(image_list) if image_list is not None else _draw(list(files), n, seed)
         chair = Chair.from_coco(ann, captions, image_ids=ids, compat=chair_compat)
@@ -242,8 +285,11 @@ def build_task(task: str, dataset: str, *, n: int | None, seed: int = 0, image_l
         return ChairTask(items, ids, {i: set(chair.truth[i]) for i in ids}, chair)
     if image_list is not None:
         keep = set(image_list)
-        ann = {**ann, "images": [im for im in ann["images"] if im["id"] in keep],
-               "annotations": [a for a in ann["annotations"] if a["image_id"] in keep]}
+        ann = {
+            **ann,
+            "images": [im for im in ann["images"] if im["id"] in keep],
+            "annotations": [a for a in ann["annotations"] if a["image_id"] in keep],
+        }
         n = len(keep)
     items, ids = [], []
     for split in splits:
@@ -251,30 +297,52 @@ def build_task(task: str, dataset: str, *, n: int | None, seed: int = 0, image_l
         if saved is not None and saved.is_file():  # a resumed run asks exactly the same questions
             qs = load_questions(saved)
         else:
-            qs = build_pope(ann, split, n_images=n, seed=seed, per_image=per_image, captions=captions,
-                            suffix=SUFFIXES[pope_suffix], chair_compat=chair_compat)
+            qs = build_pope(
+                ann,
+                split,
+                n_images=n,
+                seed=seed,
+                per_image=per_image,
+                captions=captions,
+                suffix=SUFFIXES[pope_suffix],
+                chair_compat=chair_compat,
+            )
             if saved is not None:
                 save_questions(qs, saved)
         for q in qs:
             if q["image_id"] not in ids:
                 ids.append(q["image_id"])
-            meta = {"split": split, "question_id": q["question_id"], "object": q["object"],
-                    "label": q["label"]}
-            items.append(Item(f"{split}:{q['question_id']}", q["image_id"], source(q["image_id"]),
-                              q["question"], meta))
+            meta = {
+                "split": split,
+                "question_id": q["question_id"],
+                "object": q["object"],
+                "label": q["label"],
+            }
+            items.append(
+                Item(f"{split}:{q['question_id']}", q["image_id"], source(q["image_id"]), q["question"], meta)
+            )
     return PopeTask(items, ids, pope_parser, pope_suffix)
 
 
 def _draw(ids: list, n: int, seed: int) -> list:
     """n ids in a seeded random order (CHAIR's fixed random subset)."""
     if n > len(ids):
-        raise ConfigError(f"--n {n} but the annotations hold only {len(ids)} images; "
-                          f"pass --n {len(ids)} or fewer")
+        raise ConfigError(
+            f"--n {n} but the annotations hold only {len(ids)} images; pass --n {len(ids)} or fewer"
+        )
     return random.Random(seed).sample(ids, n)
 
 
-def _toy_task(task: str, n: int | None, seed: int, image_list: list | None, splits, out: Path | None,
-              parser: str = "pope", suffix: str = "pope") -> Task:
+def _toy_task(
+    task: str,
+    n: int | None,
+    seed: int,
+    image_list: list | None,
+    splits,
+    out: Path | None,
+    parser: str = "pope",
+    suffix: str = "pope",
+) -> Task:
     from lvsal_nb.toy.scenes import make_scene, pope_questions, scene_rng
 
     ids = [int(i) for i in image_list] if image_list is not None else list(range(n))
@@ -291,10 +359,24 @@ def _toy_task(task: str, n: int | None, seed: int, image_list: list | None, spli
         qs = []
         for k, q in enumerate(pope_questions(scenes, split, seed), 1):
             i = ids[q["scene_index"]]
-            qs.append({"question_id": k, "image_id": i, "object": q["object"],
-                       "question": q["question"] + SUFFIXES[suffix], "label": q["label"]})
-            items.append(Item(f"{split}:{k}", i, source(i), qs[-1]["question"],
-                              {"split": split, "question_id": k, "object": q["object"], "label": q["label"]}))
+            qs.append(
+                {
+                    "question_id": k,
+                    "image_id": i,
+                    "object": q["object"],
+                    "question": q["question"] + SUFFIXES[suffix],
+                    "label": q["label"],
+                }
+            )
+            items.append(
+                Item(
+                    f"{split}:{k}",
+                    i,
+                    source(i),
+                    qs[-1]["question"],
+                    {"split": split, "question_id": k, "object": q["object"], "label": q["label"]},
+                )
+            )
         if out is not None:
             save_questions(qs, Path(out) / f"pope_{split}.jsonl")
     return PopeTask(items, ids, parser, suffix)

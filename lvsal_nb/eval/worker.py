@@ -60,8 +60,14 @@ class Worker:
         threads: torch CPU threads, set process-wide (torch.set_num_threads); None leaves torch's.
     """
 
-    def __init__(self, model: str, device: str | None = None, dtype: str | None = None, traces: bool = True,
-                 threads: int | None = None):
+    def __init__(
+        self,
+        model: str,
+        device: str | None = None,
+        dtype: str | None = None,
+        traces: bool = True,
+        threads: int | None = None,
+    ):
         import torch
 
         import lvsal_nb as lv
@@ -75,8 +81,13 @@ class Worker:
 
     def describe(self) -> dict[str, Any]:
         s = self.session
-        return {"model_id": s.model_id, "family": s.adapter.family, "device": str(s.device),
-                "dtype": str(s.dtype).replace("torch.", ""), "layers": s.adapter.default_layers()}
+        return {
+            "model_id": s.model_id,
+            "family": s.adapter.family,
+            "device": str(s.device),
+            "dtype": str(s.dtype).replace("torch.", ""),
+            "layers": s.adapter.default_layers(),
+        }
 
     def _load(self, spec: dict):
         key = tuple(sorted(spec.items()))
@@ -91,16 +102,28 @@ class Worker:
         image = self._load(unit["image"])
         prompt = unit["prompt"]  # POPE's suffix included: the toy adapter's template takes it off itself
         t0 = time.perf_counter()
-        out = decode_method(method, s, image, prompt, max_new_tokens=mnt, seed=seed, analyze=self.traces,
-                            **dict(unit.get("options") or {}))
+        out = decode_method(
+            method,
+            s,
+            image,
+            prompt,
+            max_new_tokens=mnt,
+            seed=seed,
+            analyze=self.traces,
+            **dict(unit.get("options") or {}),
+        )
         ids, trace = out.token_ids, out.trace
         seconds = time.perf_counter() - t0
         sal = [r.saliency for r in trace.records if r.saliency is not None] if trace is not None else []
         return {
-            "key": unit["key"], "token_ids": ids, "n_tokens": len(ids),
+            "key": unit["key"],
+            "token_ids": ids,
+            "n_tokens": len(ids),
             "text": s.adapter.tokenizer.decode(ids, skip_special_tokens=True).strip(),
             "saliency": sum(sal) / len(sal) if sal and not any(math.isnan(x) for x in sal) else None,
-            "seconds": seconds, "worker": f"{socket.gethostname()}:{os.getpid()}", "options": out.options,
+            "seconds": seconds,
+            "worker": f"{socket.gethostname()}:{os.getpid()}",
+            "options": out.options,
             "trace_bytes": _trace_bytes(trace) if self.traces and trace is not None else None,
         }
 

@@ -62,7 +62,9 @@ def pope_questions(
                     row[other] = row.get(other, 0) + 1
     pool = list(counts)
     popular = [o for o, _ in sorted(counts.items(), key=lambda kv: kv[1], reverse=True)]
-    co_sorted = {o: [k for k, _ in sorted(r.items(), key=lambda kv: kv[1], reverse=True)] for o, r in co.items()}
+    co_sorted = {
+        o: [k for k, _ in sorted(r.items(), key=lambda kv: kv[1], reverse=True)] for o, r in co.items()
+    }
     out: list[tuple[int, str, str]] = []
     for idx, objs in enumerate(object_lists):
         present = set(objs)

@@ -32,7 +32,9 @@ def teacher_forced(model, tokenizer, scenes: list[Scene]) -> dict:
         words = recap_caption(scene).split()
         target = tokenizer(" ".join(words), add_special_tokens=False)["input_ids"]
         ids = torch.tensor([prompt + target])
-        logits = model(input_ids=ids, attention_mask=torch.ones_like(ids), pixel_values=inp["pixel_values"]).logits
+        logits = model(
+            input_ids=ids, attention_mask=torch.ones_like(ids), pixel_values=inp["pixel_values"]
+        ).logits
         pred = logits[0, len(prompt) - 1 : -1].argmax(-1).tolist()  # pred[i]: guess for word i
         listed, recap = split_words(words)
         present = set(scene.object_names())

@@ -41,9 +41,7 @@ def training_question(scene: Scene, rng: np.random.Generator) -> tuple[str, str]
     return question_text(obj), "no"
 
 
-def make_batch(
-    tokenizer, rng: np.random.Generator, batch_size: int, kind: str, caption_fn=caption
-) -> dict:
+def make_batch(tokenizer, rng: np.random.Generator, batch_size: int, kind: str, caption_fn=caption) -> dict:
     """A padded batch: input_ids / labels / attention_mask [B, T] (right-padded), pixel_values [B, 3, H, W].
 
     kind: "caption" or "qa". caption_fn: the world's caption template (v2: `recap.recap_caption`).

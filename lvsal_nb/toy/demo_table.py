@@ -46,7 +46,7 @@ def print_demo_table(trace, truth: list[str], alpha: float = 0.6, window: int = 
             kind = "ok" if lab.type in CORRECT_TYPES else ("HALLUCINATED" if lab.hallucinated else "ERROR")
             flag = f"{flag} {kind}: {lab.type}".strip()
         sal = "    -   " if s.saliency is None else f"{s.saliency:8.4f}"
-        print(f"{s.step:>4}  {s.token.strip()[:14]:<14} {s.prob:6.3f}  {sal}  {_bar(s.saliency, top)}  {flag}",
+        print(f"{s.step:>4}  {s.token.strip()[:14]:<14} {s.prob:6.3f}  {sal}  {_bar(s.saliency, top)}  {flag}",  # noqa: E501
               file=out)  # fmt: skip
     return list(labels.values())
 

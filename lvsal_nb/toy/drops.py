@@ -12,7 +12,9 @@ from __future__ import annotations
 from lvsal_nb.toy.scenes import PARTNER
 
 
-def object_drops(words: list[str], saliency: list[float | None], alpha: float = 0.6, window: int = 5) -> set[int]:
+def object_drops(
+    words: list[str], saliency: list[float | None], alpha: float = 0.6, window: int = 5
+) -> set[int]:
     """Indices of object words whose saliency drops below alpha x the mean of the last `window` ones.
 
     words, saliency: one entry per generated token (saliency None or NaN: not scored, skipped).

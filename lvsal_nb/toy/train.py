@@ -160,8 +160,9 @@ def _run(seed, total, budget_s, time_based, log, device, batch_size, lr, dims, w
     if init is None:
         model = LlavaForConditionalGeneration(toy_config(tokenizer, **(dims or {})))
     else:
-        model = LlavaForConditionalGeneration.from_pretrained(init, attn_implementation="eager",
-                                                              local_files_only=True, dtype=torch.float32)
+        model = LlavaForConditionalGeneration.from_pretrained(
+            init, attn_implementation="eager", local_files_only=True, dtype=torch.float32
+        )
         model.resize_token_embeddings(len(tokenizer), mean_resizing=False)  # new rows: from the seed
     model = model.to(device).train()
     opt = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.98), weight_decay=0.01)
@@ -200,7 +201,7 @@ def _run(seed, total, budget_s, time_based, log, device, batch_size, lr, dims, w
 
 
 def main(argv: list[str] | None = None) -> dict:
-    """Command line: --seed, --steps, --minutes, --world, --out (default: the world's shipped asset folder)."""
+    """Command line: --seed, --steps, --minutes, --world, --out (default: the world's shipped assets)."""
     p = argparse.ArgumentParser(
         prog="lvsal toy-train", description="Train the embedded toy LLaVA on the CPU."
     )

@@ -70,12 +70,33 @@ def fmt(x: float) -> str:
 
 
 # ---- token strip ---------------------------------------------------------------------------------
-STRIP_KEYS = ("step", "x", "y", "line_h", "mark_y", "w", "h", "text", "text_color", "saliency", "value",
-              "fill", "prob", "tau", "decision", "mark", "mark_color", "mark_dash", "mark_alpha", "rejected")
+STRIP_KEYS = (
+    "step",
+    "x",
+    "y",
+    "line_h",
+    "mark_y",
+    "w",
+    "h",
+    "text",
+    "text_color",
+    "saliency",
+    "value",
+    "fill",
+    "prob",
+    "tau",
+    "decision",
+    "mark",
+    "mark_color",
+    "mark_dash",
+    "mark_alpha",
+    "rejected",
+)
 
 
-def strip(trace: Trace, layer: int | None, marks: dict, width: int = STRIP_CHARS,
-          show_rejected: bool = True) -> tuple[dict, dict]:
+def strip(
+    trace: Trace, layer: int | None, marks: dict, width: int = STRIP_CHARS, show_rejected: bool = True
+) -> tuple[dict, dict]:
     """(token cells, rejected-candidate labels), laid out in wrapped lines of `width` characters.
 
     Token cells: one row per step with centre x, y, width w, height h (character units; line i at
@@ -99,13 +120,28 @@ def strip(trace: Trace, layer: int | None, marks: dict, width: int = STRIP_CHARS
         if x0 > 0 and x0 + w > width:
             x0, line = 0.0, line + 1
         y, m = -line * line_h, marks.get(s.step)
-        cell = dict(step=s.step, x=x0 + w / 2, y=y, line_h=line_h, mark_y=y - 0.42, w=w - 0.3, h=0.9,
-                    text=text, text_color=text_color_for(v, 0.0, hi), saliency=v, value=fmt(v),
-                    fill=color_for(v, 0.0, hi), prob=f"{s.prob:.3f}",
-                    tau=fmt(math.nan if s.tau is None else s.tau), decision=s.decision,
-                    mark=m.label if m else "", mark_color=MARK_COLORS[m.label] if m else NO_MARK,
-                    mark_dash=MARK_STYLE[m.label][1] if m else "solid", mark_alpha=1.0 if m else 0.0,
-                    rejected=", ".join(labels) or "none")
+        cell = dict(
+            step=s.step,
+            x=x0 + w / 2,
+            y=y,
+            line_h=line_h,
+            mark_y=y - 0.42,
+            w=w - 0.3,
+            h=0.9,
+            text=text,
+            text_color=text_color_for(v, 0.0, hi),
+            saliency=v,
+            value=fmt(v),
+            fill=color_for(v, 0.0, hi),
+            prob=f"{s.prob:.3f}",
+            tau=fmt(math.nan if s.tau is None else s.tau),
+            decision=s.decision,
+            mark=m.label if m else "",
+            mark_color=MARK_COLORS[m.label] if m else NO_MARK,
+            mark_dash=MARK_STYLE[m.label][1] if m else "solid",
+            mark_alpha=1.0 if m else 0.0,
+            rejected=", ".join(labels) or "none",
+        )
         for k in STRIP_KEYS:
             cells[k].append(cell[k])
         for j, t in enumerate(labels if show_rejected else []):
@@ -130,18 +166,29 @@ def curve(trace: Trace, layer: int | None, marks: dict) -> dict:
     recs = trace.records
     sal = [score(s, trace.layers, layer) for s in recs]
     m = [marks.get(s.step) for s in recs]
-    return {"step": [s.step for s in recs], "saliency": sal, "value": [fmt(v) for v in sal],
-            "tau": [math.nan if s.tau is None else s.tau for s in recs],
-            "token": [display(s.token) for s in recs], "mark": [x.label if x else "" for x in m],
-            "color": [MARK_COLORS[x.label] if x else NO_MARK for x in m], "size": [9 if x else 6 for x in m]}
+    return {
+        "step": [s.step for s in recs],
+        "saliency": sal,
+        "value": [fmt(v) for v in sal],
+        "tau": [math.nan if s.tau is None else s.tau for s in recs],
+        "token": [display(s.token) for s in recs],
+        "mark": [x.label if x else "" for x in m],
+        "color": [MARK_COLORS[x.label] if x else NO_MARK for x in m],
+        "size": [9 if x else 6 for x in m],
+    }
 
 
 def curve_rejected(trace: Trace, layer: int | None) -> dict:
     """Every rejected SGRS candidate as a point (step, its score)."""
-    pts = [(s.step, score(c, trace.layers, layer), display(c.token))
-           for s in trace.records for c in rejected(s)]
-    return {"step": [p[0] for p in pts], "saliency": [p[1] for p in pts], "token": [p[2] for p in pts],
-            "value": [fmt(p[1]) for p in pts]}
+    pts = [
+        (s.step, score(c, trace.layers, layer), display(c.token)) for s in trace.records for c in rejected(s)
+    ]
+    return {
+        "step": [p[0] for p in pts],
+        "saliency": [p[1] for p in pts],
+        "token": [p[2] for p in pts],
+        "value": [fmt(p[1]) for p in pts],
+    }
 
 
 def curve_cursor(step: int, n_steps: int) -> dict:

@@ -61,7 +61,7 @@ def mentions_in(token: str, toy: bool) -> list[str]:
 
 
 def settings_label(kw: dict) -> str:
-    """"SGRS K=5 α=0.6 W=5 R=3 · LocoRE β=0.15 w_s=5" for a run's trace keywords."""
+    """ "SGRS K=5 α=0.6 W=5 R=3 · LocoRE β=0.15 w_s=5" for a run's trace keywords."""
     sg, lc = kw.get("sgrs"), kw.get("locore")
     left = f"SGRS K={sg.k} α={sg.alpha:g} W={sg.window} R={sg.rounds}" if sg else "no SGRS"
     right = "no LocoRE"
@@ -70,8 +70,9 @@ def settings_label(kw: dict) -> str:
     return f"{left} · {right}"
 
 
-def run_panel(slot: str, trace: Trace | None, kw: dict, diff: set[int], scores: dict | None,
-              toy: bool = False) -> str:
+def run_panel(
+    slot: str, trace: Trace | None, kw: dict, diff: set[int], scores: dict | None, toy: bool = False
+) -> str:
     """HTML of one run: its settings, its text (differing tokens on yellow, hallucinated objects in
     red, saliency on hover) and its counts (+ CHAIR when scores are given)."""
     if trace is None:
@@ -87,9 +88,13 @@ def run_panel(slot: str, trace: Trace | None, kw: dict, diff: set[int], scores: 
         words.append(f"<span title='{tip}' style='{style}'>{html.escape(s.token)}</span>")
     stats = f"{len(trace.records)} tokens · {sum(len(rejected(s)) for s in trace.records)} rejected draws"
     if scores:
-        stats += (f" · <b>CHAIR_S {scores['chair_s']:.0f} · CHAIR_I {scores['chair_i']:.2f}</b> · recall "
-                  f"{scores['recall']:.2f}" + (f" · hallucinated: {', '.join(sorted(bad))}" if bad else ""))
+        stats += (
+            f" · <b>CHAIR_S {scores['chair_s']:.0f} · CHAIR_I {scores['chair_i']:.2f}</b> · recall "
+            f"{scores['recall']:.2f}" + (f" · hallucinated: {', '.join(sorted(bad))}" if bad else "")
+        )
     muted = "color:var(--jp-ui-font-color2, #666)"  # the theme's secondary text colour
-    return (f"<div><b>{slot}</b> <span style='{muted}'>{html.escape(settings_label(kw))}</span></div>"
-            f"<div style='font-family:monospace;white-space:pre-wrap;margin:4px 0'>{''.join(words)}</div>"
-            f"<div style='{muted}'>{stats}</div>")
+    return (
+        f"<div><b>{slot}</b> <span style='{muted}'>{html.escape(settings_label(kw))}</span></div>"
+        f"<div style='font-family:monospace;white-space:pre-wrap;margin:4px 0'>{''.join(words)}</div>"
+        f"<div style='{muted}'>{stats}</div>"
+    )

@@ -14,9 +14,18 @@ from .theme import TEXT, themed
 def _curve_figure(width: int, height: int, title: str, tools: str = "") -> figure:
     # explicit ranges: a DataRange1d measured in the browser kept the first run's extent after the
     # data changed (the Tuner's B run was cut to A's range); fit_ranges sets them from the data
-    fig = figure(width=width, height=height, tools=tools, min_border=4, title=title, x_axis_label="step",
-                 y_axis_label="saliency", x_range=Range1d(0, 1), y_range=Range1d(0, 1),
-                 sizing_mode="stretch_width")
+    fig = figure(
+        width=width,
+        height=height,
+        tools=tools,
+        min_border=4,
+        title=title,
+        x_axis_label="step",
+        y_axis_label="saliency",
+        x_range=Range1d(0, 1),
+        y_range=Range1d(0, 1),
+        sizing_mode="stretch_width",
+    )
     themed(fig)
     fig.title.text_font_size = "11px"
     if not tools:
@@ -43,10 +52,18 @@ def saliency_curve(src: dict[str, ColumnDataSource], width: int = 780) -> figure
     fig = _curve_figure(width, 220, "Saliency per step")
     fig.vspan(x="x", source=src["curve_cursor"], line_color=TEXT, line_width=2)
     fig.line("step", "saliency", source=src["curve"], line_color="#4575b4", legend_label="chosen token")
-    fig.line("step", "tau", source=src["curve"], line_color="#d62728", line_dash="dashed",
-             legend_label="τ (SGRS)")
-    fig.scatter("step", "saliency", source=src["rejected"], marker="x", size=7, color="#8a8a8a",
-                legend_label="rejected")
+    fig.line(
+        "step", "tau", source=src["curve"], line_color="#d62728", line_dash="dashed", legend_label="τ (SGRS)"
+    )
+    fig.scatter(
+        "step",
+        "saliency",
+        source=src["rejected"],
+        marker="x",
+        size=7,
+        color="#8a8a8a",
+        legend_label="rejected",
+    )
     pts = fig.scatter("step", "saliency", source=src["curve"], size="size", color="color")
     pts.nonselection_glyph = pts.selection_glyph = None
     fig.legend.label_text_font_size = "10px"
@@ -59,8 +76,12 @@ def saliency_curve(src: dict[str, ColumnDataSource], width: int = 780) -> figure
 
 def compare_curve(src_a: ColumnDataSource, src_b: ColumnDataSource, width: int = 780) -> figure:
     """Saliency per step of two runs (the tuner's A and B); sources with columns step, saliency."""
-    fig = _curve_figure(width, 200, "Saliency per step: A vs B (drag to pan, wheel to zoom, ↻ to reset)",
-                        tools="xpan,xwheel_zoom,reset")
+    fig = _curve_figure(
+        width,
+        200,
+        "Saliency per step: A vs B (drag to pan, wheel to zoom, ↻ to reset)",
+        tools="xpan,xwheel_zoom,reset",
+    )
     for src, color, name in ((src_a, "#4575b4", "A"), (src_b, "#f46d43", "B")):
         fig.line("step", "saliency", source=src, line_color=color, legend_label=name)
         fig.scatter("step", "saliency", source=src, color=color, size=5, legend_label=name)

@@ -31,8 +31,18 @@ from .theme import TEXT, themed
 
 WIDTH = 780  # the viewer's figure width, px
 LINE_PX = 24  # one token line of the strip, px
-SOURCE_NAMES = ("strip", "candidates", "strip_cursor", "thumb", "image", "context", "context_cursor", "curve",
-                "rejected", "curve_cursor")
+SOURCE_NAMES = (
+    "strip",
+    "candidates",
+    "strip_cursor",
+    "thumb",
+    "image",
+    "context",
+    "context_cursor",
+    "curve",
+    "rejected",
+    "curve_cursor",
+)
 MONO = {"value": "monospace"}  # a literal font (a bare string would name a column)
 
 
@@ -50,10 +60,18 @@ def _bare(fig, title_px: str = "11px") -> None:
 
 def color_bar(fig, title: str) -> ColorBar:
     """A Viridis colour bar under a figure; its mapper's low/high and title state the scale."""
-    bar = ColorBar(color_mapper=LinearColorMapper(palette=list(SALIENCY_PALETTE), low=0.0, high=1.0),
-                   orientation="horizontal", height=8, title=title, title_text_font_size="10px",
-                   title_text_color=TEXT, major_label_text_color=TEXT, major_label_text_font_size="9px",
-                   background_fill_color=None, padding=4)
+    bar = ColorBar(
+        color_mapper=LinearColorMapper(palette=list(SALIENCY_PALETTE), low=0.0, high=1.0),
+        orientation="horizontal",
+        height=8,
+        title=title,
+        title_text_font_size="10px",
+        title_text_color=TEXT,
+        major_label_text_color=TEXT,
+        major_label_text_font_size="9px",
+        background_fill_color=None,
+        padding=4,
+    )
     fig.add_layout(bar, "below")
     return bar
 
@@ -79,28 +97,80 @@ def token_strip(src: dict[str, ColumnDataSource]) -> figure:
     """Generated tokens as cells coloured by saliency (warm = low), rejected SGRS candidates in
     small grey under their token, a coloured underline for marks, a black outline at the cursor.
     Tap a token to move the cursor there."""
-    fig = figure(width=WIDTH, height=3 * LINE_PX + 40, x_range=Range1d(-0.5, STRIP_CHARS + 0.5),
-                 y_range=Range1d(-2.0, 0.6), tools="", min_border=4, sizing_mode="stretch_width",
-                 title="Generated tokens (step 0 first): colour = saliency, dark = low, bright = high; "
-                       "✗ = rejected by SGRS")
+    fig = figure(
+        width=WIDTH,
+        height=3 * LINE_PX + 40,
+        x_range=Range1d(-0.5, STRIP_CHARS + 0.5),
+        y_range=Range1d(-2.0, 0.6),
+        tools="",
+        min_border=4,
+        sizing_mode="stretch_width",
+        title="Generated tokens (step 0 first): colour = saliency, dark = low, bright = high; "
+        "✗ = rejected by SGRS",
+    )
     _bare(fig)
     cells = fig.rect("x", "y", "w", "h", source=src["strip"], fill_color="fill", line_color=None)
     cells.nonselection_glyph = cells.selection_glyph = None  # a tap must not grey out the other tokens
-    fig.text("x", "y", text="text", source=src["strip"], text_align="center", text_baseline="middle",
-             text_font=MONO, text_font_size="12px", text_color="text_color")
-    fig.text("x", "y", text="text", source=src["candidates"], text_align="left", text_baseline="middle",
-             text_font=MONO, text_font_size="10px", text_color=TEXT)
+    fig.text(
+        "x",
+        "y",
+        text="text",
+        source=src["strip"],
+        text_align="center",
+        text_baseline="middle",
+        text_font=MONO,
+        text_font_size="12px",
+        text_color="text_color",
+    )
+    fig.text(
+        "x",
+        "y",
+        text="text",
+        source=src["candidates"],
+        text_align="left",
+        text_baseline="middle",
+        text_font=MONO,
+        text_font_size="10px",
+        text_color=TEXT,
+    )
     # the cursor: a thick outline in the theme-neutral grey (readable on light and dark pages)
     fig.rect("x", "y", "w", "h", source=src["strip_cursor"], fill_alpha=0, line_color=TEXT, line_width=4)
     # marks: a 2 px outline (solid / dashed by label) on a white halo, visible on every palette
     # colour; drawn after the cursor so a mark stays visible under it
-    fig.rect("x", "y", "w", "h", source=src["strip"], fill_alpha=0, line_color=HALO_COLOR,
-             line_width=MARK_WIDTH_PX + 2 * HALO_WIDTH_PX, line_alpha="mark_alpha")
-    fig.rect("x", "y", "w", "h", source=src["strip"], fill_alpha=0, line_color="mark_color",
-             line_width=MARK_WIDTH_PX, line_dash="mark_dash", line_alpha="mark_alpha")
+    fig.rect(
+        "x",
+        "y",
+        "w",
+        "h",
+        source=src["strip"],
+        fill_alpha=0,
+        line_color=HALO_COLOR,
+        line_width=MARK_WIDTH_PX + 2 * HALO_WIDTH_PX,
+        line_alpha="mark_alpha",
+    )
+    fig.rect(
+        "x",
+        "y",
+        "w",
+        "h",
+        source=src["strip"],
+        fill_alpha=0,
+        line_color="mark_color",
+        line_width=MARK_WIDTH_PX,
+        line_dash="mark_dash",
+        line_alpha="mark_alpha",
+    )
     color_bar(fig, "saliency, per trace")  # its scale: set_scale(bar_of(fig), ...)
-    tips = [("step", "@step"), ("token", "@text"), ("saliency", "@value"), ("p", "@prob"), ("τ", "@tau"),
-            ("decision", "@decision"), ("rejected", "@rejected"), ("mark", "@mark")]
+    tips = [
+        ("step", "@step"),
+        ("token", "@text"),
+        ("saliency", "@value"),
+        ("p", "@prob"),
+        ("τ", "@tau"),
+        ("decision", "@decision"),
+        ("rejected", "@rejected"),
+        ("mark", "@mark"),
+    ]
     fig.add_tools(TapTool(renderers=[cells]), HoverTool(renderers=[cells], tooltips=tips))
     return fig
 
@@ -126,8 +196,11 @@ def thumbnail_columns(png: bytes | None, grid: tuple[int, int] | None) -> dict:
     from PIL import Image
 
     im = np.asarray(Image.open(io.BytesIO(png)).convert("RGBA"))[::-1]  # Bokeh's y points up
-    return {"image": [np.ascontiguousarray(im).view(np.uint32).reshape(im.shape[:2])], "dw": [grid[1]],
-            "dh": [grid[0]]}
+    return {
+        "image": [np.ascontiguousarray(im).view(np.uint32).reshape(im.shape[:2])],
+        "dw": [grid[1]],
+        "dh": [grid[0]],
+    }
 
 
 def png_aspect(png: bytes | None) -> float:
@@ -140,8 +213,9 @@ def png_aspect(png: bytes | None) -> float:
     return h / w
 
 
-def image_heatmap(src: dict[str, ColumnDataSource], grid: tuple[int, int] | None,
-                  aspect: float = 1.0) -> figure:
+def image_heatmap(
+    src: dict[str, ColumnDataSource], grid: tuple[int, int] | None, aspect: float = 1.0
+) -> figure:
     """Image-token saliency of the current step over the patch grid, on the image thumbnail
     (`aspect`: its height / width)."""
     if not grid:  # a plain figure, not a Div: Div needs the bokeh-widgets bundle
@@ -150,12 +224,20 @@ def image_heatmap(src: dict[str, ColumnDataSource], grid: tuple[int, int] | None
         fig.text([0.5], [0.5], text=["no image in this trace"], text_align="center", text_color="#8a8a8a")
         return fig
     rows, cols = grid
-    fig = figure(width=240, height=max(120, int(240 * aspect)) + 30 + 40, x_range=Range1d(0, cols),
-                 y_range=Range1d(0, rows), tools="", min_border=4, title="Image tokens at this step")
+    fig = figure(
+        width=240,
+        height=max(120, int(240 * aspect)) + 30 + 40,
+        x_range=Range1d(0, cols),
+        y_range=Range1d(0, rows),
+        tools="",
+        min_border=4,
+        title="Image tokens at this step",
+    )
     _bare(fig)
     fig.image_rgba(image="image", x=0, y=0, dw="dw", dh="dh", source=src["thumb"])
-    cells = fig.rect("x", "y", 1, 1, source=src["image"], fill_color="fill", fill_alpha="alpha",
-                     line_color=None)
+    cells = fig.rect(
+        "x", "y", 1, 1, source=src["image"], fill_color="fill", fill_alpha="alpha", line_color=None
+    )
     fig.add_tools(HoverTool(renderers=[cells], tooltips=[("patch", "(@r, @c)"), ("saliency", "@text")]))
     color_bar(fig, "saliency, per trace")
     return fig
@@ -164,14 +246,22 @@ def image_heatmap(src: dict[str, ColumnDataSource], grid: tuple[int, int] | None
 def context_row(src: dict[str, ColumnDataSource]) -> figure:
     """Text-token saliency of the current step: one bar per prompt/output position (blue: in J,
     the keys averaged into the score); the band marks where the step's token goes."""
-    fig = figure(width=WIDTH - 250, height=240, tools="", min_border=4, y_range=Range1d(0, 1),
-                 x_range=Range1d(0, 1), title="Text tokens at this step (row q, over keys)",
-                 sizing_mode="stretch_width")
+    fig = figure(
+        width=WIDTH - 250,
+        height=240,
+        tools="",
+        min_border=4,
+        y_range=Range1d(0, 1),
+        x_range=Range1d(0, 1),
+        title="Text tokens at this step (row q, over keys)",
+        sizing_mode="stretch_width",
+    )
     themed(fig)
     fig.title.text_font_size = "11px"
     fig.toolbar_location = None
-    fig.vstrip(x0="x0", x1="x1", source=src["context_cursor"], fill_color="#ffe08a", fill_alpha=0.6,
-               line_color=None)
+    fig.vstrip(
+        x0="x0", x1="x1", source=src["context_cursor"], fill_color="#ffe08a", fill_alpha=0.6, line_color=None
+    )
     bars = fig.vbar(x="x", top="value", width=0.8, source=src["context"], fill_color="fill", line_color=None)
     fig.xaxis.ticker = FixedTicker(ticks=[])
     fig.xaxis.major_label_orientation = math.pi / 2
@@ -196,11 +286,20 @@ def label_context(fig: figure, data: dict, top: float, max_labels: int = 60) -> 
     fig.y_range.end = top * 1.05 if top > 0 else 1.0
 
 
-def viewer_layout(src: dict[str, ColumnDataSource], grid: tuple[int, int] | None,
-                  png: bytes | None = None) -> tuple[LayoutDOM, dict]:
+def viewer_layout(
+    src: dict[str, ColumnDataSource], grid: tuple[int, int] | None, png: bytes | None = None
+) -> tuple[LayoutDOM, dict]:
     """All four views in one Bokeh layout; returns it and its figures by name."""
-    figs = {"strip": token_strip(src), "image": image_heatmap(src, grid, png_aspect(png)),
-            "context": context_row(src), "curve": saliency_curve(src, WIDTH)}
-    layout = column(figs["strip"], row(figs["image"], figs["context"], sizing_mode="stretch_width"),
-                    figs["curve"], sizing_mode="stretch_width")
+    figs = {
+        "strip": token_strip(src),
+        "image": image_heatmap(src, grid, png_aspect(png)),
+        "context": context_row(src),
+        "curve": saliency_curve(src, WIDTH),
+    }
+    layout = column(
+        figs["strip"],
+        row(figs["image"], figs["context"], sizing_mode="stretch_width"),
+        figs["curve"],
+        sizing_mode="stretch_width",
+    )
     return layout, figs

@@ -47,9 +47,17 @@ class LiveTrace:
         interval: seconds between redraws while steps arrive. Default: 0.15.
     """
 
-    def __init__(self, session, image, prompt: str, *, on_update: Callable[[Trace], None] | None = None,
-                 on_done: Callable[[Trace | None, BaseException | None], None] | None = None,
-                 interval: float = 0.15, **trace_kwargs):
+    def __init__(
+        self,
+        session,
+        image,
+        prompt: str,
+        *,
+        on_update: Callable[[Trace], None] | None = None,
+        on_done: Callable[[Trace | None, BaseException | None], None] | None = None,
+        interval: float = 0.15,
+        **trace_kwargs,
+    ):
         for k in ("on_step", "stop"):
             if k in trace_kwargs:
                 raise ConfigError(f"a live view sets {k}= itself; drop it (use LiveTrace.stop() to stop)")
@@ -84,20 +92,36 @@ class LiveTrace:
         ids = prepared.input_ids[0].tolist()
         tokens = ad.context_tokens(ids, prepared.spans.image)
         layers = list(ad.check_layers(self.kwargs.get("layers")))
-        cfg = {"layers": layers, "context": self.kwargs.get("context", "text"), "engine": "live",
-               "model_id": self.session.model_id, "seed": self.kwargs.get("seed", 0),
-               "weights_digest": self._weights}
-        return Trace(records=[], token_ids=ids, tokens=tokens, spans=prepared.spans, config=cfg,
-                     prompt=self.prompt, image_digest=prepared.image_digest, image_grid=prepared.image_grid,
-                     image_png=prepared.image_png, trace_id=self.trace_id)
+        cfg = {
+            "layers": layers,
+            "context": self.kwargs.get("context", "text"),
+            "engine": "live",
+            "model_id": self.session.model_id,
+            "seed": self.kwargs.get("seed", 0),
+            "weights_digest": self._weights,
+        }
+        return Trace(
+            records=[],
+            token_ids=ids,
+            tokens=tokens,
+            spans=prepared.spans,
+            config=cfg,
+            prompt=self.prompt,
+            image_digest=prepared.image_digest,
+            image_grid=prepared.image_grid,
+            image_png=prepared.image_png,
+            trace_id=self.trace_id,
+        )
 
     # ---- control ------------------------------------------------------------------------------
     def start(self) -> LiveTrace:
         if self._threads:
             raise ConfigError("this LiveTrace was started already; make a new one to trace again")
         self.started = time.monotonic()
-        self._threads = [threading.Thread(target=self._pump, name="lvsal-pump", daemon=True),
-                         threading.Thread(target=self._decode, name="lvsal-decode", daemon=True)]
+        self._threads = [
+            threading.Thread(target=self._pump, name="lvsal-pump", daemon=True),
+            threading.Thread(target=self._decode, name="lvsal-decode", daemon=True),
+        ]
         for t in self._threads:
             t.start()
         return self
@@ -135,10 +159,19 @@ class LiveTrace:
         sp = sk.spans
         spans = Spans(system=sp.system, image=sp.image, prompt=sp.prompt, output=(n, n + len(steps)))
         ids = sk.token_ids + [s.token_id for s in steps]
-        return Trace(records=steps, token_ids=ids, tokens=self.session.adapter.context_tokens(ids, sp.image),
-                     spans=spans, config=sk.config, prompt=sk.prompt, image_digest=sk.image_digest,
-                     image_grid=sk.image_grid, image_png=sk.image_png, trace_id=self.trace_id,
-                     interrupted=self.stopped)
+        return Trace(
+            records=steps,
+            token_ids=ids,
+            tokens=self.session.adapter.context_tokens(ids, sp.image),
+            spans=spans,
+            config=sk.config,
+            prompt=sk.prompt,
+            image_digest=sk.image_digest,
+            image_grid=sk.image_grid,
+            image_png=sk.image_png,
+            trace_id=self.trace_id,
+            interrupted=self.stopped,
+        )
 
     # ---- threads ------------------------------------------------------------------------------
     def _on_step(self, step: Step) -> None:
@@ -163,8 +196,14 @@ class LiveTrace:
         try:
             with session_lock(self.session):  # waits for a run still going on this session
                 # one id from the first step on: marks made while streaming stay attached
-                tr = self.session.trace(self.image, self.prompt, on_step=self._on_step, stop=self._stop,
-                                        trace_id=self.trace_id, **self.kwargs)
+                tr = self.session.trace(
+                    self.image,
+                    self.prompt,
+                    on_step=self._on_step,
+                    stop=self._stop,
+                    trace_id=self.trace_id,
+                    **self.kwargs,
+                )
             if tr is not None and self._weights and "weights_digest" not in tr.config:
                 tr = dataclasses.replace(tr, config={**tr.config, "weights_digest": self._weights})
         except BaseException as e:  # shown by the viewer, re-raised by wait()

@@ -15,8 +15,11 @@ from ..errors import LvsalError
 from .columns import MARK_COLORS, display
 from .state import ViewerState
 
-_BUTTONS = (("hallucinated", "✗ hallucinated", "danger"), ("correct", "✓ correct", "success"),
-            ("unsure", "? unsure", "warning"))
+_BUTTONS = (
+    ("hallucinated", "✗ hallucinated", "danger"),
+    ("correct", "✓ correct", "success"),
+    ("unsure", "? unsure", "warning"),
+)
 
 
 class MarkPanel(W.VBox):
@@ -26,18 +29,26 @@ class MarkPanel(W.VBox):
         self.state = state
         self.buttons = {}
         for label, text, style in _BUTTONS:
-            b = W.Button(description=text, button_style=style, tooltip=f"mark this token {label}",
-                         layout=W.Layout(width="130px"))
+            b = W.Button(
+                description=text,
+                button_style=style,
+                tooltip=f"mark this token {label}",
+                layout=W.Layout(width="130px"),
+            )
             b.on_click(lambda _b, label=label: self.mark(label))
             self.buttons[label] = b
-        self.clear = W.Button(description="clear", tooltip="remove your mark of this token",
-                              layout=W.Layout(width="70px"))
+        self.clear = W.Button(
+            description="clear", tooltip="remove your mark of this token", layout=W.Layout(width="70px")
+        )
         self.clear.on_click(lambda _b: self._safely(self.state.unmark))
-        self.note = W.Text(placeholder="note (optional), saved with the mark",
-                           layout=W.Layout(width="auto", flex="1 1 200px", max_width="320px"))
+        self.note = W.Text(
+            placeholder="note (optional), saved with the mark",
+            layout=W.Layout(width="auto", flex="1 1 200px", max_width="320px"),
+        )
         self.info = W.HTML()
-        row = W.HBox([*self.buttons.values(), self.clear, self.note],
-                     layout=W.Layout(flex_flow="row wrap"))  # narrow windows wrap instead of cutting off
+        row = W.HBox(
+            [*self.buttons.values(), self.clear, self.note], layout=W.Layout(flex_flow="row wrap")
+        )  # narrow windows wrap instead of cutting off
         super().__init__([row, self.info])
         self.refresh()
 
@@ -66,8 +77,12 @@ class MarkPanel(W.VBox):
                 return
             tok = html.escape(display(st.trace.records[st.step].token))
             m = st.marks.get(st.step)
-            lost = (f" · {st.lost} mark{'s' if st.lost != 1 else ''} of an earlier run did not carry over "
-                    "(the token or one before it changed)" if st.lost else "")
+            lost = (
+                f" · {st.lost} mark{'s' if st.lost != 1 else ''} of an earlier run did not carry over "
+                "(the token or one before it changed)"
+                if st.lost
+                else ""
+            )
         if m is None:
             self.info.value = (
                 f"step {st.step} <b>{tok}</b>: not marked · {len(st.marks)} marked in this trace{lost}"

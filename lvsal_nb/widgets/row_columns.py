@@ -19,13 +19,16 @@ def _image_values(trace: Trace, step: int, layer: int | None) -> np.ndarray | No
     grid, span = trace.image_grid, trace.spans.image
     if not grid or not span or not trace.records or grid[0] * grid[1] > span[1] - span[0]:
         return None
-    return np.asarray(row(trace, step, layer)[span[0]: span[0] + grid[0] * grid[1]], dtype=float)
+    return np.asarray(row(trace, step, layer)[span[0] : span[0] + grid[0] * grid[1]], dtype=float)
 
 
 def image_top(trace: Trace, layer: int | None) -> float:
     """The largest image-token saliency over all steps: the heatmap's per-trace scale [0, top]."""
-    tops = [np.nanmax(v) for i in range(len(trace.records))
-            if (v := _image_values(trace, i, layer)) is not None and v.size and np.isfinite(v).any()]
+    tops = [
+        np.nanmax(v)
+        for i in range(len(trace.records))
+        if (v := _image_values(trace, i, layer)) is not None and v.size and np.isfinite(v).any()
+    ]
     return float(max(tops)) if tops else 0.0
 
 
@@ -40,9 +43,16 @@ def image_patches(trace: Trace, step: int, layer: int | None, hi: float | None =
     rows, cols = trace.image_grid
     hi = image_top(trace, layer) if hi is None else hi
     r, c = np.divmod(np.arange(rows * cols), cols)
-    return {"x": (c + 0.5).tolist(), "y": (rows - r - 0.5).tolist(), "r": r.tolist(), "c": c.tolist(),
-            "value": vals.tolist(), "text": [fmt(v) for v in vals], "fill": colors(vals, 0.0, hi),
-            "alpha": [HEAT_ALPHA] * len(vals)}
+    return {
+        "x": (c + 0.5).tolist(),
+        "y": (rows - r - 0.5).tolist(),
+        "r": r.tolist(),
+        "c": c.tolist(),
+        "value": vals.tolist(),
+        "text": [fmt(v) for v in vals],
+        "fill": colors(vals, 0.0, hi),
+        "alpha": [HEAT_ALPHA] * len(vals),
+    }
 
 
 def context_positions(trace: Trace) -> list[int]:
@@ -61,9 +71,14 @@ def context_bars(trace: Trace, step: int, layer: int | None) -> dict:
     r, q = row(trace, step, layer), trace.records[step].position
     in_j = set(trace.spans.context(q, trace.config.get("context", "text")).tolist())
     vals = [float(r[p]) if p <= q else 0.0 for p in pos]
-    return {"x": list(range(len(pos))), "position": pos, "token": [display(trace.tokens[p]) for p in pos],
-            "value": vals, "text": [fmt(v) if p <= q else "–" for v, p in zip(vals, pos)],
-            "fill": [NO_MARK if p in in_j else OUTSIDE_J for p in pos]}
+    return {
+        "x": list(range(len(pos))),
+        "position": pos,
+        "token": [display(trace.tokens[p]) for p in pos],
+        "value": vals,
+        "text": [fmt(v) if p <= q else "–" for v, p in zip(vals, pos)],
+        "fill": [NO_MARK if p in in_j else OUTSIDE_J for p in pos],
+    }
 
 
 def context_top(trace: Trace, layer: int | None) -> float:

@@ -117,8 +117,16 @@ class ViewerState:
             if not 0 <= step < self.n_steps:
                 raise ConfigError(f"step {step} is not in this trace (0..{self.n_steps - 1})")
             token = self.trace.records[step].token
-            self.store.add(self.trace.trace_id, step, label, token=token, note=note, author=self.author,
-                           setup=self._setup, step_key=self._keys[step])
+            self.store.add(
+                self.trace.trace_id,
+                step,
+                label,
+                token=token,
+                note=note,
+                author=self.author,
+                setup=self._setup,
+                step_key=self._keys[step],
+            )
             self.marks[step] = Mark(label, note, self.author)
             self._notify("marks")
 

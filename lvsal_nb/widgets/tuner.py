@@ -51,8 +51,9 @@ def _truth_set(truth) -> set[str] | None:
     if hasattr(truth, "object_names"):  # a toy Scene
         return set(truth.object_names())
     if isinstance(truth, str):
-        raise ConfigError(f"truth must be a set of object names such as {{{truth!r}}} or a Scene, "
-                          "not a string")
+        raise ConfigError(
+            f"truth must be a set of object names such as {{{truth!r}}} or a Scene, not a string"
+        )
     return {str(t) for t in truth}
 
 
@@ -69,12 +70,26 @@ class Tuner(OfflineDisplay, W.VBox):
         locore: the sliders' starting LocoRE: a LocoRE, a beta (float), or None / False (off).
     """
 
-    def __init__(self, session, image, prompt: str, *, truth=None, max_new_tokens: int = 32, seed: int = 0,
-                 decoding: str = "greedy", layers=None, context: str = "text", sgrs=None, locore=None):
+    def __init__(
+        self,
+        session,
+        image,
+        prompt: str,
+        *,
+        truth=None,
+        max_new_tokens: int = 32,
+        seed: int = 0,
+        decoding: str = "greedy",
+        layers=None,
+        context: str = "text",
+        sgrs=None,
+        locore=None,
+    ):
         self.session, self.image, self.prompt, self.truth = session, image, prompt, _truth_set(truth)
         self.toy = is_toy(session, truth)  # toy shape words for CHAIR; else COCO synonyms (eval.chair)
-        self.fixed = dict(max_new_tokens=max_new_tokens, seed=seed, decoding=decoding, layers=layers,
-                          context=context)
+        self.fixed = dict(
+            max_new_tokens=max_new_tokens, seed=seed, decoding=decoding, layers=layers, context=context
+        )
         self.runs: dict[str, Trace] = {}
         self._last_slot: str | None = None  # the slot of the run that finished last
         self.settings_of: dict[str, dict] = {}
@@ -83,21 +98,32 @@ class Tuner(OfflineDisplay, W.VBox):
         sl = {"style": {"description_width": "40px"}, "layout": W.Layout(width="230px")}
         self.use_sgrs = W.Checkbox(value=True, description="SGRS", indent=False)
         self.k = W.IntSlider(5, min=1, max=10, description="K", tooltip=TOOLTIPS["K"], **sl)
-        self.alpha = W.FloatSlider(0.6, min=0.0, max=1.5, step=0.05, description="α", tooltip=TOOLTIPS["α"],
-                                   **sl)
+        self.alpha = W.FloatSlider(
+            0.6, min=0.0, max=1.5, step=0.05, description="α", tooltip=TOOLTIPS["α"], **sl
+        )
         self.window = W.IntSlider(5, min=1, max=16, description="W", tooltip=TOOLTIPS["W"], **sl)
         self.rounds = W.IntSlider(3, min=1, max=5, description="R", tooltip=TOOLTIPS["R"], **sl)
         self.use_locore = W.Checkbox(value=False, description="LocoRE", indent=False)
-        self.beta = W.FloatSlider(0.15, min=0.0, max=1.0, step=0.01, description="β", tooltip=TOOLTIPS["β"],
-                                  **sl)
+        self.beta = W.FloatSlider(
+            0.15, min=0.0, max=1.0, step=0.01, description="β", tooltip=TOOLTIPS["β"], **sl
+        )
         self.w_s = W.IntSlider(5, min=1, max=16, description="w_s", tooltip=TOOLTIPS["w_s"], **sl)
-        self.locore_layers = W.SelectMultiple(options=list(range(session.adapter.num_layers)), rows=4,
-                                              description="layers", tooltip="LocoRE layers (none = all)",
-                                              **sl)
+        self.locore_layers = W.SelectMultiple(
+            options=list(range(session.adapter.num_layers)),
+            rows=4,
+            description="layers",
+            tooltip="LocoRE layers (none = all)",
+            **sl,
+        )
         self.k.observe(lambda ch: setattr(self.rounds, "max", ch["new"]), "value")  # R <= K
         self._start_from(sgrs, locore)
-        self.slot = W.ToggleButtons(options=SLOTS, value="A", tooltips=["run into slot A", "run into slot B"],
-                                    style={"button_width": "36px"}, layout=W.Layout(width="90px"))
+        self.slot = W.ToggleButtons(
+            options=SLOTS,
+            value="A",
+            tooltips=["run into slot A", "run into slot B"],
+            style={"button_width": "36px"},
+            layout=W.Layout(width="90px"),
+        )
         self.run_button = W.Button(description="▶ run", button_style="primary", layout=W.Layout(width="80px"))
         self.stop_button = W.Button(description="■ stop", layout=W.Layout(width="80px"), disabled=True)
         self.progress = W.IntProgress(min=0, max=max_new_tokens, layout=W.Layout(width="200px"))
@@ -109,8 +135,13 @@ class Tuner(OfflineDisplay, W.VBox):
         self.run_button.on_click(lambda _b: self._run_clicked())
         self.stop_button.on_click(lambda _b: self.live and self.live.stop())
         wrap = W.Layout(flex_flow="row wrap", align_items="center")  # narrow windows: wrap, never cut off
-        controls = W.HBox([W.VBox([self.use_sgrs, self.k, self.alpha, self.window, self.rounds]),
-                           W.VBox([self.use_locore, self.beta, self.w_s, self.locore_layers])], layout=wrap)
+        controls = W.HBox(
+            [
+                W.VBox([self.use_sgrs, self.k, self.alpha, self.window, self.rounds]),
+                W.VBox([self.use_locore, self.beta, self.w_s, self.locore_layers]),
+            ],
+            layout=wrap,
+        )
         bar = W.HBox([self.slot, self.run_button, self.stop_button, self.progress, self.status], layout=wrap)
         for p in self.panels.values():
             p.layout = W.Layout(flex="1 1 360px", padding="0 8px")
@@ -124,7 +155,8 @@ class Tuner(OfflineDisplay, W.VBox):
         if sgrs is not None:
             if not isinstance(sgrs, (bool, SGRS)):
                 raise ConfigError(
-                    f"sgrs must be an lvsal_nb.SGRS, True, False or None, not {type(sgrs).__name__}")
+                    f"sgrs must be an lvsal_nb.SGRS, True, False or None, not {type(sgrs).__name__}"
+                )
             self.use_sgrs.value = bool(sgrs)
             if isinstance(sgrs, SGRS):
                 self.k.value, self.alpha.value, self.window.value = sgrs.k, sgrs.alpha, sgrs.window
@@ -134,7 +166,8 @@ class Tuner(OfflineDisplay, W.VBox):
                 locore = LocoRE(beta=float(locore))  # validates beta
             if not isinstance(locore, LocoRE):
                 raise ConfigError(
-                    f"locore must be an lvsal_nb.LocoRE, a beta or None, not {type(locore).__name__}")
+                    f"locore must be an lvsal_nb.LocoRE, a beta or None, not {type(locore).__name__}"
+                )
             self.use_locore.value, self.beta.value, self.w_s.value = True, locore.beta, locore.window
             if locore.layers:
                 self.locore_layers.value = tuple(locore.layers)
@@ -150,19 +183,23 @@ class Tuner(OfflineDisplay, W.VBox):
         last = self.runs.get(self._last_slot) if self._last_slot else None
         panels = "".join(f"<div style='margin-bottom:6px'>{self.panels[s].value}</div>" for s in SLOTS)
         title = f"lvsal Tuner, run {self._last_slot}" if last else "lvsal Tuner"
-        return offline_bundle(last, {}, title=title,
-                              html_extra=panels)
+        return offline_bundle(last, {}, title=title, html_extra=panels)
 
     # ---- runs ---------------------------------------------------------------------------------
     def settings(self) -> dict:
         """The Session.trace keywords of a run with the current slider values."""
         sgrs = loco = None
         if self.use_sgrs.value:
-            sgrs = SGRS(k=self.k.value, alpha=self.alpha.value, window=self.window.value,
-                        rounds=min(self.rounds.value, self.k.value))
+            sgrs = SGRS(
+                k=self.k.value,
+                alpha=self.alpha.value,
+                window=self.window.value,
+                rounds=min(self.rounds.value, self.k.value),
+            )
         if self.use_locore.value:
-            loco = LocoRE(beta=self.beta.value, window=self.w_s.value,
-                          layers=tuple(self.locore_layers.value) or None)
+            loco = LocoRE(
+                beta=self.beta.value, window=self.w_s.value, layers=tuple(self.locore_layers.value) or None
+            )
         return {**self.fixed, "sgrs": sgrs, "locore": loco}
 
     def run(self, slot: str | None = None, wait: bool = False) -> Trace | None:
@@ -175,9 +212,15 @@ class Tuner(OfflineDisplay, W.VBox):
             raise ConfigError("a run is in progress; wait for it or press stop")
         kw = self.settings()
         self.progress.value, self.error = 0, None
-        self.live = LiveTrace(self.session, self.image, self.prompt, interval=0.2,
-                              on_update=lambda tr: setattr(self.progress, "value", len(tr.records)),
-                              on_done=lambda tr, err: self._done(slot, kw, tr, err), **kw)
+        self.live = LiveTrace(
+            self.session,
+            self.image,
+            self.prompt,
+            interval=0.2,
+            on_update=lambda tr: setattr(self.progress, "value", len(tr.records)),
+            on_done=lambda tr, err: self._done(slot, kw, tr, err),
+            **kw,
+        )
         self.run_button.disabled, self.stop_button.disabled = True, False
         self.status.value = f"<i>running {slot}…</i>"
         self.live.start()
@@ -223,11 +266,14 @@ class Tuner(OfflineDisplay, W.VBox):
         diff = self.differences()
         for slot in SLOTS:
             tr = self.runs.get(slot)
-            self.panels[slot].value = run_panel(slot, tr, self.settings_of.get(slot, {}), diff[slot],
-                                                self.scores(slot), toy=self.toy)
+            self.panels[slot].value = run_panel(
+                slot, tr, self.settings_of.get(slot, {}), diff[slot], self.scores(slot), toy=self.toy
+            )
             recs = tr.records if tr else []
-            self.sources[slot].data = {"step": [s.step for s in recs],
-                                       "saliency": [score(s, tr.layers, None) for s in recs]}
+            self.sources[slot].data = {
+                "step": [s.step for s in recs],
+                "saliency": [score(s, tr.layers, None) for s in recs],
+            }
         both = [self.sources[s].data for s in SLOTS]  # one range holding both runs (A's alone cut B off)
         steps, values = [x for d in both for x in d["step"]], [v for d in both for v in d["saliency"]]
         fit_ranges(self.figure, steps, values)

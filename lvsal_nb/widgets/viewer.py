@@ -67,12 +67,26 @@ class TraceViewer(OfflineDisplay, W.VBox):
         self.play = W.Play(interval=500, min=0, max=0, tooltip="play through the steps")
         self.slider = W.IntSlider(min=0, max=0, description="step", layout=W.Layout(width="420px"))
         W.jslink((self.play, "value"), (self.slider, "value"))
-        self.layer = W.Dropdown(options=self._layer_options(trace), value=MEAN, description="layer",
-                                style={"description_width": "40px"}, layout=W.Layout(width="210px"))
-        self.show_rejected = W.Checkbox(value=True, description="rejected", indent=False, layout=W.Layout(
-            width="90px"), tooltip="list SGRS's rejected candidates under each token")
-        self.stop_button = W.Button(description="■ stop", button_style="danger", layout=W.Layout(
-            width="80px", display="none"), tooltip="stop decoding, keep the partial trace")
+        self.layer = W.Dropdown(
+            options=self._layer_options(trace),
+            value=MEAN,
+            description="layer",
+            style={"description_width": "40px"},
+            layout=W.Layout(width="210px"),
+        )
+        self.show_rejected = W.Checkbox(
+            value=True,
+            description="rejected",
+            indent=False,
+            layout=W.Layout(width="90px"),
+            tooltip="list SGRS's rejected candidates under each token",
+        )
+        self.stop_button = W.Button(
+            description="■ stop",
+            button_style="danger",
+            layout=W.Layout(width="80px", display="none"),
+            tooltip="stop decoding, keep the partial trace",
+        )
         self.info, self.status = W.HTML(), W.HTML()
         self.marker = MarkPanel(self.state)
         self._render("trace")  # fill every source before the BokehModel snapshots the document
@@ -94,8 +108,16 @@ class TraceViewer(OfflineDisplay, W.VBox):
 
     # ---- construction -------------------------------------------------------------------------
     @classmethod
-    def live(cls, session, image, prompt: str, *, store: MarkStore | None = None, author: str | None = None,
-             **trace_kwargs) -> TraceViewer:
+    def live(
+        cls,
+        session,
+        image,
+        prompt: str,
+        *,
+        store: MarkStore | None = None,
+        author: str | None = None,
+        **trace_kwargs,
+    ) -> TraceViewer:
         """Start `session.trace(image, prompt, **trace_kwargs)` in a worker thread and show the steps
         as they arrive. The Stop button (or `stop()`) ends it early; `wait()` blocks until done."""
         lt = LiveTrace(session, image, prompt, **trace_kwargs)
@@ -161,8 +183,10 @@ class TraceViewer(OfflineDisplay, W.VBox):
         self.stop_button.layout.display = "none"
         n = len(self.trace.records)
         if error is not None:
-            self.status.value = (f"<span style='color:#d62728'>decoding failed after {n} steps: "
-                                 f"{html.escape(type(error).__name__)}: {html.escape(str(error))}</span>")
+            self.status.value = (
+                f"<span style='color:#d62728'>decoding failed after {n} steps: "
+                f"{html.escape(type(error).__name__)}: {html.escape(str(error))}</span>"
+            )
         elif trace is not None and trace.interrupted:
             self.status.value = f"stopped: partial trace of {n} steps ({secs:.1f} s)"
         else:
@@ -230,5 +254,7 @@ class TraceViewer(OfflineDisplay, W.VBox):
         rnd = "" if s.round is None else f", round {s.round}"
         where = "mean of layers" if st.layer is None else f"layer {st.layer}"
         val = "–" if math.isnan(v) else f"{v:.3f}"
-        return (f"step <b>{st.step}</b> / {st.n_steps - 1} · <b>{html.escape(C.display(s.token))}</b> · "
-                f"saliency {val}{tau} ({where}) · p {s.prob:.3f} · {s.decision}{rnd}")
+        return (
+            f"step <b>{st.step}</b> / {st.n_steps - 1} · <b>{html.escape(C.display(s.token))}</b> · "
+            f"saliency {val}{tau} ({where}) · p {s.prob:.3f} · {s.decision}{rnd}"
+        )

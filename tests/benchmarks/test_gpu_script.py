@@ -5,6 +5,8 @@ import importlib.util
 import json
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -15,6 +17,7 @@ def _gpu_script():
     return mod
 
 
+@pytest.mark.slow
 def test_dry_run_writes_results_and_report(tmp_path):
     gpu = _gpu_script()
     assert gpu.main(["--dry-run", "--T", "6", "--out", str(tmp_path), "--skip", "dynamic"]) == 0

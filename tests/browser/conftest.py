@@ -44,8 +44,10 @@ def lab(browser_deps, tmp_path_factory) -> LabServer:
     try:
         names = installed_extensions(server)
         if EXTENSION not in names:
-            pytest.fail(f"{EXTENSION} is not installed in this Jupyter (found {names}); "
-                        "run .ci/labextension.sh, then pip install -e . (or install the wheel)")
+            pytest.fail(
+                f"{EXTENSION} is not installed in this Jupyter (found {names}); "
+                "run .ci/labextension.sh, then pip install -e . (or install the wheel)"
+            )
         yield server
     finally:
         stop_lab(server)

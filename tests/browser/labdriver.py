@@ -40,8 +40,14 @@ FIXTURES = Path(__file__).parent / "fixtures"
 EXTENSION = "lvsal-nb-labextension"
 CHROMIUM = os.environ.get("LVSAL_CHROMIUM", shutil.which("chromium") or "/usr/bin/chromium")
 CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
 ]
 THEMES = {"light": "JupyterLab Light", "dark": "JupyterLab Dark"}
 
@@ -89,7 +95,9 @@ class LabServer:
 
     def api(self, path: str, method: str = "GET", body: Any = None) -> Any:
         req = urllib.request.Request(
-            f"{self.url}{path}", method=method, data=None if body is None else json.dumps(body).encode(),
+            f"{self.url}{path}",
+            method=method,
+            data=None if body is None else json.dumps(body).encode(),
             headers={"Authorization": f"token {self.token}", "Content-Type": "application/json"},
         )
         with urllib.request.urlopen(req, timeout=10) as r:
@@ -112,8 +120,10 @@ class LabServer:
 
     def set_theme(self, theme: str) -> None:
         """theme: "light", "dark" or a full theme name."""
-        self.set_user_settings("@jupyterlab/apputils-extension:themes",
-                               {"theme": self._themes.get(theme, theme), "adaptive-theme": False})
+        self.set_user_settings(
+            "@jupyterlab/apputils-extension:themes",
+            {"theme": self._themes.get(theme, theme), "adaptive-theme": False},
+        )
 
     def open(self, page, path: str = "", theme: str = "light", timeout: float = 60) -> None:
         """Load JupyterLab (optionally a file in the root dir) and wait until the app is ready."""
@@ -123,8 +133,11 @@ class LabServer:
         page.wait_for_function("() => !!window.jupyterapp", timeout=timeout * 1000)
         page.evaluate("() => window.jupyterapp.restored.then(() => true)")
         page.wait_for_selector("#jp-main-dock-panel", timeout=timeout * 1000)
-        page.wait_for_function("t => document.body.dataset.jpThemeName === t",
-                               arg=self._themes.get(theme, theme), timeout=timeout * 1000)
+        page.wait_for_function(
+            "t => document.body.dataset.jpThemeName === t",
+            arg=self._themes.get(theme, theme),
+            timeout=timeout * 1000,
+        )
 
 
 def lab_command(page, command: str, args: dict | None = None, timeout: float = 30) -> Any:
@@ -151,21 +164,27 @@ def run_all_cells(page, timeout: float = 120) -> None:
         " const busy = [...w.node.querySelectorAll('.jp-InputArea-prompt')]"
         "   .some(p => p.textContent.includes('*'));"
         " return k.status === 'idle' && !busy; }",
-        timeout=timeout * 1000, polling=500,
+        timeout=timeout * 1000,
+        polling=500,
     )
 
 
 def notebook_with_outputs(cells: list[tuple[str, list[dict]]]) -> str:
     """An unexecuted-looking .ipynb (nbformat 4) whose code cells carry the given outputs."""
-    return json.dumps({
-        "cells": [
-            {"cell_type": "code", "execution_count": None, "metadata": {}, "source": src, "outputs": outs}
-            for src, outs in cells
-        ],
-        "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
-                     "language_info": {"name": "python"}},
-        "nbformat": 4, "nbformat_minor": 5,
-    })
+    return json.dumps(
+        {
+            "cells": [
+                {"cell_type": "code", "execution_count": None, "metadata": {}, "source": src, "outputs": outs}
+                for src, outs in cells
+            ],
+            "metadata": {
+                "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
+                "language_info": {"name": "python"},
+            },
+            "nbformat": 4,
+            "nbformat_minor": 5,
+        }
+    )
 
 
 def start_lab(root: Path, home: Path, timeout: float = 90) -> LabServer:
@@ -174,22 +193,37 @@ def start_lab(root: Path, home: Path, timeout: float = 90) -> LabServer:
     settings, log = home / "settings", home / "lab.log"
     env = dict(os.environ)
     env.update(
-        JUPYTER_CONFIG_DIR=str(home / "config"), JUPYTERLAB_SETTINGS_DIR=str(settings),
-        JUPYTERLAB_WORKSPACES_DIR=str(home / "workspaces"), JUPYTER_RUNTIME_DIR=str(home / "runtime"),
-        IPYTHONDIR=str(home / "ipython"), PYTHONUNBUFFERED="1",
+        JUPYTER_CONFIG_DIR=str(home / "config"),
+        JUPYTERLAB_SETTINGS_DIR=str(settings),
+        JUPYTERLAB_WORKSPACES_DIR=str(home / "workspaces"),
+        JUPYTER_RUNTIME_DIR=str(home / "runtime"),
+        IPYTHONDIR=str(home / "ipython"),
+        PYTHONUNBUFFERED="1",
     )
-    cmd = _jupyter() + [
-        "--no-browser", f"--port={port}", "--ip=127.0.0.1", f"--IdentityProvider.token={token}",
-        f"--ServerApp.root_dir={root}", "--ServerApp.port_retries=0", "--LabApp.expose_app_in_browser=True",
-        "--LabApp.extension_manager=readonly",
-    ] + (["--allow-root"] if hasattr(os, "geteuid") and os.geteuid() == 0 else [])
+    cmd = (
+        _jupyter()
+        + [
+            "--no-browser",
+            f"--port={port}",
+            "--ip=127.0.0.1",
+            f"--IdentityProvider.token={token}",
+            f"--ServerApp.root_dir={root}",
+            "--ServerApp.port_retries=0",
+            "--LabApp.expose_app_in_browser=True",
+            "--LabApp.extension_manager=readonly",
+        ]
+        + (["--allow-root"] if hasattr(os, "geteuid") and os.geteuid() == 0 else [])
+    )
     fh = log.open("wb")
-    proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=fh, stderr=subprocess.STDOUT,
-                            start_new_session=True)  # own process group: stop_lab kills kernels too
-    server = LabServer(url=f"http://127.0.0.1:{port}", token=token, root=root, settings=settings,
-                       proc=proc, log=log)
-    server.set_user_settings("@jupyterlab/apputils-extension:notification",
-                             {"fetchNews": "false", "checkForUpdates": False})
+    proc = subprocess.Popen(
+        cmd, cwd=root, env=env, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True
+    )  # own process group: stop_lab kills kernels too
+    server = LabServer(
+        url=f"http://127.0.0.1:{port}", token=token, root=root, settings=settings, proc=proc, log=log
+    )
+    server.set_user_settings(
+        "@jupyterlab/apputils-extension:notification", {"fetchNews": "false", "checkForUpdates": False}
+    )
     deadline = time.monotonic() + timeout
     while True:
         if proc.poll() is not None:
@@ -228,8 +262,6 @@ def installed_extensions(server: LabServer) -> list[str]:
     return [e["name"] for e in json.loads(body).get("federated_extensions", [])]
 
 
-
-
 def _wait_kernel_idle(page, timeout: float) -> None:
     page.wait_for_function(
         "() => { const w = window.jupyterapp.shell.currentWidget;"
@@ -237,7 +269,8 @@ def _wait_kernel_idle(page, timeout: float) -> None:
         " const busy = w && [...w.node.querySelectorAll('.jp-InputArea-prompt')]"
         "   .some(p => p.textContent.includes('*'));"
         " return k && k.connectionStatus === 'connected' && k.status === 'idle' && !busy; }",
-        timeout=timeout * 1000, polling=500,
+        timeout=timeout * 1000,
+        polling=500,
     )
 
 
@@ -284,8 +317,7 @@ def bokeh_sources(page, cell_index: int, names: list[str]) -> dict[str, dict[str
     """The columns of the named ColumnDataSources of the Bokeh document shown in a cell's output, as
     BokehJS has them in the browser (after every patch it applied); None while nothing is rendered."""
     return page.evaluate(
-        "([ci, names]) => {" + _BOKEH_ROOT_JS +
-        " const root = bokehRoot(ci); if (!root) return null;"
+        "([ci, names]) => {" + _BOKEH_ROOT_JS + " const root = bokehRoot(ci); if (!root) return null;"
         " const out = {};"
         " for (const n of names) {"
         "   const s = root.model.document.get_model_by_name(n); if (!s) return null;"
@@ -301,8 +333,7 @@ def bokeh_point(page, cell_index: int, title: str, x: float, y: float) -> dict[s
     """Viewport coordinates {x, y} of data point (x, y) in the Bokeh figure (in a cell's output)
     whose title starts with `title`, scrolled into view first; for page.mouse.click."""
     return page.evaluate(
-        "([ci, title, x, y]) => {" + _BOKEH_ROOT_JS +
-        " const root = bokehRoot(ci); if (!root) return null;"
+        "([ci, title, x, y]) => {" + _BOKEH_ROOT_JS + " const root = bokehRoot(ci); if (!root) return null;"
         " const pv = root.owner.query_one(v => v.frame && v.model.title && v.model.title.text"
         "   && String(v.model.title.text).startsWith(title));"
         " if (!pv) return null;"

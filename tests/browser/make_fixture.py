@@ -25,15 +25,58 @@ ALPHA, WINDOW, ROUNDS = 0.6, 5, 3
 
 SYSTEM = ["<s>", "<|system|>", "You are a helpful assistant.", "</s>", "\n"]
 PROMPT = ["<|user|>", "\n", "Describe", " the", " image", ".", "</s>", "\n", "<|assistant|>"]
-OUTPUT = [" The", " image", " shows", " a", " cat", " sitting", " on", " a", " wooden", " bench",
-          " next", " to", " a", " red", " bicycle", " and", " a", " dog", ".", "</s>"]
+OUTPUT = [
+    " The",
+    " image",
+    " shows",
+    " a",
+    " cat",
+    " sitting",
+    " on",
+    " a",
+    " wooden",
+    " bench",
+    " next",
+    " to",
+    " a",
+    " red",
+    " bicycle",
+    " and",
+    " a",
+    " dog",
+    ".",
+    "</s>",
+]
 HALLUCINATED = {" bicycle", " dog"}
 OBJECTS = {" cat": (3.0, 3.5), " bench": (6.0, 4.0), " wooden": (6.0, 4.0), " image": (3.5, 3.5)}
 # Alternatives offered at each step (the chosen token is added); rejected draws come first.
-ALTERNATIVES = {" cat": [" kitten", " dog"], " bench": [" chair", " table"], " bicycle": [" car", " bike"],
-                " dog": [" cat", " bird"], " wooden": [" green", " park"]}
-FILLERS = [" the", " a", " is", " with", " in", " of", " small", " large", " brown", " white",
-           " near", " and", ",", " sitting", " lying", " grass", " outside", " photo"]
+ALTERNATIVES = {
+    " cat": [" kitten", " dog"],
+    " bench": [" chair", " table"],
+    " bicycle": [" car", " bike"],
+    " dog": [" cat", " bird"],
+    " wooden": [" green", " park"],
+}
+FILLERS = [
+    " the",
+    " a",
+    " is",
+    " with",
+    " in",
+    " of",
+    " small",
+    " large",
+    " brown",
+    " white",
+    " near",
+    " and",
+    ",",
+    " sitting",
+    " lying",
+    " grass",
+    " outside",
+    " photo",
+]
 
 
 def thumbnail() -> bytes:
@@ -108,33 +151,70 @@ def build(seed: int = 0) -> Trace:
             else:
                 s = sal * rng.uniform(0.7, 1.3)
             rnd = drawn.index(name) if name in drawn else None
-            cands.append(Candidate(token_id=1000 + 17 * t + k, token=name, prob=float(probs[k]),
-                                   saliency=float(s), round=rnd, accepted=(name == tok)))
+            cands.append(
+                Candidate(
+                    token_id=1000 + 17 * t + k,
+                    token=name,
+                    prob=float(probs[k]),
+                    saliency=float(s),
+                    round=rnd,
+                    accepted=(name == tok),
+                )
+            )
         chosen = next(c for c in cands if c.accepted)
         decision = "fallback" if fallback else "accepted"
         assert fallback or sal >= tau, (tok, sal, tau)
         history.append(sal)
-        records.append(Step(
-            step=t, position=q, token_id=chosen.token_id, token=tok, prob=chosen.prob,
-            logprob=float(np.log(chosen.prob)), saliency=sal, layer_scores=layer_scores, row=row,
-            tau=tau, decision=decision, round=chosen.round, candidates=cands,
-        ))
+        records.append(
+            Step(
+                step=t,
+                position=q,
+                token_id=chosen.token_id,
+                token=tok,
+                prob=chosen.prob,
+                logprob=float(np.log(chosen.prob)),
+                saliency=sal,
+                layer_scores=layer_scores,
+                row=row,
+                tau=tau,
+                decision=decision,
+                round=chosen.round,
+                candidates=cands,
+            )
+        )
 
     config = {
-        "layers": LAYERS, "context": "text", "engine": "step", "decoding": "sgrs",
+        "layers": LAYERS,
+        "context": "text",
+        "engine": "step",
+        "decoding": "sgrs",
         "sgrs": {"k": 5, "alpha": ALPHA, "window": WINDOW, "rounds": ROUNDS},
-        "locore": None, "model_id": "synthetic-fixture", "seed": seed, "dtype": "float32", "device": "cpu",
+        "locore": None,
+        "model_id": "synthetic-fixture",
+        "seed": seed,
+        "dtype": "float32",
+        "device": "cpu",
     }
     return Trace(
-        records=records, token_ids=list(range(len(tokens))), tokens=tokens, spans=spans, config=config,
-        prompt="Describe the image.", image_digest=None, image_grid=GRID, image_png=thumbnail(),
-        trace_id="fixture0demo", created="2025-01-01T00:00:00+00:00",
+        records=records,
+        token_ids=list(range(len(tokens))),
+        tokens=tokens,
+        spans=spans,
+        config=config,
+        prompt="Describe the image.",
+        image_digest=None,
+        image_grid=GRID,
+        image_png=thumbnail(),
+        trace_id="fixture0demo",
+        created="2025-01-01T00:00:00+00:00",
     )
 
 
 # The analyst's marks carried by the saved file (MarkStore.latest rows): the two hallucinated tokens.
-MARKS = [{"step": 14, "label": "hallucinated", "note": "no bicycle in the image"},
-         {"step": 17, "label": "unsure", "note": ""}]
+MARKS = [
+    {"step": 14, "label": "hallucinated", "note": "no bicycle in the image"},
+    {"step": 17, "label": "unsure", "note": ""},
+]
 
 
 def payload(tr: Trace | None = None, digits: int | None = None) -> dict:
@@ -149,16 +229,21 @@ if __name__ == "__main__":
     print(f"wrote {OUT} ({OUT.stat().st_size} bytes): {tr!r}")
 
 
-def synthetic(n_steps: int, grid: tuple[int, int], prompt_len: int = 24, n_layers: int = 2,
-              seed: int = 0) -> dict:
+def synthetic(
+    n_steps: int, grid: tuple[int, int], prompt_len: int = 24, n_layers: int = 2, seed: int = 0
+) -> dict:
     """A larger random but well-formed payload (Trace.to_json, 5 digits) for timing and size tests:
     image span of grid[0]*grid[1] patches, `prompt_len` prompt tokens, `n_steps` greedy steps whose
     rows cover keys 0..q over `n_layers` layers, one mark."""
     rng = np.random.default_rng(seed)
     n_img = grid[0] * grid[1]
     p1 = 1 + n_img + prompt_len
-    tokens = ["<s>"] + ["<image>"] * n_img + [f" p{i}" for i in range(prompt_len)] + \
-        [f" w{t}" for t in range(n_steps)]
+    tokens = (
+        ["<s>"]
+        + ["<image>"] * n_img
+        + [f" p{i}" for i in range(prompt_len)]
+        + [f" w{t}" for t in range(n_steps)]
+    )
     spans = Spans(system=(0, 1), image=(1, 1 + n_img), prompt=(1 + n_img, p1), output=(p1, p1 + n_steps))
     records = []
     for t in range(n_steps):
@@ -166,15 +251,42 @@ def synthetic(n_steps: int, grid: tuple[int, int], prompt_len: int = 24, n_layer
         row = rng.gamma(1.0, 1.0, (n_layers, q + 1)).astype(np.float32)
         row /= np.linalg.norm(row, axis=1, keepdims=True)
         sal = float(row[:, 1 + n_img : q + 1].mean())
-        cands = [Candidate(token_id=100 + k, token="", prob=float(p),
-                           saliency=float(sal * rng.uniform(0.5, 1.5)),
-                           accepted=k == 0) for k, p in enumerate(np.sort(rng.dirichlet(np.ones(3)))[::-1])]
-        records.append(Step(step=t, position=q, token_id=100, token=tokens[q + 1], prob=cands[0].prob,
-                            logprob=float(np.log(cands[0].prob)), saliency=sal,
-                            layer_scores=[float(x) for x in row[:, 1 + n_img : q + 1].mean(1)], row=row,
-                            tau=None, decision="greedy", round=None, candidates=cands))
-    tr = Trace(records=records, token_ids=list(range(len(tokens))), tokens=tokens, spans=spans,
-               config={"engine": "step", "decoding": "greedy", "layers": list(range(n_layers))},
-               prompt="synthetic", image_grid=grid, trace_id=f"synthetic{seed}",
-               created="2025-01-01T00:00:00+00:00")
+        cands = [
+            Candidate(
+                token_id=100 + k,
+                token="",
+                prob=float(p),
+                saliency=float(sal * rng.uniform(0.5, 1.5)),
+                accepted=k == 0,
+            )
+            for k, p in enumerate(np.sort(rng.dirichlet(np.ones(3)))[::-1])
+        ]
+        records.append(
+            Step(
+                step=t,
+                position=q,
+                token_id=100,
+                token=tokens[q + 1],
+                prob=cands[0].prob,
+                logprob=float(np.log(cands[0].prob)),
+                saliency=sal,
+                layer_scores=[float(x) for x in row[:, 1 + n_img : q + 1].mean(1)],
+                row=row,
+                tau=None,
+                decision="greedy",
+                round=None,
+                candidates=cands,
+            )
+        )
+    tr = Trace(
+        records=records,
+        token_ids=list(range(len(tokens))),
+        tokens=tokens,
+        spans=spans,
+        config={"engine": "step", "decoding": "greedy", "layers": list(range(n_layers))},
+        prompt="synthetic",
+        image_grid=grid,
+        trace_id=f"synthetic{seed}",
+        created="2025-01-01T00:00:00+00:00",
+    )
     return tr.to_json(digits=5, marks=[{"step": n_steps // 2, "label": "hallucinated", "note": ""}])

@@ -35,16 +35,23 @@ def big_run(tmp_path_factory, browser_deps):
     t1 = time.perf_counter()
     data = RunData(run)  # builds and caches RUN/dashboard/tokens.parquet
     t2 = time.perf_counter()
-    print(f"\n[dashboard] synthetic run {N_IMAGES}x{len(METHODS)}: written in {t1 - t0:.1f} s; "
-          f"token index ({len(data.tokens)} tokens) built in {t2 - t1:.1f} s")
+    print(
+        f"\n[dashboard] synthetic run {N_IMAGES}x{len(METHODS)}: written in {t1 - t0:.1f} s; "
+        f"token index ({len(data.tokens)} tokens) built in {t2 - t1:.1f} s"
+    )
     return run
 
 
 @pytest.fixture(scope="module")
 def served(big_run):
     env = {**os.environ, "LVSAL_AUTHOR": "browser-test"}
-    proc = subprocess.Popen([sys.executable, "-m", "lvsal_nb.cli", "dashboard", str(big_run), "--port", "0"],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lvsal_nb.cli", "dashboard", str(big_run), "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
     url, t0 = None, time.perf_counter()
     try:
         for line in proc.stdout:
@@ -96,8 +103,10 @@ def test_dashboard_filter_open_label_roc(page, served, big_run):
     expect(page.locator(".slick-row").first).to_be_visible()
     t_open = time.perf_counter() - t0
     # -- a wrong token is refused -----------------------------------------------------------------
-    for ctx, url in ((page.context, served.split("?")[0] + "?token=nope"),  # cookie set, wrong token
-                     (page.context.browser.new_context(), served.split("?")[0])):  # no cookie, no token
+    for ctx, url in (
+        (page.context, served.split("?")[0] + "?token=nope"),  # cookie set, wrong token
+        (page.context.browser.new_context(), served.split("?")[0]),
+    ):  # no cookie, no token
         other = ctx.new_page()
         assert other.goto(url).status == 403
         other.close()
@@ -146,9 +155,11 @@ def test_dashboard_filter_open_label_roc(page, served, big_run):
     t_roc = time.perf_counter() - t0
     after = _auroc(page)
     page.screenshot(path=str(artifacts_dir() / "dashboard-detector.png"))
-    print(f"[dashboard] open {t_open:.2f} s · filter by method {1000 * t_method:.0f} ms · hallucinated only "
-          f"{1000 * t_bad:.0f} ms (in page) · filter (all) {1000 * t_all:.0f} ms (from Python) · open trace {1000 * t_trace:.0f} ms · correct label -> ROC {1000 * t_roc:.0f} ms"
-          f" · AUROC {before} -> {after}")
+    print(
+        f"[dashboard] open {t_open:.2f} s · filter by method {1000 * t_method:.0f} ms · hallucinated only "
+        f"{1000 * t_bad:.0f} ms (in page) · filter (all) {1000 * t_all:.0f} ms (from Python) · open trace {1000 * t_trace:.0f} ms · correct label -> ROC {1000 * t_roc:.0f} ms"  # noqa: E501
+        f" · AUROC {before} -> {after}"
+    )
     assert not [e for e in page.lvsal_errors if "favicon" not in e]
     load = os.getloadavg()[0] / (os.cpu_count() or 1)
     if load > 1.5:  # e.g. 2 cores shared by several test runs: the limits mean nothing there

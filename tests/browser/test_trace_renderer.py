@@ -74,10 +74,16 @@ def _check_view(view, trace: dict) -> None:
     for m in trace["marks"]:
         tok = tokens.nth(m["step"])
         expect(tok).to_have_attribute("data-mark", m["label"])
-        style = tok.evaluate("e => { const s = getComputedStyle(e);"
-                             " return [s.outlineColor, s.outlineStyle, s.outlineWidth]; }")
-        assert style == {"hallucinated": ["rgb(214, 39, 40)", "solid", "2px"],
-                         "unsure": ["rgb(255, 127, 14)", "dashed", "2px"]}[m["label"]]
+        style = tok.evaluate(
+            "e => { const s = getComputedStyle(e); return [s.outlineColor, s.outlineStyle, s.outlineWidth]; }"
+        )
+        assert (
+            style
+            == {
+                "hallucinated": ["rgb(214, 39, 40)", "solid", "2px"],
+                "unsure": ["rgb(255, 127, 14)", "dashed", "2px"],
+            }[m["label"]]
+        )
 
     # the curve has the saliency and the τ line, and the marker sits on the selected step
     assert view.locator("path.jp-LvsalTrace-sal").get_attribute("d").count("L") == n - 1
@@ -91,10 +97,14 @@ def _check_view(view, trace: dict) -> None:
 def test_mime_renderer_in_saved_notebook(lab, page, demo_trace, theme):
     """(b) An unexecuted notebook whose saved output holds the MIME bundle renders the trace."""
     bundle = {MIME_TYPE: demo_trace, "text/plain": "<Trace fixture0demo: 20 steps>"}
-    nb = notebook_with_outputs([
-        ("tr = lv.Trace.load('demo.lvsal.json')\ntr",
-         [{"output_type": "execute_result", "execution_count": 1, "data": bundle, "metadata": {}}]),
-    ])
+    nb = notebook_with_outputs(
+        [
+            (
+                "tr = lv.Trace.load('demo.lvsal.json')\ntr",
+                [{"output_type": "execute_result", "execution_count": 1, "data": bundle, "metadata": {}}],
+            ),
+        ]
+    )
     name = f"saved-{theme}.ipynb"
     lab.put_file(name, nb)
     lab.open(page, name, theme=theme)
@@ -130,13 +140,15 @@ def test_document_viewer_opens_lvsal_json(lab, page, demo_trace, theme):
 def test_file_type_registered(lab, page):
     """The file type and its default viewer are registered with the document registry."""
     lab.open(page)
-    info = json.loads(page.evaluate(
-        "() => { const r = window.jupyterapp.docRegistry;"
-        " const ft = r.getFileTypesForPath('x.lvsal.json').map(f => f.name);"
-        " const f = r.defaultWidgetFactory('x.lvsal.json');"
-        " const plain = r.defaultWidgetFactory('x.json').name;"
-        " return JSON.stringify({types: ft, factory: f && f.name, plain}); }"
-    ))
+    info = json.loads(
+        page.evaluate(
+            "() => { const r = window.jupyterapp.docRegistry;"
+            " const ft = r.getFileTypesForPath('x.lvsal.json').map(f => f.name);"
+            " const f = r.defaultWidgetFactory('x.lvsal.json');"
+            " const plain = r.defaultWidgetFactory('x.json').name;"
+            " return JSON.stringify({types: ft, factory: f && f.name, plain}); }"
+        )
+    )
     assert info["types"][0] == "lvsal-trace"
     assert info["factory"] == "LVSAL Trace"
     assert info["plain"] != "LVSAL Trace"  # other JSON files keep their editor

@@ -136,9 +136,11 @@ class Viewer:
 
     def wait_rendered(self, n: int) -> dict:
         """Until BokehJS shows n token cells; returns the strip's columns."""
+
         def ready():
             s = self.sources("strip")
             return s if s and len(s["strip"]["step"]) == n else None
+
         return _eventually(ready, f"{n} tokens in the strip")["strip"]
 
     def expect_step(self, step: int, n: int) -> None:
@@ -153,9 +155,14 @@ class Viewer:
         def cursor():
             s = self.sources()
             strip = s["strip"]
-            ok = (s["strip_cursor"]["step"] == [step] and s["strip_cursor"]["x"] == [strip["x"][step]]
-                  and s["strip_cursor"]["y"] == [strip["y"][step]] and s["curve_cursor"]["x"] == [step])
+            ok = (
+                s["strip_cursor"]["step"] == [step]
+                and s["strip_cursor"]["x"] == [strip["x"][step]]
+                and s["strip_cursor"]["y"] == [strip["y"][step]]
+                and s["curve_cursor"]["x"] == [step]
+            )
             return ok
+
         _eventually(cursor, f"the Bokeh cursors on step {step}")
         token = self.sources("strip")["strip"]["text"][step]
         assert f"· {token} ·" in self.info.inner_text().replace("\xa0", " ")
@@ -210,8 +217,10 @@ def test_viewer_live_scrub_mark_and_restart(viewer_lab, page):
     live.cell.locator("button[title='mark this token hallucinated']").click()
     expect(live.marks).to_contain_text("hallucinated")
     expect(live.marks).to_contain_text("1 marked in this trace")
-    _eventually(lambda: live.sources("strip")["strip"]["mark"][target] == "hallucinated",
-                "the mark's underline in the strip")
+    _eventually(
+        lambda: live.sources("strip")["strip"]["mark"][target] == "hallucinated",
+        "the mark's underline in the strip",
+    )
     assert live.sources("strip")["strip"]["mark_alpha"][target] == 1
     marks = MarkStore(store_path).latest(trace_id)
     assert marks[["step", "label", "author"]].values.tolist() == [[target, "hallucinated", AUTHOR]]
@@ -246,8 +255,9 @@ def test_viewer_live_scrub_mark_and_restart(viewer_lab, page):
     rerun = Viewer(page, cells, RERUN)
     strip = rerun.wait_rendered(n)
     assert strip["mark"][target] == "hallucinated"
-    print(f"\nrerun after restart: {n} steps, mark on step {target} shown again "
-          f"({time.monotonic() - t0:.1f} s)")
+    print(
+        f"\nrerun after restart: {n} steps, mark on step {target} shown again ({time.monotonic() - t0:.1f} s)"
+    )
     _shot(page, "rerun-after-restart", rerun.cell)
 
     # the saved notebook carries, per viewer, the trace payload (marks included) and static HTML;
@@ -260,8 +270,9 @@ def test_viewer_live_scrub_mark_and_restart(viewer_lab, page):
         return data | {"text/html": "".join(html) if isinstance(html, list) else html}  # .ipynb: lines
 
     lab_command(page, "docmanager:save")
-    _eventually(lambda: json.loads((lab.root / NOTEBOOK).read_text())["cells"][RERUN]["outputs"],
-                "a saved notebook")
+    _eventually(
+        lambda: json.loads((lab.root / NOTEBOOK).read_text())["cells"][RERUN]["outputs"], "a saved notebook"
+    )
     saved = json.loads((lab.root / NOTEBOOK).read_text())
     for index in (LIVE, RERUN):
         out = saved_output(index)

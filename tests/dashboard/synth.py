@@ -70,20 +70,22 @@ def save_trace(tr: Trace, path: Path) -> None:
     meta = tr._meta()
     meta["steps_extra"] = [{"layer_scores": s.layer_scores, "candidates": []} for s in tr.records]
     r = tr.records
-    table = pa.table({
-        "step": pa.array([s.step for s in r], pa.int64()),
-        "position": pa.array([s.position for s in r], pa.int64()),
-        "token_id": pa.array([s.token_id for s in r], pa.int64()),
-        "token": pa.array([s.token for s in r], pa.string()),
-        "prob": pa.array([s.prob for s in r], pa.float64()),
-        "logprob": pa.array([s.logprob for s in r], pa.float64()),
-        "saliency": pa.array([s.saliency for s in r], pa.float64()),
-        "tau": pa.array([s.tau for s in r], pa.float64()),
-        "decision": pa.array([s.decision for s in r], pa.string()),
-        "round": pa.array([s.round for s in r], pa.float64()),
-        "row": pa.array([s.row.ravel().tolist() for s in r], pa.list_(pa.float32())),
-        "row_layers": pa.array([s.row.shape[0] for s in r], pa.int64()),
-    })
+    table = pa.table(
+        {
+            "step": pa.array([s.step for s in r], pa.int64()),
+            "position": pa.array([s.position for s in r], pa.int64()),
+            "token_id": pa.array([s.token_id for s in r], pa.int64()),
+            "token": pa.array([s.token for s in r], pa.string()),
+            "prob": pa.array([s.prob for s in r], pa.float64()),
+            "logprob": pa.array([s.logprob for s in r], pa.float64()),
+            "saliency": pa.array([s.saliency for s in r], pa.float64()),
+            "tau": pa.array([s.tau for s in r], pa.float64()),
+            "decision": pa.array([s.decision for s in r], pa.string()),
+            "round": pa.array([s.round for s in r], pa.float64()),
+            "row": pa.array([s.row.ravel().tolist() for s in r], pa.list_(pa.float32())),
+            "row_layers": pa.array([s.row.shape[0] for s in r], pa.int64()),
+        }
+    )
     pq.write_table(table.replace_schema_metadata({b"lvsal.trace": json.dumps(meta)}), path)
 
 

@@ -34,7 +34,9 @@ def noised_pixels(pixels, step, seed):
 @pytest.mark.parametrize("fam", ["llava", "qwen2_vl"])
 def test_vcd_steps_equal_hand_contrast(make_session, image, fam):
     s = make_session(fam)
-    cfg = VCD(alpha=1.0, beta=0.8, noise_step=500, schedule="linear")  # a random model is flat: a high cut-off bites
+    cfg = VCD(
+        alpha=1.0, beta=0.8, noise_step=500, schedule="linear"
+    )  # a random model is flat: a high cut-off bites
     g = vcd_generate(s, image, PROMPT, cfg, max_new_tokens=2, seed=3, return_scores=True, decoding="greedy")
     prepared = s.adapter.prepare(image, PROMPT)
     pix = s.adapter.to(prepared.inputs, s.dtype)["pixel_values"]
@@ -57,7 +59,9 @@ def test_vcd_noise_changes_the_contrast_and_alpha_zero_is_greedy(llava_session, 
     plain = s.trace(image, PROMPT, max_new_tokens=6)
     same = vcd_generate(s, image, PROMPT, VCD(alpha=0.0), max_new_tokens=6, decoding="greedy")
     assert same.token_ids == [r.token_id for r in plain.records]  # α=0: the argmax is always plausible
-    a = vcd_generate(s, image, PROMPT, VCD(alpha=1.0, schedule="linear"), max_new_tokens=1, return_scores=True)
+    a = vcd_generate(
+        s, image, PROMPT, VCD(alpha=1.0, schedule="linear"), max_new_tokens=1, return_scores=True
+    )
     b = vcd_generate(s, image, PROMPT, VCD(alpha=1.0, schedule="vcd"), max_new_tokens=1, return_scores=True)
     fin = torch.isfinite(a.scores[0]) & torch.isfinite(b.scores[0])
     assert not torch.allclose(a.scores[0][fin], b.scores[0][fin])  # the milder noise is a different contrast
@@ -163,10 +167,17 @@ def test_dola_dynamic_steps_equal_hand_contrast(make_session, image, fam):
 
 def test_dola_final_norm_is_a_named_option(llava_session, image):
     s = llava_session
-    g = dola_generate(s, image, PROMPT, DoLa(layers=(1,), final_norm=True, repetition_penalty=1.0),
-                      max_new_tokens=1, return_scores=True)
-    raw = dola_generate(s, image, PROMPT, DoLa(layers=(1,), repetition_penalty=1.0),
-                        max_new_tokens=1, return_scores=True)
+    g = dola_generate(
+        s,
+        image,
+        PROMPT,
+        DoLa(layers=(1,), final_norm=True, repetition_penalty=1.0),
+        max_new_tokens=1,
+        return_scores=True,
+    )
+    raw = dola_generate(
+        s, image, PROMPT, DoLa(layers=(1,), repetition_penalty=1.0), max_new_tokens=1, return_scores=True
+    )
     prepared = s.adapter.prepare(image, PROMPT)
     normed, _ = hand_dola(s, prepared, [], [1], penalty=1.0, final_norm=True)
     fin = torch.isfinite(normed)

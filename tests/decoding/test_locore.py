@@ -151,8 +151,9 @@ def test_locore_context_default_beta_is_the_model_familys():
 
     def scores(beta=None):
         with lv.locore(s.model, beta, processor=s.processor):
-            out = s.model.generate(**inputs, max_new_tokens=4, do_sample=False, output_scores=True,
-                                   return_dict_in_generate=True)
+            out = s.model.generate(
+                **inputs, max_new_tokens=4, do_sample=False, output_scores=True, return_dict_in_generate=True
+            )
         return torch.stack(out.scores)
 
     assert torch.equal(scores(), scores(0.20))

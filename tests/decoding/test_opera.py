@@ -22,10 +22,21 @@ def f16(x):
 
 
 def test_defaults_are_the_released_code():
-    assert OPERA().to_dict() == {"num_beams": 5, "scale_factor": 50.0, "threshold": 15, "num_attn_candidates": 5,
-                                 "penalty_weights": 1.0, "window_size": 512}
-    for bad in (dict(num_beams=0), dict(threshold=-1), dict(scale_factor=0), dict(num_attn_candidates=0),
-                dict(penalty_weights=-1)):
+    assert OPERA().to_dict() == {
+        "num_beams": 5,
+        "scale_factor": 50.0,
+        "threshold": 15,
+        "num_attn_candidates": 5,
+        "penalty_weights": 1.0,
+        "window_size": 512,
+    }
+    for bad in (
+        dict(num_beams=0),
+        dict(threshold=-1),
+        dict(scale_factor=0),
+        dict(num_attn_candidates=0),
+        dict(penalty_weights=-1),
+    ):
         with pytest.raises(ConfigError, match="OPERA"):
             OPERA(**bad)
 
@@ -57,8 +68,16 @@ def test_column_products_by_hand():
 
 def test_penalty_is_image_attention_for_the_first_ten_tokens():
     # prompt = 3 positions, image tokens 0..1, response starts at 3; 2 generated rows + the candidate's
-    prev = torch.tensor([[1, 0, 0, 0, 0], [0.5, 0.5, 0, 0, 0], [0.2, 0.2, 0.6, 0, 0],
-                         [0.1, 0.1, 0.1, 0.7, 0], [0.1, 0.2, 0.1, 0.3, 0.3]], dtype=torch.float64)
+    prev = torch.tensor(
+        [
+            [1, 0, 0, 0, 0],
+            [0.5, 0.5, 0, 0, 0],
+            [0.2, 0.2, 0.6, 0, 0],
+            [0.1, 0.1, 0.1, 0.7, 0],
+            [0.1, 0.2, 0.1, 0.3, 0.3],
+        ],
+        dtype=torch.float64,
+    )
     row = torch.tensor([0.3, 0.1, 0.2, 0.2, 0.1, 0.1], dtype=torch.float64)
     pen, loc = candidate_penalty(attention_square(prev, row), 3, (0, 2))
     assert pen == pytest.approx(-(0.3 + 0.1))  # -(attention on the image), window 3 wide <= 10
@@ -98,7 +117,10 @@ def test_rescore_keeps_only_penalised_candidates():
     logits = torch.tensor([[1.0, 5.0, 3.0, 0.0], [2.0, 0.0, 4.0, 1.0]])
     cand = torch.tensor([[1, 2], [2, 0]])
     pen = torch.tensor([[0.5, -1.0], [2.0, 0.0]])
-    assert rescore(logits, cand, pen, 1.0).tolist() == [[-999.0, 4.5, 4.0, -999.0], [2.0, -999.0, 2.0, -999.0]]
+    assert rescore(logits, cand, pen, 1.0).tolist() == [
+        [-999.0, 4.5, 4.0, -999.0],
+        [2.0, -999.0, 2.0, -999.0],
+    ]
 
 
 PROMPT = "describe this image ."
@@ -155,8 +177,12 @@ def test_opera_decode_equals_a_hand_computed_step(llava_session, image):
         _, att = full_pass(s, prepared, [best_first, c])
         row = att[-1] / att[-1].sum()
         pen2.append(-float(row[i0:i1].sum()))
-    beam = [k for k in range(2) if g.scores[1][k][c2].tolist() == pytest.approx(
-        [float(logits2[c]) - p for c, p in zip(c2, pen2)], abs=1e-6)]
+    beam = [
+        k
+        for k in range(2)
+        if g.scores[1][k][c2].tolist()
+        == pytest.approx([float(logits2[c]) - p for c, p in zip(c2, pen2)], abs=1e-6)
+    ]
     assert beam, "no beam of step 2 holds the hand-computed re-scored candidates"
 
 

@@ -131,7 +131,10 @@ def test_question_format_and_same_images_for_all_splits():
     assert q["question_id"] == 1 and q["file_name"] == f"{q['image_id']:06d}.jpg"
     assert q["question"] == f"Is there a {q['object']} in the image?"  # POPE's files: no suffix
     vcd = build_pope(FREQ, "popular", n_images=4, seed=3, suffix=SUFFIXES["vcd"])[0]
-    assert vcd["question"] == f"Is there a {q['object']} in the image? Please answer this question with one word."
+    assert (
+        vcd["question"]
+        == f"Is there a {q['object']} in the image? Please answer this question with one word."
+    )
     qs = build_pope(coco({1: ["apple"], 2: ["dog"]}), "popular", n_images=2, seed=0, per_image=1)
     texts = {x["object"]: x["question"] for x in qs}
     assert texts["apple"] == "Is there an apple in the image?"
@@ -170,17 +173,24 @@ def test_ground_truth_adds_the_objects_reference_captions_mention():
     """POPE collected objects from segmentations and captions (CHAIR's parser): a "no" question never
     asks about an object a reference caption mentions."""
     ann = coco({1: ["person", "dog", "car"], 2: ["person", "dog", "bus"], 3: ["person", "cat", "bus"]})
-    caps = {"images": [{"id": 1}, {"id": 2}, {"id": 3}],
-            "annotations": [{"id": 1, "image_id": 1, "caption": "Two buses pass a man."}]}
+    caps = {
+        "images": [{"id": 1}, {"id": 2}, {"id": 3}],
+        "annotations": [{"id": 1, "image_id": 1, "caption": "Two buses pass a man."}],
+    }
     plain = build_pope(ann, "popular", n_images=3, seed=0, per_image=1)
     # frequencies: person 3, dog 2, bus 2, car 1, cat 1 -> image 1 (person, dog, car) is asked "bus?"
     assert dict(by_image(plain)[1]) == {"person": "yes", "bus": "no"}
     both = build_pope(ann, "popular", n_images=3, seed=0, per_image=1, captions=caps)
     # its caption mentions buses ("buses" -> "bus" by pattern's rules): bus is present; cat is left
     assert dict(by_image(both)[1]) == {"person": "yes", "cat": "no"}
-    # the original CHAIR parser misses "bus" itself ("bus" -> "bu"): the same caption in the singular adds nothing
+    # the original CHAIR parser misses "bus" itself ("bus" -> "bu"): the same caption in the singular adds nothing  # noqa: E501
     caps["annotations"][0]["caption"] = "A bus passes a man."
     assert dict(by_image(build_pope(ann, "popular", n_images=3, seed=0, per_image=1, captions=caps))[1]) == {
-        "person": "yes", "bus": "no"}
-    assert dict(by_image(build_pope(ann, "popular", n_images=3, seed=0, per_image=1, captions=caps,
-                                    chair_compat="fixed"))[1]) == {"person": "yes", "cat": "no"}
+        "person": "yes",
+        "bus": "no",
+    }
+    assert dict(
+        by_image(
+            build_pope(ann, "popular", n_images=3, seed=0, per_image=1, captions=caps, chair_compat="fixed")
+        )[1]
+    ) == {"person": "yes", "cat": "no"}

@@ -24,23 +24,35 @@ def records(out):
     return {r["key"]: r for r in map(json.loads, (out / "results.jsonl").read_text().splitlines())}
 
 
+@pytest.mark.slow
 def test_ray_run_equals_local_run_and_resumes(model_dir, tmp_path, local_ray, interrupt):
-    base = dict(model=model_dir, dataset="fixtures", n=3, methods=["greedy", "sgrs", "vcd"],
-                max_new_tokens=[3], dtype="float64", progress=False, threads=1)
+    base = dict(
+        model=model_dir,
+        dataset="fixtures",
+        n=3,
+        methods=["greedy", "sgrs", "vcd"],
+        max_new_tokens=[3],
+        dtype="float64",
+        progress=False,
+        threads=1,
+    )
     local = run(RunSpec(task="chair", out=tmp_path / "local", **base))
     cut = interrupt(3)
     with pytest.raises(cut.Stop):
         run(RunSpec(task="chair", out=tmp_path / "ray", **base), on_result=cut)
     done = cut.seen
     again = []
-    remote = run(RunSpec(task="chair", out=tmp_path / "ray", engine="ray", workers=2, **base),
-                 on_result=lambda rec: again.append(rec["key"]))
+    remote = run(
+        RunSpec(task="chair", out=tmp_path / "ray", engine="ray", workers=2, **base),
+        on_result=lambda rec: again.append(rec["key"]),
+    )
     assert len(again) == 9 - 3 and not set(again) & set(done)
 
     cols = [c for c in local.columns if c != "seconds"]
     pd.testing.assert_frame_equal(remote[cols], local[cols])
     a, b = records(tmp_path / "local"), records(tmp_path / "ray")
     assert a.keys() == b.keys()
+
     def same(r):
         return {f: v for f, v in r.items() if f not in ("seconds", "worker")}
 

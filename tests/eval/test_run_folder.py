@@ -43,8 +43,9 @@ def _enospc(*a, **k):
     raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
 
-def test_a_full_disk_leaves_every_file_of_the_run_as_it_was(done_run, model_dir, tmp_path, monkeypatch,
-                                                            capsys):
+def test_a_full_disk_leaves_every_file_of_the_run_as_it_was(
+    done_run, model_dir, tmp_path, monkeypatch, capsys
+):
     out = tmp_path / "r"
     import shutil
 
@@ -65,8 +66,10 @@ def test_a_failed_results_append_is_cut_back(tmp_path, monkeypatch):
     store.append({"key": "a|greedy|2", "text": "x"})
     before = (tmp_path / "results.jsonl").read_bytes()
     monkeypatch.setattr(os, "fsync", _enospc)
-    msg = ("no space left on device while writing .*results.jsonl; free space or choose another folder: "
-           "the answers recorded so far are kept: rerun the same command")
+    msg = (
+        "no space left on device while writing .*results.jsonl; free space or choose another folder: "
+        "the answers recorded so far are kept: rerun the same command"
+    )
     with pytest.raises(FileWriteError, match=msg):
         store.append({"key": "b|greedy|2", "text": "y" * 1000})
     monkeypatch.undo()

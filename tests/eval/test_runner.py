@@ -38,9 +38,32 @@ def records(out):
 
 def test_chair_on_coco_files_end_to_end(model_dir, coco_images, tmp_path, capsys):
     out = tmp_path / "chair"
-    rc = main(["chair", "--images", str(coco_images), "--annotations", str(FIXTURE_INSTANCES), "--captions",
-               str(FIXTURE_CAPTIONS), "--model", model_dir, "--n", "4", "--seed", "3", "--methods", ALL,
-               "--max-new-tokens", "3,6", "--out", str(out), "--no-progress", "--threads", "1"])
+    rc = main(
+        [
+            "chair",
+            "--images",
+            str(coco_images),
+            "--annotations",
+            str(FIXTURE_INSTANCES),
+            "--captions",
+            str(FIXTURE_CAPTIONS),
+            "--model",
+            model_dir,
+            "--n",
+            "4",
+            "--seed",
+            "3",
+            "--methods",
+            ALL,
+            "--max-new-tokens",
+            "3,6",
+            "--out",
+            str(out),
+            "--no-progress",
+            "--threads",
+            "1",
+        ]
+    )
     assert rc == 0
     assert "| greedy | 3 |" in capsys.readouterr().out
     all_ids = [im["id"] for im in json.loads(FIXTURE_INSTANCES.read_text())["images"]]
@@ -53,8 +76,11 @@ def test_chair_on_coco_files_end_to_end(model_dir, coco_images, tmp_path, capsys
     summary = pd.read_parquet(out / "summary.parquet")
     assert list(summary["method"].unique()) == ALL.split(",")
     for row in summary.itertuples():
-        caps = [(r["image_id"], r["text"]) for r in recs
-                if r["method"] == row.method and r["max_new_tokens"] == row.max_new_tokens]
+        caps = [
+            (r["image_id"], r["text"])
+            for r in recs
+            if r["method"] == row.method and r["max_new_tokens"] == row.max_new_tokens
+        ]
         expect, _ = chair.evaluate(caps)
         assert len(caps) == 4
         for k in ("chair_s", "chair_i", "recall", "avg_len"):
@@ -79,20 +105,33 @@ def test_chair_on_coco_files_end_to_end(model_dir, coco_images, tmp_path, capsys
             from PIL import Image
 
             chat = "USER: <image>\nPlease describe this image in detail. ASSISTANT:"  # LLaVA-1.5's template
-            enc = proc(images=Image.open(coco_images / files[r["image_id"]]).convert("RGB"), text=chat,
-                       return_tensors="pt")
+            enc = proc(
+                images=Image.open(coco_images / files[r["image_id"]]).convert("RGB"),
+                text=chat,
+                return_tensors="pt",
+            )
             with torch.no_grad():
                 seq = model.generate(**enc, max_new_tokens=6, do_sample=False)
-            assert seq[0, enc["input_ids"].shape[1]:].tolist() == r["token_ids"]
+            assert seq[0, enc["input_ids"].shape[1] :].tolist() == r["token_ids"]
         if r["method"] in ("vcd", "dola"):
             assert tr.config["decoding"] == "forced"  # decoded by the baseline, analysed afterwards
 
 
 def test_pope_on_fixtures_end_to_end(model_dir, tmp_path):
     out = tmp_path / "pope"
-    spec = RunSpec(task="pope", out=out, model=model_dir, dataset="fixtures", n=4, per_image=1,
-                   splits=["random", "adversarial"], methods=["greedy", "vcd"], max_new_tokens=[3],
-                   progress=False, threads=1)
+    spec = RunSpec(
+        task="pope",
+        out=out,
+        model=model_dir,
+        dataset="fixtures",
+        n=4,
+        per_image=1,
+        splits=["random", "adversarial"],
+        methods=["greedy", "vcd"],
+        max_new_tokens=[3],
+        progress=False,
+        threads=1,
+    )
     summary = run(spec)
     recs = records(out)
     assert len(recs) == 2 * 4 * 2 * 2  # splits x images x (yes, no) x methods
@@ -106,25 +145,40 @@ def test_pope_on_fixtures_end_to_end(model_dir, tmp_path):
         assert (r["label"] == "yes") == (r["object"] in truth[r["image_id"]])
     for row in summary.itertuples():
         qs = load_questions(out / f"pope_{row.split}.jsonl")
-        by_q = {r["question_id"]: r["text"] for r in recs
-                if r["method"] == row.method and r["split"] == row.split}
+        by_q = {
+            r["question_id"]: r["text"] for r in recs if r["method"] == row.method and r["split"] == row.split
+        }
         expect = pope_score([by_q[q["question_id"]] for q in qs], qs)
         for k in ("accuracy", "precision", "recall", "f1", "yes_ratio", "n"):
             assert getattr(row, k) == pytest.approx(expect[k])
-    assert set(zip(summary["method"], summary["split"])) == {(m, s) for m in ("greedy", "vcd")
-                                                             for s in ("random", "adversarial")}
+    assert set(zip(summary["method"], summary["split"])) == {
+        (m, s) for m in ("greedy", "vcd") for s in ("random", "adversarial")
+    }
     # the summary records the scoring modes and every option each method ran with
     assert set(summary["pope_parser"]) == {"pope"} and set(summary["pope_suffix"]) == {"pope"}
     vcd = json.loads(summary[summary["method"] == "vcd"]["options"].iloc[0])
     assert (vcd["schedule"], vcd["noise_step"], vcd["alpha"], vcd["beta"], vcd["decoding"]) == (
-        "vcd", 500, 1.0, 0.1, "sample")
+        "vcd",
+        500,
+        1.0,
+        0.1,
+        "sample",
+    )
     md = (out / "summary.md").read_text()
     assert "POPE answer parser: pope; question suffix: pope" in md and '- vcd: {"alpha": 1.0' in md
 
 
 def test_resume_after_interruption_redoes_nothing(model_dir, tmp_path, interrupt):
-    base = dict(task="chair", model=model_dir, dataset="fixtures", n=3, methods=["greedy", "sgrs", "dola"],
-                max_new_tokens=[3, 5], progress=False, threads=1)
+    base = dict(
+        task="chair",
+        model=model_dir,
+        dataset="fixtures",
+        n=3,
+        methods=["greedy", "sgrs", "dola"],
+        max_new_tokens=[3, 5],
+        progress=False,
+        threads=1,
+    )
     whole = run(RunSpec(out=tmp_path / "whole", **base))
     out = tmp_path / "cut"
     cut = interrupt(4)
@@ -158,9 +212,15 @@ def test_interrupted_trace_is_not_recorded(model_dir, tmp_path, monkeypatch, cap
         return tr
 
     monkeypatch.setattr(w.session, "trace", interrupted)
-    unit = {"key": "img:1|greedy|2", "item_id": "img:1", "image": {"kind": "fixture", "name": "astronaut"},
-            "prompt": "Please describe this image in detail.", "method": "greedy", "max_new_tokens": 2,
-            "seed": 0}
+    unit = {
+        "key": "img:1|greedy|2",
+        "item_id": "img:1",
+        "image": {"kind": "fixture", "name": "astronaut"},
+        "prompt": "Please describe this image in detail.",
+        "method": "greedy",
+        "max_new_tokens": 2,
+        "seed": 0,
+    }
     with pytest.raises(KeyboardInterrupt):
         w.run(unit)
 
@@ -176,8 +236,20 @@ def test_interrupted_trace_is_not_recorded(model_dir, tmp_path, monkeypatch, cap
 
 def test_image_list_reuse_and_mismatched_rerun(model_dir, tmp_path, capsys):
     a = tmp_path / "a"
-    common = ["chair", "--dataset", "fixtures", "--model", model_dir, "--methods", "greedy",
-              "--max-new-tokens", "3", "--no-progress", "--threads", "1"]
+    common = [
+        "chair",
+        "--dataset",
+        "fixtures",
+        "--model",
+        model_dir,
+        "--methods",
+        "greedy",
+        "--max-new-tokens",
+        "3",
+        "--no-progress",
+        "--threads",
+        "1",
+    ]
     assert main([*common, "--n", "3", "--seed", "5", "--out", str(a)]) == 0
     b = tmp_path / "b"
     assert main([*common, "--image-list", str(a / "images.json"), "--seed", "5", "--out", str(b)]) == 0
@@ -193,13 +265,36 @@ def test_image_list_reuse_and_mismatched_rerun(model_dir, tmp_path, capsys):
 def test_toy_dataset_mode_has_exact_ground_truth(model_dir, tmp_path):
     from lvsal_nb.toy.scenes import make_scene, scene_rng
 
-    chair = run(RunSpec(task="chair", out=tmp_path / "tc", model=model_dir, dataset="toy", n=3,
-                        methods=["greedy"], max_new_tokens=[2], progress=False, threads=1))
+    chair = run(
+        RunSpec(
+            task="chair",
+            out=tmp_path / "tc",
+            model=model_dir,
+            dataset="toy",
+            n=3,
+            methods=["greedy"],
+            max_new_tokens=[2],
+            progress=False,
+            threads=1,
+        )
+    )
     assert chair["n_captions"].tolist() == [3]
     for r in records(tmp_path / "tc"):
         assert r["gt_objects"] == sorted(make_scene(scene_rng("eval", 0, r["image_id"])).object_names())
-    run(RunSpec(task="pope", out=tmp_path / "tp", model=model_dir, dataset="toy", n=12, methods=["greedy"],
-                splits=["popular"], max_new_tokens=[2], progress=False, threads=1))
+    run(
+        RunSpec(
+            task="pope",
+            out=tmp_path / "tp",
+            model=model_dir,
+            dataset="toy",
+            n=12,
+            methods=["greedy"],
+            splits=["popular"],
+            max_new_tokens=[2],
+            progress=False,
+            threads=1,
+        )
+    )
     recs = records(tmp_path / "tp")
     assert recs and len(recs) % 6 == 0
     for r in recs:
@@ -211,19 +306,76 @@ def test_toy_dataset_mode_has_exact_ground_truth(model_dir, tmp_path):
 def test_errors(model_dir, tmp_path, capsys):
     assert main(["chair", "--methods", "greedy,beam", "--out", str(tmp_path / "e1")]) == 2
     assert "unknown method" in capsys.readouterr().err
-    assert main(["chair", "--dataset", "fixtures", "--n", "1", "--methods", "greedy", "--method-option",
-                 "vcd.alpha=2", "--model", model_dir, "--out", str(tmp_path / "e5")]) == 2
+    assert (
+        main(
+            [
+                "chair",
+                "--dataset",
+                "fixtures",
+                "--n",
+                "1",
+                "--methods",
+                "greedy",
+                "--method-option",
+                "vcd.alpha=2",
+                "--model",
+                model_dir,
+                "--out",
+                str(tmp_path / "e5"),
+            ]
+        )
+        == 2
+    )
     assert "does not use (greedy)" in capsys.readouterr().err
-    assert main(["chair", "--dataset", "fixtures", "--n", "1", "--methods", "vcd", "--method-option",
-                 "vcd.strength=2", "--model", model_dir, "--out", str(tmp_path / "e6"), "--no-progress"]) == 2
-    assert "method 'vcd' has no option(s) ['strength']; its options are alpha, beta" in capsys.readouterr().err
+    assert (
+        main(
+            [
+                "chair",
+                "--dataset",
+                "fixtures",
+                "--n",
+                "1",
+                "--methods",
+                "vcd",
+                "--method-option",
+                "vcd.strength=2",
+                "--model",
+                model_dir,
+                "--out",
+                str(tmp_path / "e6"),
+                "--no-progress",
+            ]
+        )
+        == 2
+    )
+    assert (
+        "method 'vcd' has no option(s) ['strength']; its options are alpha, beta" in capsys.readouterr().err
+    )
     assert main(["chair", "--model", model_dir, "--out", str(tmp_path / "e2")]) == 2
     assert "--annotations" in capsys.readouterr().err
     assert not (tmp_path / "e2" / "run.json").exists()  # a failed start fixes no settings
     assert main(["chair", "--dataset", "fixtures", "--n", "20", "--out", str(tmp_path / "e3")]) == 2
     assert "pass --n 9" in capsys.readouterr().err
-    assert main(["pope", "--dataset", "fixtures", "--workers", "2", "--n", "2", "--per-image", "1", "--model",
-                 model_dir, "--out", str(tmp_path / "e4")]) == 2
+    assert (
+        main(
+            [
+                "pope",
+                "--dataset",
+                "fixtures",
+                "--workers",
+                "2",
+                "--n",
+                "2",
+                "--per-image",
+                "1",
+                "--model",
+                model_dir,
+                "--out",
+                str(tmp_path / "e4"),
+            ]
+        )
+        == 2
+    )
     assert "--engine ray" in capsys.readouterr().err
 
 
@@ -231,6 +383,7 @@ TOY_ASSETS = Path(__file__).resolve().parents[2] / "lvsal_nb" / "toy" / "assets"
 
 
 @pytest.mark.skipif(not TOY_ASSETS.exists(), reason="the trained toy model is not built (lvsal toy-train)")
+@pytest.mark.slow
 def test_toy_model_greedy_equals_the_toy_worlds_own_metrics(tmp_path):
     """Greedy CHAIR and POPE through the runner equal lvsal_nb.toy.metrics (batched transformers generate)."""
     from lvsal_nb.toy.metrics import evaluate
@@ -238,8 +391,18 @@ def test_toy_model_greedy_equals_the_toy_worlds_own_metrics(tmp_path):
 
     model, tok = load_toy()
     ref = evaluate(model, tok, n_scenes=16, seed=1)
-    base = dict(model="toy", dataset="toy", n=16, seed=1, methods=["greedy"], device="cpu", dtype="float32",
-                progress=False, threads=1, traces=False)
+    base = dict(
+        model="toy",
+        dataset="toy",
+        n=16,
+        seed=1,
+        methods=["greedy"],
+        device="cpu",
+        dtype="float32",
+        progress=False,
+        threads=1,
+        traces=False,
+    )
     chair = run(RunSpec(task="chair", out=tmp_path / "c", max_new_tokens=[64], **base)).iloc[0]
     for k in ("chair_s", "chair_i", "recall", "avg_len", "n_mentions", "n_hallucinated"):
         assert chair[k] == pytest.approx(ref["chair"][k]), k

@@ -8,7 +8,6 @@ import pytest
 from lvsal_nb.errors import ConfigError
 from lvsal_nb.eval.scores import chair_scores, parse_yes_no, pope_scores
 
-
 # (answer, POPE's evaluate.py, the strict parser) -- each derived by hand from the two rules.
 ANSWERS = [
     ("Yes", True, True),

@@ -43,7 +43,9 @@ def test_demo_unknown_world_is_refused(tmp_path, capsys):
     assert "invalid choice" in capsys.readouterr().err
 
 
-@pytest.mark.skipif(not (get_world("v2").asset_dir / "model.safetensors").exists(), reason="v2 weights not built")
+@pytest.mark.skipif(
+    not (get_world("v2").asset_dir / "model.safetensors").exists(), reason="v2 weights not built"
+)
 def test_demo_v2_prints_recap_types(tmp_path, capsys):
     assert ASSET_DIR != get_world("v2").asset_dir
     assert main(["demo", "--world", "v2", "--out", str(tmp_path), "--max-new-tokens", "64"]) == 0

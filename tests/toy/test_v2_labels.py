@@ -11,9 +11,11 @@ def types(text, truth):
 
 
 def test_faithful_caption_is_all_correct():
-    text = "there is a large red star , a small blue cross and a large blue square . so : star , cross , square ."
+    text = "there is a large red star , a small blue cross and a large blue square . so : star , cross , square ."  # noqa: E501
     labs = label_caption(text, ["cross", "star", "square"])
-    assert [(lab.part, lab.type) for lab in labs] == [("list", "correct")] * 3 + [("recap", "recap_correct")] * 3
+    assert [(lab.part, lab.type) for lab in labs] == [("list", "correct")] * 3 + [
+        ("recap", "recap_correct")
+    ] * 3
     assert not any(lab.hallucinated for lab in labs)
     # recap word k copies list word k: word indices 5, 10, 15 (counted by hand)
     assert [lab.source for lab in labs[3:]] == [5, 10, 15] == [lab.expected for lab in labs[3:]]
@@ -44,7 +46,7 @@ def test_recap_types_against_the_models_own_list():
     # moon again (repeat), circle at turn 2 (correct copy), heart never listed, star past the end
     text = "there is a star , a moon and a circle . so : moon , moon , circle , heart , star ."
     got = [(lab.shape, lab.type, lab.hallucinated) for lab in label_caption(text, ["star", "circle"])][3:]
-    assert got == [("moon", "recap_order", True), ("moon", "repeat", True), ("circle", "recap_correct", False),
+    assert got == [("moon", "recap_order", True), ("moon", "repeat", True), ("circle", "recap_correct", False),  # noqa: E501
                    ("heart", "recap_never_listed", True), ("star", "overrun", False)]  # fmt: skip
 
 

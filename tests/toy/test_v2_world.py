@@ -13,10 +13,10 @@ from lvsal_nb.toy.worlds import DEFAULT_WORLD, get_world, world_tokenizer
 def test_recap_caption_by_hand():
     from lvsal_nb.toy.scenes import Scene, SceneObject
 
-    sc = Scene([SceneObject("star", "red", "large", 10, 10, 6), SceneObject("cross", "blue", "small", 40, 40, 4),
+    sc = Scene([SceneObject("star", "red", "large", 10, 10, 6), SceneObject("cross", "blue", "small", 40, 40, 4),  # noqa: E501
                 SceneObject("square", "blue", "large", 20, 50, 6)])  # fmt: skip
     assert recap_caption(sc) == (
-        "there is a large red star , a small blue cross and a large blue square . so : star , cross , square ."
+        "there is a large red star , a small blue cross and a large blue square . so : star , cross , square ."  # noqa: E501
     )
     one = Scene([SceneObject("moon", "yellow", "small", 10, 10, 4)])
     assert recap_caption(one) == "there is a small yellow moon . so : moon ."

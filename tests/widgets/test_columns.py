@@ -78,7 +78,7 @@ def test_image_patches_are_the_image_part_of_the_row(sgrs_trace):
     k = cols + 1
     assert (d["r"][k], d["c"][k], d["x"][k], d["y"][k]) == (1, 1, 1.5, rows - 1.5)
     # per-trace scale [0, max of the image part over every step], the same for every step
-    hi = max(float(s.row.mean(0)[a: a + rows * cols].max()) for s in tr.records)
+    hi = max(float(s.row.mean(0)[a : a + rows * cols].max()) for s in tr.records)
     assert R.image_top(tr, None) == pytest.approx(hi)
     i = int(np.argmax(expect[: rows * cols]))
     assert d["fill"][i] == C.PALETTE[min(255, int(expect[i] / hi * 256))]

@@ -75,6 +75,7 @@ def test_tuner_bundle_shows_the_runs(llava_session, image):
     assert b["text/html"].count("data-step=") == 4 and "<b>A</b>" in b["text/html"]
 
 
+@pytest.mark.slow
 def test_saved_notebook_with_three_viewers_is_small(tmp_path):
     """Issue 19 item 7: each viewer wrote 2.6 MB of BokehJS. Now: one 1.3 MB copy per kernel, and
     each viewer's own outputs are tens of KB. Runs a real kernel (nbclient), ~40 s."""
