@@ -1,5 +1,7 @@
 """Shared fixtures: tiny random models of the real architectures (float64 for exactness tests)."""
 
+import subprocess
+
 import numpy as np
 import pytest
 import torch
@@ -75,3 +77,15 @@ def mem_efficient_aligned(mask: torch.Tensor) -> bool:
     """PyTorch's `aligned_tensor<8>` (aten/src/ATen/native/transformers/attention.cpp): a mask failing
     it is padded into a copy by the CUDA memory-efficient kernel in every call."""
     return mask.stride(-1) == 1 and all(s % 8 == 0 for s in mask.stride()[:-1])
+
+
+@pytest.fixture
+def tiny_tmpfs(tmp_path):
+    """A 64 KiB tmpfs, for real full-disk writes (needs root and mount permission; skipped elsewhere)."""
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mnt)], capture_output=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.decode().strip()}")
+    yield mnt
+    subprocess.run(["umount", str(mnt)], check=False)

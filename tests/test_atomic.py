@@ -6,7 +6,6 @@ import errno
 import json
 import math
 import os
-import subprocess
 
 import numpy as np
 import pytest
@@ -121,18 +120,6 @@ def test_folder_writer_keeps_old_files_when_it_fails(tmp_path, monkeypatch):
         (tmp / "weights.bin").write_bytes(b"w")
     assert sorted(p.name for p in out.iterdir()) == ["config.json", "keep.txt", "weights.bin"]
     assert (out / "config.json").read_text() == "new config"
-
-
-@pytest.fixture
-def tiny_tmpfs(tmp_path):
-    """A 64 KiB tmpfs (needs root and mount permission; skipped where it cannot be mounted)."""
-    mnt = tmp_path / "small"
-    mnt.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mnt)], capture_output=True)
-    if r.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.decode().strip()}")
-    yield mnt
-    subprocess.run(["umount", str(mnt)], check=False)
 
 
 def test_really_full_disk(tiny_tmpfs):

@@ -4,7 +4,6 @@ import errno
 import json
 import os
 import random
-import subprocess
 import time
 import warnings
 
@@ -233,18 +232,6 @@ def test_save_on_a_full_disk_keeps_the_old_file(tmp_path, monkeypatch, suffix, w
 def test_save_into_a_missing_folder_is_a_clear_error(tmp_path):
     with pytest.raises(FileWriteError, match="folder .* does not exist"):
         _synthetic().save(tmp_path / "nope" / "t.lvsal.parquet")
-
-
-@pytest.fixture
-def tiny_tmpfs(tmp_path):
-    """A 64 KiB tmpfs (needs root and mount permission; skipped elsewhere)."""
-    mnt = tmp_path / "small"
-    mnt.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mnt)], capture_output=True)
-    if r.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.decode().strip()}")
-    yield mnt
-    subprocess.run(["umount", str(mnt)], check=False)
 
 
 @pytest.mark.parametrize("suffix", [".lvsal.parquet", ".lvsal.json"])
