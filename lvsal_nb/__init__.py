@@ -3,7 +3,7 @@
 import lvsal_nb as lv
 s = lv.load("toy")
 tr = s.trace(image, "Describe the image.", max_new_tokens=32)
-tr.steps; tr.matrix(); tr.save("run.lvsal.parquet")
+tr.table; tr.matrix(); tr.save("run.lvsal.parquet")
 """
 
 from .dashboard import dashboard  # the function, on purpose shadowing the subpackage's name

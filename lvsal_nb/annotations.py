@@ -11,7 +11,7 @@ lives at `$LVSAL_DATA_DIR/marks.sqlite3`, else `$XDG_DATA_HOME/lvsal-nb/marks.sq
     store = MarkStore()                                   # default file, created on first write
     store.add(tr.trace_id, 5, "hallucinated", token=" moon", note="no moon in the image")
     store.marks(tr.trace_id)                              # DataFrame, one row per mark
-    tr.steps.merge(store.labels_for(tr.trace_id), on="step")  # labels for the detector evaluation
+    tr.table.merge(store.labels_for(tr.trace_id), on="step")  # labels for the detector evaluation
 
 The database runs in WAL mode with a busy timeout, and every write is one short immediate
 transaction, so several kernels or processes can mark at once without losing a write. A file that

@@ -4,7 +4,7 @@ Saliency is Viridis, 256 steps (bokeh.palettes.Viridis256): low saliency is DARK
 (#440154), high saliency is BRIGHT yellow (#FDE724), in every view. Scales are fixed and stated:
 per trace [0, max of the shown quantity over the whole trace] unless a view says "per step".
 Marks are drawn so they stay visible on every colour of the palette: 2 px lines with a 1 px white
-halo. Steps are numbered from 0 (the index of `Trace.steps`).
+halo. Steps are numbered from 0 (the index of `Trace.table`).
 
 labextension/src/colors.ts holds a copy of SALIENCY_PALETTE; a test checks the two are identical.
 """

@@ -108,12 +108,12 @@ class Step:
 
 @dataclass(eq=False)
 class Trace:
-    """A traced generation. `steps` and `candidates` are DataFrames; `records` the Step objects.
+    """A traced generation. `table` and `candidates` are DataFrames; `records` the Step objects.
 
     Examples::
 
         tr = session.trace(image, "Describe the image.", max_new_tokens=16)
-        tr.steps[["token", "saliency"]]      # one row per generated token
+        tr.table[["token", "saliency"]]      # one row per generated token
         tr.matrix().shape                    # (n_steps, n_positions)
         tr.save("run.lvsal.parquet"); Trace.load("run.lvsal.parquet")
     """
@@ -140,12 +140,12 @@ class Trace:
 
     @property
     def text(self) -> str:
-        """The generated text, without special tokens such as EOS (they stay in `steps`)."""
+        """The generated text, without special tokens such as EOS (they stay in `table`)."""
         special = set(self.config.get("special_token_ids", []))
         return "".join(s.token for s in self.records if s.token_id not in special)
 
     @property
-    def steps(self) -> pd.DataFrame:
+    def table(self) -> pd.DataFrame:
         """One row per generated token: step, position, token_id, token, prob, logprob, saliency,
         s_L<l> per target layer, tau, decision, round, n_candidates, sample_prob, sample_logprob.
 
@@ -179,6 +179,16 @@ class Trace:
                 columns=["step", "position", "token_id", "token", "prob", "logprob", "saliency"]
             )
         return df
+
+    @property
+    def steps(self) -> pd.DataFrame:
+        """Deprecated name of `table` (the DataFrame); the Step objects are `records`."""
+        warnings.warn(
+            "Trace.steps is deprecated: the DataFrame is Trace.table (the Step objects are Trace.records)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self.table
 
     @property
     def candidates(self) -> pd.DataFrame:

@@ -356,10 +356,10 @@ def test_sampled_steps_record_model_and_sampling_probabilities(llava_session, im
         expect = float(q[rec.token_id] / q[keep].sum())
         assert rec.sample_prob == pytest.approx(expect, rel=1e-5)  # (drawn from a float32 distribution)
         assert rec.sample_logprob == pytest.approx(np.log(expect), abs=1e-5)
-    df = tr.steps
+    df = tr.table
     assert {"sample_prob", "sample_logprob"} <= set(df.columns)
     greedy = llava_session.trace(image, PROMPT, max_new_tokens=2)
-    assert greedy.steps["sample_prob"].isna().all() and greedy.records[0].sample_prob is None
+    assert greedy.table["sample_prob"].isna().all() and greedy.records[0].sample_prob is None
 
 
 @pytest.mark.parametrize("suffix", [".parquet", ".json"])
@@ -376,4 +376,4 @@ def test_sampling_probabilities_survive_save_and_old_files_load(llava_session, i
             del st["sample_prob"], st["sample_logprob"]
         (tmp_path / "old.json").write_text(json.dumps(d))
         old = lv.Trace.load(tmp_path / "old.json")
-        assert old.records[0].sample_prob is None and old.steps["sample_prob"].isna().all()
+        assert old.records[0].sample_prob is None and old.table["sample_prob"].isna().all()

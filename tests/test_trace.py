@@ -18,7 +18,7 @@ def trace(image, llava_session):
 
 
 def _same(a: lv.Trace, b: lv.Trace):
-    pd.testing.assert_frame_equal(a.steps, b.steps, check_dtype=False)
+    pd.testing.assert_frame_equal(a.table, b.table, check_dtype=False)
     pd.testing.assert_frame_equal(a.candidates, b.candidates, check_dtype=False)
     np.testing.assert_allclose(a.matrix(), b.matrix(), atol=1e-6, equal_nan=True)
     assert (a.spans, a.tokens, a.token_ids, a.config, a.trace_id, a.image_png) == (
@@ -38,7 +38,7 @@ def test_round_trip(trace, tmp_path, suffix):
 
 
 def test_views(trace):
-    steps = trace.steps
+    steps = trace.table
     assert list(steps["step"]) == list(range(len(trace)))
     assert {"s_L1", "s_L2", "tau", "decision"} <= set(steps.columns)
     assert len(trace.candidates) == 3 * len(trace)
@@ -51,6 +51,15 @@ def test_views(trace):
         trace.matrix(layer=7)
     assert trace.text == "".join(s.token for s in trace.records)
     assert lv.MIME_TYPE in trace._repr_mimebundle_()
+
+
+def test_steps_is_a_deprecated_name_of_table(trace):
+    """Issue 18: the DataFrame is `table` (Step objects are `records`); the old name still works and
+    says where to go."""
+    with pytest.warns(DeprecationWarning, match=r"Trace\.steps is deprecated.*Trace\.table"):
+        old = trace.steps
+    pd.testing.assert_frame_equal(old, trace.table)
+    assert list(old["token_id"]) == [s.token_id for s in trace.records]
 
 
 def test_corrupt_file(tmp_path):

@@ -2,7 +2,7 @@
 and its saliency matrix, with the marks; read from the run only when a row is selected.
 
 Scales follow the colour language: per trace, [0, max over the whole trace], stated on the colour bar.
-Steps are 0-based, as `Trace.steps`.
+Steps are 0-based, as `Trace.table`.
 """
 
 from __future__ import annotations

@@ -112,7 +112,7 @@ def detector_table(
     hallucinated). AUROC above 0.5 then means hallucinated tokens have lower saliency.
 
     Args:
-        df (pandas.DataFrame): one row per token (e.g. ``Trace.steps`` joined with marks).
+        df (pandas.DataFrame): one row per token (e.g. ``Trace.table`` joined with marks).
         score_cols (str | Sequence[str]): saliency columns, e.g. one per layer and the combined score.
         label_col (str): boolean or 0/1 column, True = hallucinated.
         negate (bool): score ``-col`` (low flags hallucination). Default: True. False scores the

@@ -39,7 +39,7 @@ def _check_view(view, trace: dict) -> None:
     expect(tokens).to_have_count(n)  # retried: the view's node can exist before its tokens render
     assert tokens.nth(4).inner_text() == trace["steps"][4]["token"]
     _expect_step(view, 0)
-    # steps are 0-based, as tr.steps in the notebook
+    # steps are 0-based, as tr.table in the notebook
     assert view.locator(".jp-LvsalTrace-readout").inner_text().startswith(f"step 0 of 0–{n - 1}")
 
     view.locator(".jp-LvsalTrace-scrubber").fill("7")

@@ -87,7 +87,7 @@ def test_sgrs_records_every_candidate_and_rejection(llava_session, image):
             assert s.saliency == max(c.saliency for c in s.candidates)
             assert sum(c.round is not None for c in s.candidates) == 2
         hist.append(s.saliency)
-    assert "fallback" in set(tr.steps["decision"])
+    assert "fallback" in set(tr.table["decision"])
 
 
 def test_batched_candidates_equal_one_by_one(llava_session, image):
