@@ -120,9 +120,9 @@ def _load_pretrained(name: str, device: torch.device, dtype: torch.dtype) -> Ses
     try:
         processor = transformers.AutoProcessor.from_pretrained(name, local_files_only=True)
     except Exception:  # Qwen's processor wants torchvision for video: tokenizer + Pillow image processor
-        from .models.tiny import TinyProcessor
+        from .models.qwen2_vl import ImageOnlyProcessor
 
         tok = transformers.AutoTokenizer.from_pretrained(name, local_files_only=True)
         improc = transformers.AutoImageProcessor.from_pretrained(name, local_files_only=True)
-        processor = TinyProcessor(tok, improc)
+        processor = ImageOnlyProcessor(tok, improc)
     return Session(model.eval(), processor, model_id=name, device=device, dtype=dtype)

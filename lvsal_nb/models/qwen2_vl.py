@@ -17,6 +17,16 @@ TEMPLATE = (
 IMAGE_SLOT = "<|vision_start|><|image_pad|><|vision_end|>"
 
 
+class ImageOnlyProcessor:
+    """Qwen2-VL's processor without its video half (the stock one needs torchvision for it): the
+    checkpoint's `.tokenizer` and Pillow `.image_processor`, all Qwen2VLAdapter uses. lv.load falls
+    back to it for real checkpoints; the tiny random Qwen models use it too."""
+
+    def __init__(self, tokenizer, image_processor):
+        self.tokenizer = tokenizer
+        self.image_processor = image_processor
+
+
 class Qwen2VLAdapter(Adapter):
     family = "qwen2_vl"
     locore_beta = 0.20

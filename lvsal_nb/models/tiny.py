@@ -50,14 +50,6 @@ def word_tokenizer(extra_words: tuple[str, ...] = (), vocab_size: int | None = N
     return tok
 
 
-class TinyProcessor:
-    """Duck-typed processor: `.tokenizer` + `.image_processor` (what the Qwen adapter uses)."""
-
-    def __init__(self, tokenizer, image_processor):
-        self.tokenizer = tokenizer
-        self.image_processor = image_processor
-
-
 def llama_text_config(vocab: int, hidden: int, layers: int, heads: int, kv_heads: int, inter: int):
     """A LlamaConfig for the text side (untied head, ids of `word_tokenizer`'s specials)."""
     from transformers import LlamaConfig
@@ -148,6 +140,8 @@ def _tiny_qwen(
     import transformers
     from transformers import Qwen2VLImageProcessorPil
 
+    from .qwen2_vl import ImageOnlyProcessor
+
     tok = word_tokenizer()
     ids = {t: tok.convert_tokens_to_ids(t) for t in SPECIALS}
     head_dim = hidden // heads
@@ -203,7 +197,7 @@ def _tiny_qwen(
         min_pixels=56 * 56, max_pixels=112 * 112, patch_size=14, merge_size=2, temporal_patch_size=2
     )
     model.generation_config.pad_token_id = 0
-    return model, TinyProcessor(tok, improc)
+    return model, ImageOnlyProcessor(tok, improc)
 
 
 def tiny_qwen2_vl(**kw):
