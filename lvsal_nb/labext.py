@@ -7,16 +7,9 @@ tells `jupyter labextension develop` where the built files are in a source check
 
 from __future__ import annotations
 
-from pathlib import Path
-
 NPM_NAME = "lvsal-nb-labextension"
-BUILD_DIR = Path(__file__).parent / "labextension"  # written by .ci/labextension.sh
 
 
 def _jupyter_labextension_paths() -> list[dict[str, str]]:
+    """Where Jupyter finds the built extension: lvsal_nb/labextension (written by .ci/labextension.sh)."""
     return [{"src": "labextension", "dest": NPM_NAME}]
-
-
-def is_built() -> bool:
-    """Whether the extension has been built into this source tree (always true in a wheel install)."""
-    return (BUILD_DIR / "static" / "style.js").exists()

@@ -37,7 +37,6 @@ class MagicState:
 
     session: Any = None
     image: Any = None
-    image_spec: str | None = None
     truth: set[str] | None = None
     prompt: str | None = None
     viewer: Any = None
@@ -233,7 +232,6 @@ class LvsalMagics(Magics):
             raise UsageError("%lvsal: no model loaded; run %lvsal load toy (or a checkpoint path) first")
         if ns.image is not None:
             state.image, state.truth = self._image(ns.image)
-            state.image_spec = ns.image
         if ns.prompt:
             state.prompt = ns.prompt
         if state.prompt is None:

@@ -2,24 +2,13 @@
 
 Bokeh draws on a canvas, where CSS variables (--jp-ui-font-color1 ...) do not reach. So figures get
 transparent backgrounds (the page's --jp-layout-color shows through) and text, axes and grid in
-mid greys readable on both a white and a near-black page; the ipywidgets around them use the
-JupyterLab variables directly (WIDGET_CSS).
+mid greys readable on both a white and a near-black page.
 """
 
 from __future__ import annotations
 
 TEXT = "#8C8C8C"  # titles, axis labels and ticks: ~3.3:1 on white, ~5:1 on #111
 GRID = "#8C8C8C"
-
-# ipywidgets parts that carry their own colours: take them from the theme.
-WIDGET_CSS = """<style>
-.lvsal-info, .lvsal-status { color: var(--jp-ui-font-color1); }
-.lvsal-panel { color: var(--jp-ui-font-color1); background: var(--jp-layout-color1);
-               border: 1px solid var(--jp-border-color1); border-radius: 2px; }
-.lvsal-diff { background: var(--jp-warn-color2, #ffd54f); color: var(--jp-ui-inverse-font-color1, #000); }
-.lvsal-muted { color: var(--jp-ui-font-color2); }
-.lvsal-wrap { flex-wrap: wrap; }
-</style>"""
 
 
 def themed(fig) -> None:
