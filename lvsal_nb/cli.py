@@ -48,6 +48,7 @@ def print_table(
 
 
 def demo(args) -> int:
+    """`lvsal demo`: trace the toy model on a bundled scene, print the table, write the trace files."""
     import lvsal_nb as lv
 
     from .toy.demo_table import print_demo_table, print_errors
@@ -127,6 +128,8 @@ def _check_out_file(out: Path) -> None:
 
 
 def trace_cmd(args) -> int:
+    """`lvsal trace`: load --model, trace --image/--prompt (or run --method), print the table and
+    write --out; returns the exit status."""
     import lvsal_nb as lv
 
     from .methods import available, run_method
@@ -168,12 +171,14 @@ def trace_cmd(args) -> int:
 
 
 def dashboard_cmd(args) -> int:
+    """`lvsal dashboard RUN`: serve the run folder's dashboard until interrupted; returns the exit status."""
     from .dashboard.server import serve
 
     return serve(args.run, address=args.address, port=args.port, show=args.show)
 
 
 def toy_train(argv: list[str]) -> int:
+    """`lvsal toy-train ...`: train the toy model (its own argument parser); exit status 0 on success."""
     from .toy.train import main as train_main
 
     train_main(argv)  # returns the run's info dict, not an exit status
@@ -181,6 +186,7 @@ def toy_train(argv: list[str]) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The `lvsal` argument parser (demo, trace, dashboard; toy-train and eval parse their own)."""
     p = argparse.ArgumentParser(
         prog="lvsal", description="LVLMs-Saliency, SGRS and LocoRE for vision-language models"
     )
@@ -230,6 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `lvsal` command: the exit status (2 with a one-line message on a usage error)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         if argv and argv[0] == "toy-train":

@@ -92,6 +92,8 @@ def _trace_options(p: argparse.ArgumentParser, prompt: bool = True) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The argparse parser of `%lvsal` (subcommands load, trace, view, tune, marks, ...); its
+    errors raise UsageError instead of exiting the kernel."""
     p = _Parser(
         prog="%lvsal",
         description="lvsal-nb: trace saliency while a vision-language model decodes.",

@@ -63,10 +63,12 @@ class Spans:
         return np.arange(start, q + 1)
 
     def to_dict(self) -> dict[str, Any]:
+        """JSON-ready {name: [start, stop] or None}."""
         return {k: (list(v) if v is not None else None) for k, v in asdict(self).items()}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Spans:
+        """Inverse of `to_dict`."""
         return cls(**{k: (tuple(v) if v is not None else None) for k, v in d.items()})  # type: ignore[arg-type]
 
 
@@ -136,6 +138,7 @@ class Trace:
     # ---- views -------------------------------------------------------------------------------
     @property
     def layers(self) -> list[int]:
+        """The target decoder layers (0-based) whose rows were recorded, in `config`'s order."""
         return list(self.config.get("layers", []))
 
     @property
@@ -280,6 +283,8 @@ class Trace:
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Trace:
+        """A Trace from the dict `to_json` writes; raises TraceFileError on a schema this version
+        cannot read."""
         _check_schema(d)
         records = [_step_from_json(s) for s in d["steps"]]
         return cls(

@@ -53,6 +53,7 @@ class Dashboard:
 
     @property
     def methods(self) -> MethodsView:
+        """The methods tab's view, built (and put into its tab) on first use."""
         if self._methods is None:
             self._methods = MethodsView(self.data, n_boot=self._n_boot)
             self._set_tab(1, self._methods.layout)
@@ -60,6 +61,7 @@ class Dashboard:
 
     @property
     def detector(self) -> DetectorView:
+        """The detector tab's view, built (and put into its tab) on first use."""
         if self._detector is None:
             self._detector = DetectorView(self.data)
             self._set_tab(2, self._detector.layout)
@@ -79,6 +81,8 @@ class Dashboard:
             self.detector  # noqa: B018
 
     def select(self, answer_row: int) -> None:
+        """Show answer `answer_row` (a row of the answers table) in the trace view and tell the
+        `on_select` callback."""
         if self.trace is not None:
             self.trace.show(answer_row)
         if self._on_select is not None:

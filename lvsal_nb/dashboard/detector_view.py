@@ -20,6 +20,9 @@ COMBINED = "saliency"  # the trace's score: mean over the target layers
 
 
 class DetectorView:
+    """ROC / PR curves, AUROC and AP of low saliency per target layer and combined, the
+    correct-vs-hallucinated histogram and saliency against caption position, for one label source."""
+
     def __init__(self, data):
         self.data = data
         self.cols = [*data.layer_cols, COMBINED]
@@ -114,6 +117,7 @@ class DetectorView:
 
     @property
     def label_source(self) -> str:
+        """The chosen label source: "chair", "human" or "combined"."""
         return SOURCES[self.source.active]
 
     def update(self) -> dict:

@@ -26,6 +26,9 @@ def _fmt(v: float, lo: float, hi: float, pct: bool) -> str:
 
 
 class MethodsView:
+    """Summary table of every method (bootstrap 95% intervals, `n_boot` resamples, `seed`) and the
+    paired per-image difference of two chosen methods on one metric."""
+
     def __init__(self, data, *, n_boot: int = 1000, seed: int = 0):
         self.data = data
         self.summary = data.summary(n_boot, seed)  # computed once per run, shared by every page
@@ -95,6 +98,8 @@ class MethodsView:
         )
 
     def update_diff(self) -> None:
+        """Recompute the per-image differences (method A - method B) of the chosen metric: the
+        table, the histogram and the mean difference's 95% interval."""
         ans = self.data.answers.assign(correct=self.data.answers.get("correct", 0) * 1.0)
         d = paired_differences(ans, self.a.value, self.b.value, self.metric.value)
         self.diff_src.data = {c: d[c].tolist() for c in self.diff_src.data}

@@ -115,6 +115,8 @@ class TraceView:
 
     # ---- filling ------------------------------------------------------------------------------
     def show(self, answer_row: int) -> None:
+        """Fill the view with answer `answer_row` (a row of the answers table): caption, token
+        strip, saliency curve and matrix; no token selected."""
         a = self.data.answers.iloc[answer_row]
         self.key = a["key"]
         toks = self.data.answer_tokens(self.key)

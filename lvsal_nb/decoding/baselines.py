@@ -89,6 +89,7 @@ def repetition_penalty(scores: torch.Tensor, seen: list[int], penalty: float) ->
 
 
 def check_decoding(max_new_tokens: int, decoding: str, temperature: float, top_p: float) -> None:
+    """Raise ConfigError unless max_new_tokens is an int >= 1 and the sampling settings are valid."""
     if not isinstance(max_new_tokens, int) or max_new_tokens < 1:
         raise ConfigError(f"max_new_tokens must be an integer >= 1, got {max_new_tokens!r}")
     sampling.check_sampling(decoding, temperature, top_p)

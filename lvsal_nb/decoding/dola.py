@@ -70,6 +70,7 @@ class DoLa:
             )
 
     def to_dict(self) -> dict:
+        """The settings as a JSON-ready dict (layers as a list or the bucket name)."""
         d = asdict(self)
         d["layers"] = self.layers if isinstance(self.layers, str) else list(self.layers)
         return d

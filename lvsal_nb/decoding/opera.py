@@ -78,6 +78,7 @@ class OPERA:
             raise ConfigError(f"OPERA penalty_weights must be >= 0, got {self.penalty_weights!r}")
 
     def to_dict(self) -> dict:
+        """The settings as a JSON-ready dict (recorded in the Trace's config)."""
         return asdict(self)
 
 

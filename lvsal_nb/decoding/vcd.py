@@ -57,6 +57,7 @@ class VCD:
             raise ConfigError(f"VCD schedule must be one of {SCHEDULES}, got {self.schedule!r}")
 
     def to_dict(self) -> dict:
+        """The settings as a JSON-ready dict (recorded in the Trace's config)."""
         return asdict(self)
 
 

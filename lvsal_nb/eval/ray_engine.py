@@ -69,6 +69,8 @@ class RayEngine:
         self._owns_ray = False
 
     def start(self, worker_kwargs: dict[str, Any]) -> dict[str, Any]:
+        """Connect to (or start) Ray, place the workers (one per GPU, else cpus / cpus_per_worker)
+        and wait until each has loaded the model; returns the first worker's description + placement."""
         try:
             import ray
         except ImportError as e:
@@ -94,12 +96,14 @@ class RayEngine:
         return {**infos[0], "engine": "ray", "workers": n, "placement": opts}
 
     def imap(self, units: Iterable[dict]) -> Iterator[dict]:
+        """Run `units` on the workers; yields each unit's record as it finishes (any order)."""
         from ray.util import ActorPool
 
         pool = ActorPool(self.actors)
         yield from pool.map_unordered(lambda actor, unit: actor.run.remote(unit), list(units))
 
     def close(self) -> None:
+        """Kill the workers; shut Ray down if this engine started it."""
         import ray
 
         for a in self.actors:

@@ -17,6 +17,7 @@ from lvsal_nb.errors import ConfigError, FileWriteError
 
 
 def unit_key(item_id: str, method: str, max_new_tokens: int) -> str:
+    """The key of one unit of work: "item_id|method|max_new_tokens"."""
     return f"{item_id}|{method}|{max_new_tokens}"
 
 

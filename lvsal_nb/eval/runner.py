@@ -94,6 +94,7 @@ class RunSpec:
     progress: bool = True
 
     def fixed(self) -> dict[str, Any]:
+        """The settings a resumed run must share with the run.json already in --out (paths resolved)."""
         d = asdict(self)
         for k in ("annotations", "captions", "images"):
             d[k] = str(Path(d[k]).resolve()) if d[k] else None
@@ -106,14 +107,17 @@ class LocalEngine:
     name = "local"
 
     def start(self, worker_kwargs: dict[str, Any]) -> dict[str, Any]:
+        """Load the model in this process; returns the worker's description (model, device, layers ...)."""
         self.worker = Worker(**worker_kwargs)
         return self.worker.describe()
 
     def imap(self, units: Iterable[dict]) -> Iterator[dict]:
+        """Run `units` in order; yields each unit's record."""
         for u in units:
             yield self.worker.run(u)
 
     def close(self) -> None:
+        """Drop the worker (and its model)."""
         self.worker = None
 
 
@@ -205,6 +209,7 @@ def _run_locked(spec: RunSpec, out: Path, methods, mnts, on_result, engine) -> p
 
 
 def make_engine(spec: RunSpec):
+    """The engine `spec.engine` names (local or ray); raises ConfigError on settings it cannot honour."""
     if spec.engine == "local":
         if spec.workers not in (None, 1):
             raise ConfigError("--workers needs --engine ray (the local engine runs one worker)")
@@ -425,6 +430,7 @@ def _csv(kind):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The `lvsal eval` argument parser (chair / pope subcommands)."""
     p = argparse.ArgumentParser(
         prog="lvsal eval",
         description="CHAIR / POPE evaluation of decoding methods (resumable; local or on a Ray cluster)",
@@ -540,6 +546,7 @@ def _method_option(text: str) -> tuple[str, str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Entry point of `lvsal eval`: run (or resume) the evaluation; returns the exit status."""
     args = build_parser().parse_args(argv)
     opts: dict[str, dict[str, Any]] = {}
     for method, name, value in args.method_options:

@@ -83,9 +83,11 @@ class Task:
         self.image_ids = image_ids
 
     def judge(self, item: Item, text: str) -> dict[str, Any]:
+        """The judgement of one answer `text` to `item` (a JSON-ready dict stored with the record)."""
         raise NotImplementedError
 
     def summarize(self, records: Sequence[dict], methods: Sequence[str]) -> pd.DataFrame:
+        """One summary row per method (and setting) from the judged records."""
         raise NotImplementedError
 
 
@@ -100,6 +102,8 @@ class ChairTask(Task):
         self.chair = chair  # COCO: Rohrbach et al.'s parser; None: the toy world's exact shape nouns
 
     def judge(self, item: Item, text: str) -> dict[str, Any]:
+        """Objects mentioned, hallucinated (not in the ground truth) and covered, the caption's word
+        count, chair_s (0/1) and chair_i (hallucinated / mentioned)."""
         if self.chair is not None:
             row = self.chair.evaluate({item.image_id: text})[1].iloc[0]
             objects, gt, n_words = list(row["objects"]), list(row["gt_objects"]), int(row["n_words"])
@@ -120,6 +124,7 @@ class ChairTask(Task):
         }
 
     def summarize(self, records, methods) -> pd.DataFrame:
+        """CHAIR_S, CHAIR_I, recall and length per (method, max_new_tokens)."""
         rows = []
         for (method, mnt), group in _groups(records, methods, ("max_new_tokens",)):
             s = chair_scores(
@@ -149,10 +154,12 @@ class PopeTask(Task):
         self.suffix = suffix  # the name of the question suffix ("pope": none, "vcd": one word)
 
     def judge(self, item: Item, text: str) -> dict[str, Any]:
+        """pred_yes (the parser's reading of `text`) and whether it matches the item's label."""
         yes = parse_yes_no(text, self.parser)
         return {"pred_yes": yes, "correct": yes == (item.meta["label"] == "yes")}
 
     def summarize(self, records, methods) -> pd.DataFrame:
+        """Accuracy, precision, recall, F1 and yes-ratio per (method, max_new_tokens, split)."""
         rows = []
         for (method, mnt, split), group in _groups(records, methods, ("max_new_tokens", "split")):
             s = pope_scores([r["pred_yes"] for r in group], [r["label"] == "yes" for r in group])

@@ -39,6 +39,8 @@ DEFAULT_METHODS = tuple(m for m in METHODS if m != "opera")
 
 
 def check_methods(methods: list[str]) -> list[str]:
+    """The methods without duplicates, in order; raises ConfigError naming unknown ones and the
+    choices."""
     bad = [m for m in methods if m not in METHODS]
     if bad or not methods:
         raise ConfigError(f"unknown method(s) {bad}; --methods takes a comma list of {', '.join(METHODS)}")
@@ -80,6 +82,7 @@ class Worker:
         self._image = None
 
     def describe(self) -> dict[str, Any]:
+        """What this worker runs: model_id, family, device, dtype and default layers."""
         s = self.session
         return {
             "model_id": s.model_id,

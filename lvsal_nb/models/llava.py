@@ -12,16 +12,21 @@ DEFAULT_TEMPLATE = "USER: <image>\n{prompt} ASSISTANT:"
 
 
 class LlavaAdapter(Adapter):
+    """LLaVA-1.5: the processor's chat template (or `USER: <image>\n{prompt} ASSISTANT:`); the
+    image is one run of `<image>` tokens, a square patch grid (24 x 24 = 576 for 336-pixel CLIP)."""
+
     family = "llava"
     locore_beta = 0.15
 
     def image_token_id(self) -> int:
+        """Id of the `<image>` token (config.image_token_id, or image_token_index in older configs)."""
         tid = getattr(self.model.config, "image_token_id", None)
         if tid is None:
             tid = self.model.config.image_token_index
         return int(tid)
 
     def format_prompt(self, prompt: str, with_image: bool) -> str:
+        """The prompt text with its role markers; `with_image` adds the image slot (one `<image>`)."""
         chat = getattr(self.processor, "chat_template", None)
         if chat:
             content = ([{"type": "image"}] if with_image else []) + [{"type": "text", "text": prompt}]
@@ -32,6 +37,9 @@ class LlavaAdapter(Adapter):
         return text if with_image else text.replace("<image>\n", "")
 
     def prepare(self, image, prompt: str) -> Prepared:
+        """Processor inputs (input_ids [1, n], attention_mask, pixel_values) and Spans of `prompt`
+        with `image` (None: text only). Raises ConfigError on an empty prompt, ImageError when the session
+        has no image processor or the template has no image slot."""
         if not prompt or not prompt.strip():
             raise ConfigError(
                 "the prompt is empty; pass a question or an instruction such as 'Describe the image.'"

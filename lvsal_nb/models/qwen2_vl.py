@@ -28,13 +28,21 @@ class ImageOnlyProcessor:
 
 
 class Qwen2VLAdapter(Adapter):
+    """Qwen2-VL: ChatML template (TEMPLATE); the image's `<|image_pad|>` is expanded here to
+    t·h·w / merge² tokens, and its 3-D rotary positions come from `mm_token_type_ids` + `image_grid_thw`."""
+
     family = "qwen2_vl"
     locore_beta = 0.20
 
     def image_token_id(self) -> int:
+        """Id of `<|image_pad|>` (config.image_token_id)."""
         return int(self.model.config.image_token_id)
 
     def prepare(self, image, prompt: str) -> Prepared:
+        """Inputs (input_ids [1, n] with the image's pad tokens expanded, attention_mask,
+        mm_token_type_ids [1, n], pixel_values, image_grid_thw [1, 3]) and Spans; image_grid is the
+        merged patch grid (rows, cols). Raises ConfigError on an empty prompt, ImageError without an
+        image processor."""
         if not prompt or not prompt.strip():
             raise ConfigError(
                 "the prompt is empty; pass a question or an instruction such as 'Describe the image.'"
@@ -75,6 +83,8 @@ class Qwen2VLAdapter(Adapter):
         return Prepared(inputs=inputs, spans=spans, image_grid=grid, image_png=png, image_digest=digest)
 
     def step_inputs(self, token_ids: torch.Tensor, total_len: int) -> dict[str, torch.Tensor]:
+        """Kwargs of an incremental forward of `token_ids` [1, s] after total_len - s cached positions,
+        with explicit 3-D rotary position_ids [3, 1, s]: decode position + the prompt's rope_deltas."""
         # transformers derives step positions from the whole 2-D mask (length total_len, not s):
         # give the 3-D rotary positions explicitly, offset by the prefill's rope_deltas.
         kw = super().step_inputs(token_ids, total_len)
@@ -83,6 +93,7 @@ class Qwen2VLAdapter(Adapter):
         return kw
 
     def new_sequence(self) -> None:
+        """Forget the previous prompt's rope_deltas (kept on the model by transformers)."""
         # transformers recomputes rope_deltas only for a prompt with an image: a text-only prompt
         # after an image one would reuse the image's offset (issue 17.7)
         self.model.model.rope_deltas = None
@@ -96,4 +107,6 @@ class Qwen2VLAdapter(Adapter):
 
 
 class Qwen25VLAdapter(Qwen2VLAdapter):
+    """Qwen2.5-VL: the same template and inputs as Qwen2-VL (its vision tower differs, not the prompt)."""
+
     family = "qwen2_5_vl"

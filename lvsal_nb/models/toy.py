@@ -13,10 +13,14 @@ from .llava import LlavaAdapter
 
 
 class ToyAdapter(LlavaAdapter):
+    """The toy world's tiny LLaVA: word-level prompts, a caption task and a yes/no question task."""
+
     family = "toy"
     locore_beta = 0.15
 
     def prepare(self, image, prompt: str) -> Prepared:
+        """Inputs (input_ids [1, n], attention_mask, pixel_values when there is an image) and Spans;
+        `prompt` starting with "is there" is the yes/no question, anything else asks for the caption."""
         from ..protocol.pope import SUFFIXES
         from ..toy.model import build_inputs
 

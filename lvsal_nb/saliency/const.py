@@ -96,11 +96,13 @@ class ConstMatmul(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, c):
+        """x @ c ([..., m, k] @ [..., k, n] -> [..., m, n]); keeps c for the backward."""
         ctx.c = c
         return torch.matmul(x, c)
 
     @staticmethod
     def backward(ctx, g):
+        """∂/∂x = g @ cᵀ as a folded_mm; c gets no gradient."""
         return folded_mm(g, ctx.c.transpose(-1, -2)), None
 
 
@@ -110,11 +112,13 @@ class ConstLinear(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, w, b):
+        """F.linear(x, w, b): [..., in] -> [..., out]; keeps w for the backward."""
         ctx.w = w
         return F.linear(x, w, b)
 
     @staticmethod
     def backward(ctx, g):
+        """∂/∂x = g @ w as a folded_mm; w and b get no gradient."""
         return folded_mm(g, ctx.w), None, None
 
 
