@@ -15,18 +15,17 @@ from typing import Any
 
 import torch
 
+from .call_checks import check_length, check_prompt, output_ids, vocab_size
 from .context import TraceContext
 from .decoding import runs
 from .decoding.locore import LocoRE
 from .decoding.sgrs import SGRS
 from .decoding.static import static_supported
-from .errors import ConfigError
 from .kept_loops import KeptLoops
 from .models import Adapter, Prepared, adapter_for
 from .saliency.model_lock import holding
 from .saliency.probe import Probe, attached
-from .saliency.sequence import SequenceEngine
-from .settings import ENGINES, MAX_SEED, RunRecord, TraceSettings, check_chunk, check_seed  # noqa: F401
+from .settings import RunRecord, TraceSettings, check_chunk
 from .trace import Step, Trace
 
 StepCallback = Callable[[Step], Any]
@@ -134,7 +133,7 @@ class Session:
         Returns:
             Trace. Ctrl-C also returns the partial Trace, with `interrupted=True`.
         """
-        _check_prompt(prompt)
+        check_prompt(prompt)
         st = self._settings(
             max_new_tokens=max_new_tokens,
             decoding=decoding,
@@ -208,9 +207,9 @@ class Session:
         its unknown token (`<unk>`) is refused with those words named (their saliency would be the
         unknown token's, not the word's); token ids are taken as they are.
         """
-        _check_prompt(prompt)
+        check_prompt(prompt)
         check_chunk(chunk)
-        ids = self._output_ids(output)
+        ids = output_ids(self.adapter, output)
         st = self._settings(
             max_new_tokens=len(ids),
             decoding="forced",
@@ -229,14 +228,8 @@ class Session:
         ctx = self._context(st, image, prompt)
         steps: list[Step] = []
 
-        def run():
-            eng = SequenceEngine(ctx, context, alternatives, chunk)
-            det = runs.Detok(self.adapter.tokenizer)
-            for sc, logp in eng.feed(ids):
-                steps.append(runs.plain_step(len(steps), sc, logp, det.push(sc.token_ids[0]), "forced"))
-
         with attached(self.model, self.adapter.language_model, self.adapter.text_config, ctx.probe):
-            self._graphs.run(run, started=lambda: bool(steps))
+            self._graphs.run(lambda: runs.run_forced(ctx, st, ids, steps.append), started=lambda: bool(steps))
         return self._build(ctx.prepared, steps, st, None, prompt)
 
     # ---- helpers ------------------------------------------------------------------------------
@@ -250,12 +243,12 @@ class Session:
         return self._graphs.loop(ctx, st, grad, k, static, keep=self.keep_graphs)
 
     def _settings(self, **kw) -> TraceSettings:
-        return TraceSettings.checked(self.adapter, self._vocab_size(), **kw)
+        return TraceSettings.checked(self.adapter, vocab_size(self.adapter), **kw)
 
     def _context(self, st: TraceSettings, image, prompt: str) -> TraceContext:
         """The prompt prepared and checked against the model's positions, and the probe: one value."""
         prepared = self.adapter.prepare(image, prompt)
-        self._check_length(prepared, st.max_new_tokens)
+        check_length(self.adapter, prepared, st.max_new_tokens)
         inputs = self.adapter.to(prepared.inputs, self.dtype)
         lc = st.locore
         probe = Probe(
@@ -264,48 +257,6 @@ class Session:
             bias_layers=frozenset(lc.layers) if lc and lc.layers is not None else None,
         )
         return TraceContext(self.adapter, prepared, probe, inputs)
-
-    def _output_ids(self, output) -> list[int]:
-        """The token ids of an output to analyze (text or ids), checked against the vocabulary."""
-        if isinstance(output, str):
-            ids = self.adapter.tokenizer(output, add_special_tokens=False)["input_ids"]
-            _check_known_words(self.adapter.tokenizer, output, ids)
-        elif isinstance(output, (bytes, dict)) or not hasattr(output, "__iter__"):
-            raise ConfigError(
-                f"output must be generated text (str) or a list of token ids, not {type(output).__name__}"
-            )
-        else:
-            ids = [int(i) for i in output]
-        if not ids:
-            raise ConfigError("the output to analyze is empty; pass generated text or token ids")
-        vocab = self._vocab_size()
-        bad = [i for i in ids if not 0 <= i < vocab]
-        if bad:
-            raise ConfigError(
-                f"token ids {bad[:5]} are outside this model's vocabulary (0..{vocab - 1}); pass ids from "
-                "its own tokenizer, or the text"
-            )
-        return ids
-
-    def _vocab_size(self) -> int:
-        head = self.adapter.head
-        return int(head.weight.shape[0] if head is not None else self.adapter.text_config.vocab_size)
-
-    def _check_length(self, prepared: Prepared, new_tokens: int) -> None:
-        """Prompt + new tokens must fit the model's positions (beyond them rotary positions are
-        extrapolated and learned ones do not exist: numbers without meaning)."""
-        limit = getattr(self.adapter.text_config, "max_position_embeddings", None)
-        if isinstance(limit, int) and prepared.n + new_tokens > limit:
-            room = limit - prepared.n
-            raise ConfigError(
-                f"the prompt takes {prepared.n} positions (image included) and {new_tokens} more were "
-                f"asked for, but this model has {limit} positions; "
-                + (
-                    f"lower max_new_tokens (or the output) to <= {room}"
-                    if room >= 1
-                    else "shorten the prompt (or use a smaller image)"
-                )
-            )
 
     def _build(
         self,
@@ -367,25 +318,6 @@ def _progress(total: int, show: bool):
     from tqdm.auto import tqdm
 
     return tqdm(total=total, desc="tracing", unit="tok")
-
-
-def _check_prompt(prompt) -> None:
-    if not isinstance(prompt, str):
-        raise ConfigError(
-            f"the prompt must be a string, not {type(prompt).__name__}; pass e.g. 'Describe the image.'"
-        )
-
-
-def _check_known_words(tokenizer, text: str, ids: list[int]) -> None:
-    """Refuse text whose words the tokenizer maps to its unknown token, naming them."""
-    unk = getattr(tokenizer, "unk_token_id", None)
-    if unk is None or unk not in ids:
-        return
-    words = [w for w in text.split() if unk in tokenizer(w, add_special_tokens=False)["input_ids"]]
-    raise ConfigError(
-        f"the tokenizer does not know {sorted(set(words)) or 'some characters'} in the output to analyze "
-        f"(they become {tokenizer.unk_token!r}); rephrase them with known words, or pass token ids"
-    )
 
 
 # `lvsal_nb.session.load` stays importable; loading lives in loading.py (it imports Session)

@@ -11,7 +11,7 @@ import functools
 import torch
 from torch import nn
 
-from ..cache import GrowingCache, StepCache, prefill  # noqa: F401  (prefill: importable here, as before)
+from ..cache import GrowingCache, StepCache, prefill
 from ..context import TraceContext
 from ..errors import UnsupportedModelError
 from ..models.base import Adapter

@@ -291,6 +291,15 @@ def run_generate(ctx: TraceContext, settings: TraceSettings, emit: Emit) -> None
         emit(plain_step(i, sc, logp, det.push(sc.token_ids[0]), "generated"))
 
 
+def run_forced(ctx: TraceContext, settings: TraceSettings, output_ids: list[int], emit: Emit) -> None:
+    """The sequence engine over given output token ids (`Session.analyze`): one Step per token."""
+    st = settings
+    eng = SequenceEngine(ctx, st.context, st.alternatives, st.chunk)
+    det = Detok(ctx.adapter.tokenizer)
+    for i, (sc, logp) in enumerate(eng.feed(output_ids)):
+        emit(plain_step(i, sc, logp, det.push(sc.token_ids[0]), "forced"))
+
+
 def _cuda_devices(inputs) -> list:
     dev = inputs["input_ids"].device
     return [dev] if dev.type == "cuda" else []

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 import io
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -30,7 +30,6 @@ class Prepared:
     image_grid: tuple[int, int] | None = None
     image_png: bytes | None = None
     image_digest: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def input_ids(self) -> torch.Tensor:

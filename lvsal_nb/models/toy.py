@@ -44,5 +44,4 @@ class ToyAdapter(LlavaAdapter):
             image_grid=grid,
             image_png=png,
             image_digest=digest,
-            extra={"task": "question" if question else "caption"},
         )

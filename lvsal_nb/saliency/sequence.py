@@ -51,11 +51,6 @@ class SequenceEngine:
             self.cache = DynamicCache(config=ctx.adapter.model.config)
             prefill(ctx, self.cache)
 
-    @property
-    def next_q(self) -> int:
-        """The next query row to score (rows before it are scored)."""
-        return self._state[0]
-
     def feed(self, output_ids: list[int]) -> Iterator[tuple[StepScores, torch.Tensor]]:
         """Yield (scores, log-probabilities of its K candidates) for each newly scorable step, in order
         (host tensors).

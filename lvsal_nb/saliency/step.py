@@ -13,7 +13,6 @@ from dataclasses import dataclass
 
 import torch
 
-from ..cache import StepCache  # noqa: F401  (importable from here, as before)
 from ..trace import Spans
 from .score import context_scores, saliency_rows
 
