@@ -346,3 +346,26 @@ def test_kept_loop_after_an_interrupted_trace(llava_session, image, static, keep
     b = s.trace(_other_image(), PROMPT, **kw)  # starts from the prompt again, not where the cut one stopped
     assert s._graphs.kept[True][1] is loop and len(b) == 6
     _assert_matches_reference(s, _other_image(), b)
+
+
+def test_static_loop_declares_every_attribute_in_init(llava_session, image):
+    """Buffers and outputs are all declared by __init__ (issue 18): prefill, forward, score, push and
+    rebind only fill them, so a kept loop's attributes are the same whatever ran before."""
+    from lvsal_nb.saliency.probe import Probe, attached
+
+    s = llava_session
+    prepared = s.adapter.prepare(image, PROMPT)
+    inputs = s.adapter.to(prepared.inputs, s.dtype)
+    probe = Probe(layers=tuple(LAYERS))
+    with attached(s.model, s.adapter.language_model, s.adapter.text_config, probe):
+        ctx = TraceContext(s.adapter, prepared, probe, inputs)
+        loop = StaticStepLoop(ctx, grad=True, k=2, capacity=prepared.n + 3, graphs=False)
+        declared = set(vars(loop))
+        loop.prefill()
+        loop.forward()
+        loop.score([5, 6], "text")
+        loop.push(5)
+        loop.forward()
+        loop.rebind(TraceContext(s.adapter, prepared, Probe(layers=tuple(LAYERS)), inputs))
+        loop.prefill()
+    assert set(vars(loop)) == declared
