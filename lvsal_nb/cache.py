@@ -36,6 +36,7 @@ class GrowingLayer(DynamicLayer):
     _vbuf: torch.Tensor | None = None
 
     def update(self, key_states, value_states, *args, **kwargs):
+        """Append key/value [b, h_kv, s, d]; returns the layer's keys/values so far (prefix views)."""
         if key_states.requires_grad or value_states.requires_grad:
             return super().update(key_states, value_states, *args, **kwargs)
         if not self.is_initialized:

@@ -377,5 +377,6 @@ class Detok:
         return after[len(before) :] if after.startswith(before) else tokenizer.decode([ids[t]])
 
     def push(self, token_id: int) -> str:
+        """Append a token; returns its text piece (with its own leading space, if any)."""
         self.ids.append(token_id)
         return self.piece(self.tok, self.ids, len(self.ids) - 1)

@@ -169,6 +169,8 @@ def lvsal_attention(
     dropout: float = 0.0,
     **kwargs,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """transformers' attention function "lvsal": the same output as SDPA/eager, [b, q, h, d], and
+    no weights; with a probe on the module it applies the bias and captures / isolates per its mode."""
     probe: Probe | None = getattr(module, "_lvsal_probe", None)
     layer = getattr(module, "layer_idx", None)
     scale = scaling if scaling is not None else query.shape[-1] ** -0.5
