@@ -4,6 +4,8 @@ that names the fix."""
 
 from __future__ import annotations
 
+import torch
+
 from .errors import ConfigError
 from .models import Adapter, Prepared
 
@@ -18,8 +20,8 @@ def check_prompt(prompt) -> None:
 
 def vocab_size(adapter: Adapter) -> int:
     """Rows of the LM head (the vocabulary the model scores), else the config's vocab_size."""
-    head = adapter.head
-    return int(head.weight.shape[0] if head is not None else adapter.text_config.vocab_size)
+    weight = getattr(adapter.head, "weight", None)
+    return int(weight.shape[0] if isinstance(weight, torch.Tensor) else adapter.text_config.vocab_size)
 
 
 def check_length(adapter: Adapter, prepared: Prepared, new_tokens: int) -> None:

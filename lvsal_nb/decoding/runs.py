@@ -116,7 +116,7 @@ class StepPolicy:
         self.det = Detok(ctx.adapter.tokenizer)
         self.history: list[float] = []  # SGRS: saliency of the accepted tokens
         self._step: Step | None = None  # SGRS: the chosen token's Step, built in `choose`
-        self._logp: torch.Tensor | None = None  # [vocab] float64 log-probabilities (temperature 1)
+        self._logp = torch.empty(0)  # [vocab] float64 log-probabilities of the step (temperature 1)
         self._p_sample: float | None = None  # plain: the token's probability under sampling
 
     def choose(self, t: int, logits: torch.Tensor) -> int:
@@ -231,9 +231,11 @@ class SequencePolicy:
         Steps come in order; after a Ctrl-C one may come again (the engine re-delivers a step whose
         delivery was interrupted; `emit` drops what it already has). Nothing here keeps state across
         steps, so a repeat is built exactly as the first time."""
-        st, tokenizer, n = self.settings, self.ctx.adapter.tokenizer, self.ctx.n
+        st, tokenizer, n, eng = self.settings, self.ctx.adapter.tokenizer, self.ctx.n, self.eng
+        if eng is None:  # (not started: the prefill did not finish)
+            return
         t0 = time.perf_counter()
-        for sc, logp in self.eng.feed(self.out):
+        for sc, logp in eng.feed(self.out):
             t = sc.q - (n - 1)  # step t reads row q = n - 1 + t
             piece = Detok.piece(tokenizer, self.out, t)
             self.emit(plain_step(t, sc, logp, piece, _decision(st.decoding), self.p_sample[t]))

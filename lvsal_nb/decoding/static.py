@@ -65,20 +65,23 @@ class StaticStepLoop:
         self.q = self.q0 = ctx.n - 1
         self.cache_kw = cache_keyword(ad.language_model)
         self.capture_s = 0.0  # warm-up + capture, host time
-        # ---- buffers: allocated by the first `prefill` (their shapes come from the model's
-        # cache layers) and then reused, by address, by every replay and every rebound trace
-        self.cache: StaticStepCache | None = None  # keys/values [1, h_kv, capacity, d] per layer
-        self.ids: torch.Tensor | None = None  # [1, 1] the token being fed
-        self.pos: torch.Tensor | None = None  # [1] its position
+        # ---- buffers, reused by address by every replay and every rebound trace
+        ids = ctx.inputs["input_ids"]
+        self.ids = torch.zeros(1, 1, dtype=ids.dtype, device=dev)  # [1, 1] the token being fed
+        self.pos = torch.zeros(1, dtype=torch.long, device=dev)  # [1] its position
         # rotary positions = pos + a per-prompt offset (Qwen's rope_deltas), held by the loop: a
         # graph must not read a model attribute that a later forward may replace
-        self.pos_offset: torch.Tensor | None = None
-        self.g: torch.Tensor | None = None  # [K, d] ∂L_k/∂h of the candidates being scored
+        self.pos_offset = torch.zeros_like(ad.rope_offset(dev))
+        w = ad.head.weight
+        self.g = torch.zeros(k, w.shape[1], dtype=w.dtype, device=dev)  # [K, d] ∂L_k/∂h per candidate
+        # keys/values [1, h_kv, capacity, d] per layer: allocated by the first `prefill` (their
+        # shapes are the model's cache layers')
+        self.cache: StaticStepCache | None = None
         # ---- outputs of the captured halves (valid until the next forward / score)
-        self.hidden: torch.Tensor | None = None  # [d] final hidden state, with graph when grad
-        self.logits: torch.Tensor | None = None  # [vocab] for position q+1
+        self.hidden = torch.empty(0)  # [d] final hidden state, with graph when grad
+        self.logits = torch.empty(0)  # [vocab] for position q+1
         self.attn: list[torch.Tensor] = []  # target layers' rows [1, heads, 1, capacity], with graph
-        self.rows: torch.Tensor | None = None  # [K, 1, layers, capacity] saliency rows
+        self.rows = torch.empty(0)  # [K, 1, layers, capacity] saliency rows
         self._fwd_graph: torch.cuda.CUDAGraph | None = None
         self._bwd_graph: torch.cuda.CUDAGraph | None = None
         self._device = dev
@@ -114,12 +117,7 @@ class StaticStepLoop:
             for layer in grown.layers:
                 for src, out in ((layer.keys, keys), (layer.values, values)):
                     out.append(src.new_empty((*src.shape[:-2], self.capacity, src.shape[-1])))
-            self.ids = torch.zeros_like(ctx.inputs["input_ids"][:, -1:])
-            self.pos = torch.zeros(1, dtype=torch.long, device=dev)
-            self.pos_offset = torch.zeros_like(ad.rope_offset(dev))
             self.cache = StaticStepCache(ad.model.config, ctx.probe, keys, values, self.pos)
-            d = ad.head.weight.shape[1]
-            self.g = torch.zeros(self.k, d, dtype=ad.head.weight.dtype, device=dev)
         for layer, kb, vb in zip(grown.layers, self.cache.kbuf, self.cache.vbuf):
             for src, buf in ((layer.keys, kb), (layer.values, vb)):
                 buf[..., : src.shape[-2], :].copy_(src)
@@ -133,6 +131,8 @@ class StaticStepLoop:
         """The prompt's positions [0, n-1) as a DynamicCache of views (SequenceEngine copies it)."""
         out = DynamicCache(config=self.adapter.model.config)
         n = self.ctx.n - 1
+        if self.cache is None:
+            raise RuntimeError("prompt_cache() before prefill()")
         for i, (kb, vb) in enumerate(zip(self.cache.kbuf, self.cache.vbuf)):
             out.update(kb[..., :n, :], vb[..., :n, :], i)
         return out
@@ -186,20 +186,21 @@ class StaticStepLoop:
         forward)."""
         if not self.graphs:
             self._forward()
-        elif self._fwd_graph is None:
-            try:
-                self._capture()
-            except RuntimeError as e:  # an op this model runs cannot be captured: stay exact, run eagerly
-                warnings.warn(
-                    f"CUDA graph capture failed ({e}); the step engine runs without graphs", stacklevel=2
-                )
-                self._fwd_graph = self._bwd_graph = None
-                self.graphs = False
-                self._forward()
-                return self.logits
-            self._fwd_graph.replay()
         else:
-            self._fwd_graph.replay()
+            if self._fwd_graph is None:
+                try:
+                    self._capture()
+                except RuntimeError as e:  # an op this model runs cannot be captured: stay exact, eagerly
+                    warnings.warn(
+                        f"CUDA graph capture failed ({e}); the step engine runs without graphs", stacklevel=2
+                    )
+                    self._fwd_graph = self._bwd_graph = None
+                    self.graphs = False
+                    self._forward()
+                    return self.logits
+            graph = self._fwd_graph
+            assert graph is not None  # (_capture sets it)
+            graph.replay()
         return self.logits
 
     def score(self, candidates: list[int], context: str) -> StepScores:
@@ -212,7 +213,7 @@ class StaticStepLoop:
         padded = list(candidates) + [candidates[-1]] * (self.k - len(candidates))
         with torch.no_grad():
             self.g.copy_(head_grads(self.logits, self.adapter.head.weight, padded))
-        if self.graphs:
+        if self.graphs and self._bwd_graph is not None:
             self._bwd_graph.replay()
         else:
             self._backward()
