@@ -34,7 +34,8 @@ StepCallback = Callable[[Step], Any]
 def _locked(method):
     """One trace / analysis at a time per model object (not per Session: two Sessions may share a
     model): the probe, the caches and the model's patched state are shared. A second caller waits up
-    to model_lock.WAIT_S seconds, then gets ModelBusyError."""
+    to model_lock.WAIT_S seconds, then gets ModelBusyError. `holding` takes the lock so that a Ctrl-C
+    can never leave it taken (model_lock.py)."""
 
     @functools.wraps(method)
     def wrapper(self, *args, **kwargs):
