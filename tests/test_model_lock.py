@@ -217,7 +217,9 @@ def test_ctrl_c_right_after_taking_the_lock_leaves_it_free(fresh, image, nth, mo
 
 @pytest.mark.skipif(threading.current_thread() is not threading.main_thread(), reason="needs the main thread")
 def test_ctrl_c_while_waiting_for_a_busy_model_is_not_deferred(fresh, monkeypatch):
-    """The lock is taken in short tries: a Ctrl-C while waiting lands within a try, not after WAIT_S."""
+    """The lock is taken in short tries with Ctrl-C deferred only during each: a Ctrl-C while waiting
+    still lands at once (as a plain `acquire(timeout=...)`, which a signal interrupts), not after
+    the whole wait."""
     real = model_lock.lock_of(fresh.model)
     held = threading.Event()
     done = threading.Event()
@@ -242,5 +244,5 @@ def test_ctrl_c_while_waiting_for_a_busy_model_is_not_deferred(fresh, monkeypatc
         done.set()
         t.join()
         timer.cancel()
-    assert waited < 0.3 + 3 * model_lock.POLL_S + 0.5
+    assert waited < 2.5  # well before the 5 s wait ends (slack for a loaded host)
     assert _free_for_another_thread(real)
