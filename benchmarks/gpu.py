@@ -249,13 +249,15 @@ def overhead(
         return run
 
     def own_loop():  # the fairest plain baseline: greedy decoding on the own static loop, no saliency
+        from lvsal_nb.context import TraceContext
         from lvsal_nb.decoding.static import StaticStepLoop
         from lvsal_nb.saliency.probe import Probe, attached
 
         probe = Probe(layers=tuple(s.adapter.default_layers()))
         with attached(s.model, s.adapter.language_model, s.adapter.text_config, probe):
             cap, graphs = prepared.n + T, torch.cuda.is_available()
-            loop = StaticStepLoop(s.adapter, prepared, probe, inputs, False, 1, cap, graphs)
+            ctx = TraceContext(s.adapter, prepared, probe, inputs)
+            loop = StaticStepLoop(ctx, False, 1, cap, graphs)
             loop.prefill()
             out = []
             for _ in range(T):

@@ -3,6 +3,8 @@
     python benchmarks/overhead.py                     # T = 32 128 256, writes benchmarks/RESULTS.md section
     python benchmarks/overhead.py --T 32 --no-write   # quick look
     python benchmarks/overhead.py --T 256 --rounds 3  # medians of 3 interleaved rounds (noisy hosts)
+    python benchmarks/overhead.py --T 64 --compare /tmp/old   # before/after: each run paired with the
+                                                      # same run of another checkout's lvsal_nb
 
 Each (method, T) runs in a fresh subprocess on the same random ~134M-parameter LLaVA-architecture
 model (Llama text 12x768, vocab 32000, 576 image tokens as in LLaVA-1.5), so its peak RSS above the
@@ -162,31 +164,74 @@ def main(argv=None) -> int:
     ap.add_argument(
         "--rounds", type=int, default=1, help="run every method this many times, round-robin; report medians"
     )
+    ap.add_argument(
+        "--compare",
+        metavar="ROOT",
+        help="another checkout (its benchmarks/overhead.py and lvsal_nb): each run is followed by the same "
+        "run there, so both see the same load; prints its table and the ratios too",
+    )
     ap.add_argument("--one", nargs=2, metavar=("METHOD", "T"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.one:
         print(json.dumps(run_one(args.one[0], int(args.one[1]), args.threads)))
         return 0
     args.methods = list(dict.fromkeys(args.methods))
-    rows = []
+    rows, other = [], []
+    scripts = [(Path(__file__).resolve(), rows, "")]
+    if args.compare:
+        scripts.append((Path(args.compare).resolve() / "benchmarks" / "overhead.py", other, " (compare)"))
     for T in args.T:
         for m in [m for _ in range(args.rounds) for m in args.methods]:  # round-robin: drift hits all
-            cmd = [sys.executable, __file__, "--one", m, str(T), "--threads", str(args.threads)]
-            res = subprocess.run(cmd, capture_output=True, text=True)
-            if res.returncode != 0:
-                err = (res.stderr.strip().splitlines() or ["?"])[-1]
-                print(f"{m:>9} T={T:<4} FAILED: {err}", flush=True)
-                rows.append({"method": m, "T": T, "error": err})
-                continue
-            r = json.loads(res.stdout.strip().splitlines()[-1])
-            rows.append(r)
-            print(f"{m:>9} T={T:<4} {r['seconds']:8.2f} s  peak +{r['peak_mib']:7.0f} MiB", flush=True)
+            for script, out, tag in scripts:
+                out.append(_run(script, m, T, args.threads, tag))
     table = render(rows, args)
+    if args.compare:
+        table += f"\nThe same runs, each right after the one above, of `{args.compare}`:\n\n" + render(
+            other, args
+        )
+        table += "\nOverhead here relative to there (1.00 = the same):\n\n" + _ratios(rows, other, args)
     print(table)
     if not args.no_write:
         title = f"## CPU overhead (benchmarks/overhead.py, section {args.section})"
         write_section(args.section, title + "\n\n" + table)
     return 0
+
+
+def _run(script: Path, m: str, T: int, threads: int, tag: str) -> dict:
+    """One (method, T) in a fresh subprocess of `script`."""
+    cmd = [sys.executable, str(script), "--one", m, str(T), "--threads", str(threads)]
+    res = subprocess.run(cmd, capture_output=True, text=True)
+    if res.returncode != 0:
+        err = (res.stderr.strip().splitlines() or ["?"])[-1]
+        print(f"{m:>9} T={T:<4} FAILED{tag}: {err}", flush=True)
+        return {"method": m, "T": T, "error": err}
+    r = json.loads(res.stdout.strip().splitlines()[-1])
+    print(f"{m:>9} T={T:<4} {r['seconds']:8.2f} s  peak +{r['peak_mib']:7.0f} MiB{tag}", flush=True)
+    return r
+
+
+def _ratios(rows, other, args) -> str:
+    """Per method and T: (this ×generate) / (compare ×generate); 1.00 = the same overhead."""
+
+    def rel(rs):
+        med = _median_rows(rs)
+        base = {r["T"]: r["seconds"] for r in med if r["method"] == "generate" and "seconds" in r}
+        return {
+            (r["method"], r["T"]): r["seconds"] / base[r["T"]]
+            for r in med
+            if "seconds" in r and r["T"] in base
+        }
+
+    a, b = rel(rows), rel(other)
+    lines = ["| method | " + " | ".join(f"T={T}: ×generate here / there" for T in args.T) + " |"]
+    lines.append("|---|" + "---|" * len(args.T))
+    for m in args.methods:
+        cells = [
+            f"{a[m, T]:.2f} / {b[m, T]:.2f} = {a[m, T] / b[m, T]:.3f}" if (m, T) in a and (m, T) in b else "-"
+            for T in args.T
+        ]
+        lines.append(f"| {METHODS[m]} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def _median_rows(rows):

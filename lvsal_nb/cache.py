@@ -20,9 +20,10 @@ import torch
 from transformers import DynamicCache
 from transformers.cache_utils import DynamicLayer
 
-from .models.base import PER_POSITION_KEYS, Adapter, Prepared
+from .models.base import PER_POSITION_KEYS
 
 if TYPE_CHECKING:
+    from .context import TraceContext
     from .saliency.probe import Probe
 
 MIN_CAPACITY = 64
@@ -35,6 +36,7 @@ class GrowingLayer(DynamicLayer):
     _vbuf: torch.Tensor | None = None
 
     def update(self, key_states, value_states, *args, **kwargs):
+        """Append key/value [b, h_kv, s, d]; returns the layer's keys/values so far (prefix views)."""
         if key_states.requires_grad or value_states.requires_grad:
             return super().update(key_states, value_states, *args, **kwargs)
         if not self.is_initialized:
@@ -102,8 +104,8 @@ class StepCache(GrowingCache):
         self.probe = probe
 
     def update(self, key_states, value_states, layer_idx, *args, **kwargs):
-        if self.probe.mode == "step":
-            self.probe.live[layer_idx] = (key_states, value_states)
+        """Store the step's key/value [1, h_kv, s, d] (detached when the probe keeps the live ones)."""
+        if self.probe.hand_live(layer_idx, key_states, value_states):
             key_states, value_states = key_states.detach(), value_states.detach()
         return super().update(key_states, value_states, layer_idx, *args, **kwargs)
 
@@ -117,23 +119,21 @@ class StaticStepCache(DynamicCache):
         self.probe, self.kbuf, self.vbuf, self.pos = probe, keys, values, pos
 
     def update(self, key_states, value_states, layer_idx, *args, **kwargs):
-        if self.probe.mode == "step":
-            self.probe.live[layer_idx] = (key_states, value_states)
+        """Write the step's key/value [1, h_kv, 1, d] (detached) at `pos`; returns the whole buffers."""
+        self.probe.hand_live(layer_idx, key_states, value_states)
         self.kbuf[layer_idx].index_copy_(2, self.pos, key_states.detach())
         self.vbuf[layer_idx].index_copy_(2, self.pos, value_states.detach())
         return self.kbuf[layer_idx], self.vbuf[layer_idx]
 
 
-def prefill(adapter: Adapter, prepared: Prepared, probe: Probe, inputs: dict, cache) -> None:
+def prefill(ctx: TraceContext, cache) -> None:
     """Fill `cache` with positions [0, n-1) of the prompt (image included), without grad."""
-    n = prepared.n
+    n, adapter = ctx.n, ctx.adapter
     if n < 2:
         raise ValueError("a prompt of at least two tokens is needed")
-    pre = {k: (v[:, : n - 1] if k in PER_POSITION_KEYS else v) for k, v in inputs.items()}
+    pre = {k: (v[:, : n - 1] if k in PER_POSITION_KEYS else v) for k, v in ctx.inputs.items()}
     adapter.new_sequence()
-    probe.mode = "off"
-    probe.new_forward()
-    with torch.no_grad():
+    with ctx.probe.forward("off"), torch.no_grad():
         adapter.model(**pre, **{adapter.cache_kw: cache}, use_cache=True, logits_to_keep=1)
 
 

@@ -57,6 +57,9 @@ _REGISTRY: dict[str, Method] = {}
 
 
 def register(name: str, doc: str):
+    """Decorator: register `fn(session, image, prompt, **options) -> Trace` as method `name`
+    (`doc`: one line for listings and the unknown-method error)."""
+
     def deco(fn):
         _REGISTRY[name] = Method(name, doc, fn)
         return fn

@@ -3,6 +3,7 @@
 patching; the model is bit-identical afterwards and every call gives its solo result, or a clear
 ModelBusyError when it waited too long."""
 
+import signal
 import threading
 import time
 
@@ -156,3 +157,92 @@ def test_lock_is_per_model_object_and_reentrant(fresh):
     assert model_lock.lock_of(fresh.model) is not model_lock.lock_of(other.model)
     with model_lock.holding(fresh.model), model_lock.holding(fresh.model):  # same thread: no deadlock
         pass
+
+
+class _SigintOnAcquire:
+    """The model's real lock, but a real SIGINT arrives the moment its `nth` acquire (0-based) has
+    taken it: the Ctrl-C lands between taking the lock and the `try` that releases it (issue 17).
+    `signal.raise_signal` runs the Python handler before it returns, so with the default handler the
+    KeyboardInterrupt comes out of `acquire` with the lock already held."""
+
+    def __init__(self, real, nth):
+        self.real, self.nth, self.calls, self.fired = real, nth, 0, False
+
+    def acquire(self, *args, **kwargs):
+        got = self.real.acquire(*args, **kwargs)
+        n, self.calls = self.calls, self.calls + 1
+        if got and n == self.nth:
+            self.fired = True
+            signal.raise_signal(signal.SIGINT)
+        return got
+
+    def release(self):
+        self.real.release()
+
+
+def _free_for_another_thread(lock) -> bool:
+    got = []
+
+    def take():
+        ok = lock.acquire(timeout=1.0)
+        got.append(ok)
+        if ok:
+            lock.release()
+
+    t = threading.Thread(target=take)
+    t.start()
+    t.join()
+    return got == [True]
+
+
+@pytest.mark.skipif(threading.current_thread() is not threading.main_thread(), reason="needs the main thread")
+@pytest.mark.parametrize("nth", [0, 1], ids=["Session-lock", "attached-lock"])
+def test_ctrl_c_right_after_taking_the_lock_leaves_it_free(fresh, image, nth, monkeypatch):
+    """nth=0: Session.trace's own `_locked`; nth=1: the (re-entrant) take inside `attached`."""
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    inputs = fresh.adapter.prepare(image, PROMPT).inputs
+    before = _state(fresh.model, inputs)
+    want = fresh.trace(image, PROMPT, max_new_tokens=3)
+    real = model_lock.lock_of(fresh.model)
+    inject = _SigintOnAcquire(real, nth)
+    monkeypatch.setattr(model_lock, "lock_of", lambda model: inject)
+    with pytest.raises(KeyboardInterrupt):
+        fresh.trace(image, PROMPT, max_new_tokens=3)
+    monkeypatch.undo()
+    assert inject.fired
+    assert _free_for_another_thread(real)  # on the old code the lock stayed held: every later call hung
+    _assert_same_state(_state(fresh.model, inputs), before)
+    _same_trace(fresh.trace(image, PROMPT, max_new_tokens=3), want)
+
+
+@pytest.mark.skipif(threading.current_thread() is not threading.main_thread(), reason="needs the main thread")
+def test_ctrl_c_while_waiting_for_a_busy_model_is_not_deferred(fresh, monkeypatch):
+    """The lock is taken in short tries with Ctrl-C deferred only during each: a Ctrl-C while waiting
+    still lands at once (as a plain `acquire(timeout=...)`, which a signal interrupts), not after
+    the whole wait."""
+    real = model_lock.lock_of(fresh.model)
+    held = threading.Event()
+    done = threading.Event()
+
+    def hold():
+        with model_lock.holding(fresh.model):
+            held.set()
+            done.wait(10)
+
+    t = threading.Thread(target=hold)
+    t.start()
+    held.wait(5)
+    timer = threading.Timer(0.3, lambda: signal.pthread_kill(threading.main_thread().ident, signal.SIGINT))
+    timer.start()
+    t0 = time.perf_counter()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            with model_lock.holding(fresh.model, wait_s=5.0):
+                pass
+        waited = time.perf_counter() - t0
+    finally:
+        done.set()
+        t.join()
+        timer.cancel()
+    assert waited < 2.5  # well before the 5 s wait ends (slack for a loaded host)
+    assert _free_for_another_thread(real)

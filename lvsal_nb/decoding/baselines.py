@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from ..context import TraceContext
 from ..errors import ConfigError
 from ..saliency.probe import Probe
 from . import sampling
@@ -47,7 +48,7 @@ class Stream(StepLoop):
     """
 
     def __init__(self, session, prepared, inputs: dict[str, torch.Tensor], **forward_kw):
-        super().__init__(session.adapter, prepared, Probe(), inputs, grad=False)
+        super().__init__(TraceContext(session.adapter, prepared, Probe(), inputs), grad=False)
         self.forward_kw = forward_kw
 
     def output(self):

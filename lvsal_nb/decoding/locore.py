@@ -49,6 +49,7 @@ class LocoRE:
             object.__setattr__(self, "layers", tuple(int(l) for l in self.layers))
 
     def to_dict(self) -> dict:
+        """The settings as a plain dict (the Trace's config["locore"])."""
         return asdict(self)
 
     def for_adapter(self, adapter) -> LocoRE:

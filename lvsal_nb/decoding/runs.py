@@ -1,75 +1,160 @@
-"""The three ways `Session.trace` decodes; each hands every finished Step to `emit` as it arrives.
+"""The ways `Session.trace` decodes; each hands every finished Step to `emit` as it arrives.
 
-- `run_step`: the own loop, the step engine scoring K candidates before each token is chosen (SGRS,
-  or plain decoding with engine="step");
-- `run_sequence`: the own loop without grad, the sequence engine scoring each chunk of tokens
-  (the default);
-- `run_generate`: transformers' `generate` (any strategy: beams ...), then the sequence engine.
-
-`make_loop` picks the own loop: a fixed-capacity cache (CUDA graphs on CUDA) or the growing one.
+One decode loop (`decode`) owns prefill, forward, push, the stop event, EOS and Ctrl-C; a policy
+chooses each token and turns it into Steps:
+- `StepPolicy`: the step engine scores K candidates at every token; SGRS's rule (or plain greedy /
+  sampling) chooses (`run_step`);
+- `SequencePolicy`: plain greedy / sampling without grad; every `chunk` tokens the sequence engine
+  scores them (`run_sequence`, the default).
+`run_generate` is the other way: transformers' `generate` (any strategy: beams ...), then the
+sequence engine. `make_loop` picks the own loop: a fixed-capacity cache (CUDA graphs on CUDA) or the
+growing one.
 """
 
 from __future__ import annotations
 
 import math
+import threading
 import time
+from collections.abc import Callable
+from typing import Protocol
 
 import torch
 
-from ..models import Adapter, Prepared
-from ..saliency.probe import Probe
+from ..context import TraceContext
 from ..saliency.sequence import SequenceEngine
 from ..saliency.step import StepScores
+from ..settings import RunRecord, TraceSettings
 from ..trace import Candidate, Step
 from . import sampling
 from .loop import StepLoop
 from .sgrs import choose as sgrs_choose
 from .static import StaticStepLoop
 
+Emit = Callable[[Step], None]
 
-def make_loop(
-    adapter: Adapter, prepared: Prepared, inputs, probe: Probe, cfg, grad: bool, k: int, static: bool
-):
+
+def make_loop(ctx: TraceContext, settings: TraceSettings, grad: bool, k: int, static: bool):
     """The own decoding loop: over a fixed-capacity cache if `static` (the caller checked
-    `static_supported`; CUDA graphs on a CUDA device), else over a growing cache."""
+    `static_supported`; CUDA graphs on a CUDA device), else over a growing cache.
+
+    Args:
+        grad: forwards with grad (the step engine scores K candidates per step).
+        k: candidates per step the loop must be able to score.
+    Returns:
+        A StaticStepLoop or a StepLoop, not yet prefilled.
+    """
     if static:
-        cap = prepared.n + cfg["max_new_tokens"]
-        graphs = inputs["input_ids"].device.type == "cuda"
-        return StaticStepLoop(adapter, prepared, probe, inputs, grad, k=k, capacity=cap, graphs=graphs)
-    return StepLoop(adapter, prepared, probe, inputs, grad=grad, k=k)
+        cap = ctx.n + settings.max_new_tokens
+        graphs = ctx.device.type == "cuda"
+        return StaticStepLoop(ctx, grad, k=k, capacity=cap, graphs=graphs)
+    return StepLoop(ctx, grad=grad, k=k)
 
 
-def run_step(adapter: Adapter, loop, cfg, sgrs, gen, emit, stop) -> None:
-    """Score K candidates at every token, then choose: SGRS's policy, or plain decoding."""
+class Policy(Protocol):
+    """What `decode` asks of a policy, per step t (0-based)."""
+
+    def choose(self, t: int, logits: torch.Tensor) -> int:
+        """The next token, from the logits [vocab] that predict it."""
+        ...
+
+    def chosen(self, t: int, token_id: int) -> None:
+        """Token `token_id` was chosen at step t (before EOS is checked and before it is fed)."""
+        ...
+
+    def start(self, loop) -> None:
+        """The loop is prefilled (its prompt cache is ready)."""
+        ...
+
+    def finish(self) -> None:
+        """Decoding ended (normally, by EOS, the stop event or Ctrl-C): deliver what is left."""
+        ...
+
+
+def decode(
+    ctx: TraceContext,
+    loop,
+    settings: TraceSettings,
+    policy: Policy,
+    record: RunRecord,
+    stop: threading.Event | None,
+) -> None:
+    """The one decode loop: prefill, then per step t: forward → policy.choose → policy.chosen →
+    EOS? → push, for up to `settings.max_new_tokens` steps; `stop` (an Event) ends it before the
+    next forward. On a normal end and on Ctrl-C the policy's `finish` delivers what is left (then
+    the KeyboardInterrupt goes on); other errors deliver nothing more. Once prefilled, `record`
+    gets the loop's kind and capture time, whatever happens."""
+    eos = ctx.adapter.eos_token_ids
     loop.prefill()
+    policy.start(loop)
     try:
-        _step_tokens(adapter, loop, cfg, sgrs, gen, emit, stop)
-    finally:
-        record_loop(cfg, loop)
+        for t in range(settings.max_new_tokens):
+            if stop is not None and stop.is_set():
+                break
+            logits = loop.forward()
+            tok = policy.choose(t, logits)
+            policy.chosen(t, tok)  # the one place where "a token was chosen" is known
+            if tok in eos:
+                break
+            loop.push(tok)
+    except KeyboardInterrupt:
+        policy.finish()  # an interrupt still delivers what was generated
+        raise
+    else:
+        policy.finish()
+    finally:  # (after a failed graph capture the loop fell back: record what ran)
+        record.record_loop(loop)
 
 
-def _step_tokens(adapter: Adapter, loop, cfg, sgrs, gen, emit, stop) -> None:
-    det, history, eos = Detok(adapter.tokenizer), [], adapter.eos_token_ids
-    for t in range(cfg["max_new_tokens"]):
-        if stop is not None and stop.is_set():
-            break
-        logits = loop.forward()
-        logp = torch.log_softmax(logits.double(), -1)
-        if sgrs is not None:
-            top = torch.topk(logp, sgrs.k)
-            cands = top.indices.tolist()
-            sc = loop.score(cands, cfg["context"])
-            probs = top.values.exp().cpu().tolist()
-            sal = sc.scores.detach().double().cpu().tolist()
-            layer_scores = sc.layer_scores.detach().double().cpu().tolist()
-            d = sgrs_choose(sgrs, probs, sal, history, gen)
-            if sal[d.chosen] == sal[d.chosen]:  # not NaN
-                history.append(sal[d.chosen])
-            rounds = {c: r for c, r in d.tried}
-            cand = [
+class StepPolicy:
+    """The step engine's policy: with SGRS, score the top-K candidates, then SGRS's rule chooses
+    (PAPER.md, Algorithm 1); else greedy / sampling chooses, then the token and `alternatives`
+    more are scored. Each Step is emitted as soon as its token is chosen."""
+
+    def __init__(self, ctx: TraceContext, loop, settings: TraceSettings, gen: torch.Generator, emit: Emit):
+        self.ctx, self.loop, self.settings, self.gen, self.emit = ctx, loop, settings, gen, emit
+        self.det = Detok(ctx.adapter.tokenizer)
+        self.history: list[float] = []  # SGRS: saliency of the accepted tokens
+        self._step: Step | None = None  # SGRS: the chosen token's Step, built in `choose`
+        self._logp = torch.empty(0)  # [vocab] float64 log-probabilities of the step (temperature 1)
+        self._p_sample: float | None = None  # plain: the token's probability under sampling
+
+    def choose(self, t: int, logits: torch.Tensor) -> int:
+        """SGRS: score the top-K and apply the rule; plain: greedy / seeded sampling."""
+        st = self.settings
+        self._logp = logp = torch.log_softmax(logits.double(), -1)
+        if st.sgrs is None:
+            tok, self._p_sample = sampling.choose_p(logits, st.decoding, st.temperature, st.top_p, self.gen)
+            return tok
+        sgrs, loop = st.sgrs, self.loop
+        top = torch.topk(logp, sgrs.k)
+        cands = top.indices.tolist()
+        sc = loop.score(cands, st.context)
+        probs = top.values.exp().cpu().tolist()
+        sal = sc.scores.detach().double().cpu().tolist()
+        layer_scores = sc.layer_scores.detach().double().cpu().tolist()
+        d = sgrs_choose(sgrs, probs, sal, self.history, self.gen)
+        if sal[d.chosen] == sal[d.chosen]:  # not NaN
+            self.history.append(sal[d.chosen])
+        rounds = {c: r for c, r in d.tried}
+        tok = cands[d.chosen]
+        self._step = Step(
+            step=t,
+            position=loop.q,
+            token_id=tok,
+            token="",  # its piece: in `chosen`
+            prob=probs[d.chosen],
+            logprob=float(logp[tok]),
+            saliency=_f(sal[d.chosen]),
+            layer_scores=layer_scores[d.chosen],
+            row=_row(sc, d.chosen),
+            tau=d.tau,
+            decision=d.decision,
+            round=d.round,
+            candidates=[
                 Candidate(
                     token_id=c,
-                    token=adapter.tokenizer.decode([c]),
+                    token=self.ctx.adapter.tokenizer.decode([c]),
                     prob=probs[i],
                     saliency=_f(sal[i]),
                     layer_scores=layer_scores[i],
@@ -77,107 +162,122 @@ def _step_tokens(adapter: Adapter, loop, cfg, sgrs, gen, emit, stop) -> None:
                     accepted=i == d.chosen,
                 )
                 for i, c in enumerate(cands)
-            ]
-            tok = cands[d.chosen]
-            step = Step(
-                step=t,
-                position=loop.q,
-                token_id=tok,
-                token=det.push(tok),
-                prob=probs[d.chosen],
-                logprob=float(logp[tok]),
-                saliency=_f(sal[d.chosen]),
-                layer_scores=layer_scores[d.chosen],
-                row=_row(sc, d.chosen),
-                tau=d.tau,
-                decision=d.decision,
-                round=d.round,
-                candidates=cand,
-            )
-        else:
-            tok, p_sample = sampling.choose_p(logits, cfg["decoding"], cfg["temperature"], cfg["top_p"], gen)
-            alts = [i for i in torch.topk(logp, cfg["alternatives"] + 1).indices.tolist() if i != tok]
-            sc = loop.score([tok] + alts[: cfg["alternatives"]], cfg["context"])
-            cand_logp = logp[torch.tensor(sc.token_ids, device=logp.device)].cpu()
-            step = plain_step(t, sc, cand_logp, det.push(tok), _decision(cfg["decoding"]), p_sample)
-        emit(step)
-        if tok in eos:
-            break
-        loop.push(tok)
+            ],
+        )
+        return tok
+
+    def chosen(self, t: int, token_id: int) -> None:
+        """Emit step t: SGRS's (already scored), or score the plain token and its alternatives."""
+        st, logp = self.settings, self._logp
+        if self._step is not None:
+            step, self._step = self._step, None
+            step.token = self.det.push(token_id)
+            self.emit(step)
+            return
+        alts = [i for i in torch.topk(logp, st.alternatives + 1).indices.tolist() if i != token_id]
+        sc = self.loop.score([token_id] + alts[: st.alternatives], st.context)
+        cand_logp = logp[torch.tensor(sc.token_ids, device=logp.device)].cpu()
+        piece = self.det.push(token_id)
+        self.emit(plain_step(t, sc, cand_logp, piece, _decision(st.decoding), self._p_sample))
+
+    def start(self, loop) -> None:
+        """Nothing to set up: the loop scores."""
+
+    def finish(self) -> None:
+        """Nothing waits: every Step was emitted when its token was chosen."""
+
+
+class SequencePolicy:
+    """Plain greedy / seeded sampling without grad; the sequence engine scores the tokens every
+    `chunk` tokens (and at the end, also after Ctrl-C) and emits their Steps in order."""
+
+    def __init__(
+        self,
+        ctx: TraceContext,
+        settings: TraceSettings,
+        record: RunRecord,
+        gen: torch.Generator,
+        emit: Emit,
+    ):
+        self.ctx, self.settings, self.record, self.gen, self.emit = ctx, settings, record, gen, emit
+        self.out: list[int] = []  # generated token ids
+        self.p_sample: list[float | None] = []  # each one's probability under sampling
+        self.flush = settings.chunk or settings.max_new_tokens
+        self.eng: SequenceEngine | None = None
+
+    def start(self, loop) -> None:
+        """After the loop's prefill: the engine starts from a copy of the prompt's cache."""
+        st = self.settings
+        self.eng = SequenceEngine(
+            self.ctx, st.context, st.alternatives, st.chunk, prefilled=loop.prompt_cache()
+        )
+
+    def choose(self, t: int, logits: torch.Tensor) -> int:
+        """Greedy / seeded sampling (its probability is kept for the Step)."""
+        st = self.settings
+        tok, p = sampling.choose_p(logits, st.decoding, st.temperature, st.top_p, self.gen)
+        self.p_sample.append(p)  # (before `out`: every token in `out` has its probability)
+        return tok
+
+    def chosen(self, t: int, token_id: int) -> None:
+        """Keep the token; score and emit a chunk once `chunk` tokens wait."""
+        self.out.append(token_id)
+        if len(self.out) % self.flush == 0:
+            self.finish()
+
+    def finish(self) -> None:
+        """Score every token not scored yet and emit its Step.
+
+        Steps come in order; after a Ctrl-C one may come again (the engine re-delivers a step whose
+        delivery was interrupted; `emit` drops what it already has). Nothing here keeps state across
+        steps, so a repeat is built exactly as the first time."""
+        st, tokenizer, n, eng = self.settings, self.ctx.adapter.tokenizer, self.ctx.n, self.eng
+        if eng is None:  # (not started: the prefill did not finish)
+            return
+        t0 = time.perf_counter()
+        for sc, logp in eng.feed(self.out):
+            t = sc.q - (n - 1)  # step t reads row q = n - 1 + t
+            piece = Detok.piece(tokenizer, self.out, t)
+            self.emit(plain_step(t, sc, logp, piece, _decision(st.decoding), self.p_sample[t]))
+        self.record.analysis_s += time.perf_counter() - t0
+
+
+def run_step(
+    ctx: TraceContext, loop, settings: TraceSettings, record: RunRecord, gen, emit: Emit, stop
+) -> None:
+    """Score K candidates at every token, then choose: SGRS's policy, or plain decoding."""
+    decode(ctx, loop, settings, StepPolicy(ctx, loop, settings, gen, emit), record, stop)
 
 
 def run_sequence(
-    adapter: Adapter, loop, prepared: Prepared, probe: Probe, inputs, cfg, gen, emit, stop
+    ctx: TraceContext, loop, settings: TraceSettings, record: RunRecord, gen, emit: Emit, stop
 ) -> None:
     """Decode without grad on the own loop; every `chunk` tokens the sequence engine scores them."""
-    loop.prefill()
-    eng = SequenceEngine(
-        adapter,
-        prepared,
-        probe,
-        inputs,
-        cfg["context"],
-        cfg["alternatives"],
-        cfg["chunk"],
-        prefilled=loop.prompt_cache(),
-    )
-    eos, out, p_sample = adapter.eos_token_ids, [], []
-    flush = cfg["chunk"] or cfg["max_new_tokens"]
-
-    def drain():
-        # Steps come in order; after a Ctrl-C one may come again (the engine re-delivers a step
-        # whose delivery was interrupted; `emit` drops what it already has). Nothing here keeps
-        # state across steps, so a repeat is built exactly as the first time.
-        t0 = time.perf_counter()
-        for sc, logp in eng.feed(out):
-            t = sc.q - (prepared.n - 1)  # step t reads row q = n - 1 + t
-            piece = Detok.piece(adapter.tokenizer, out, t)
-            emit(plain_step(t, sc, logp, piece, _decision(cfg["decoding"]), p_sample[t]))
-        cfg["timing"]["analysis_s"] += time.perf_counter() - t0
-
-    try:
-        for _ in range(cfg["max_new_tokens"]):
-            if stop is not None and stop.is_set():
-                break
-            logits = loop.forward()
-            tok, p = sampling.choose_p(logits, cfg["decoding"], cfg["temperature"], cfg["top_p"], gen)
-            p_sample.append(p)  # (before `out`: every token in `out` has its probability)
-            out.append(tok)
-            if tok in eos:
-                break
-            loop.push(tok)
-            if len(out) % flush == 0:
-                drain()
-    except KeyboardInterrupt:
-        drain()  # an interrupt still scores what was generated
-        raise
-    else:
-        drain()
-    finally:  # (other errors, e.g. out of memory, score nothing more)
-        record_loop(cfg, loop)
+    decode(ctx, loop, settings, SequencePolicy(ctx, settings, record, gen, emit), record, stop)
 
 
-def run_generate(
-    adapter: Adapter, prepared: Prepared, probe: Probe, inputs, cfg, generate_kwargs, emit
-) -> None:
+def run_generate(ctx: TraceContext, settings: TraceSettings, emit: Emit) -> None:
     """transformers' `generate` with the caller's keywords, then the sequence engine over its output."""
-    probe.mode = "off"
-    probe.new_forward()
+    adapter, st = ctx.adapter, settings
     kw = {
-        "max_new_tokens": cfg["max_new_tokens"],
-        "do_sample": cfg["decoding"] == "sample",
-        **generate_kwargs,
+        "max_new_tokens": st.max_new_tokens,
+        "do_sample": st.decoding == "sample",
+        **st.generate_kwargs,
     }
     if kw["do_sample"]:
-        kw.setdefault("temperature", cfg["temperature"])
-        kw.setdefault("top_p", cfg["top_p"])
+        kw.setdefault("temperature", st.temperature)
+        kw.setdefault("top_p", st.top_p)
     adapter.new_sequence()
     # generate samples from the global RNG: seed it for this call only, then give the caller's back
-    with torch.random.fork_rng(devices=_cuda_devices(inputs)), torch.no_grad():
+    with (
+        ctx.probe.forward("off"),
+        torch.random.fork_rng(devices=_cuda_devices(ctx.inputs)),
+        torch.no_grad(),
+    ):
         if kw["do_sample"]:
-            torch.manual_seed(cfg["seed"])
-        seq = adapter.model.generate(**inputs, **kw)
-    out = seq[0, prepared.n :].tolist()
+            torch.manual_seed(st.seed)
+        seq = adapter.model.generate(**ctx.inputs, **kw)
+    out = seq[0, ctx.n :].tolist()
     pad = getattr(adapter.model.generation_config, "pad_token_id", None)
     eos = adapter.eos_token_ids
     clean = []
@@ -187,10 +287,19 @@ def run_generate(
         clean.append(t)
         if t in eos:
             break
-    eng = SequenceEngine(adapter, prepared, probe, inputs, cfg["context"], cfg["alternatives"], cfg["chunk"])
+    eng = SequenceEngine(ctx, st.context, st.alternatives, st.chunk)
     det = Detok(adapter.tokenizer)
     for i, (sc, logp) in enumerate(eng.feed(clean)):
         emit(plain_step(i, sc, logp, det.push(sc.token_ids[0]), "generated"))
+
+
+def run_forced(ctx: TraceContext, settings: TraceSettings, output_ids: list[int], emit: Emit) -> None:
+    """The sequence engine over given output token ids (`Session.analyze`): one Step per token."""
+    st = settings
+    eng = SequenceEngine(ctx, st.context, st.alternatives, st.chunk)
+    det = Detok(ctx.adapter.tokenizer)
+    for i, (sc, logp) in enumerate(eng.feed(output_ids)):
+        emit(plain_step(i, sc, logp, det.push(sc.token_ids[0]), "forced"))
 
 
 def _cuda_devices(inputs) -> list:
@@ -200,12 +309,6 @@ def _cuda_devices(inputs) -> list:
 
 def _f(x: float) -> float | None:
     return None if x != x else float(x)
-
-
-def record_loop(cfg: dict, loop) -> None:
-    """Which own loop ran (after the run: a failed graph capture falls back) and its capture time."""
-    cfg["step_loop"] = loop.kind
-    cfg["timing"]["capture_s"] = loop.capture_s
 
 
 def _row(sc: StepScores, i: int):
@@ -276,5 +379,6 @@ class Detok:
         return after[len(before) :] if after.startswith(before) else tokenizer.decode([ids[t]])
 
     def push(self, token_id: int) -> str:
+        """Append a token; returns its text piece (with its own leading space, if any)."""
         self.ids.append(token_id)
         return self.piece(self.tok, self.ids, len(self.ids) - 1)

@@ -12,6 +12,7 @@ DECODINGS = ("greedy", "sample")
 
 
 def check_sampling(decoding: str, temperature: float, top_p: float) -> None:
+    """decoding in DECODINGS, 0 < temperature < inf, 0 < top_p <= 1; else ConfigError."""
     if decoding not in DECODINGS:
         raise ConfigError(
             f"decoding must be one of {DECODINGS}, got {decoding!r} "

@@ -39,6 +39,7 @@ class SGRS:
             raise ConfigError(f"SGRS order must be 'sample' or 'greedy', got {self.order!r}")
 
     def to_dict(self) -> dict:
+        """The settings as a plain dict (the Trace's config["sgrs"])."""
         return asdict(self)
 
 

@@ -18,6 +18,7 @@ import torch
 from transformers import DynamicCache
 
 from ..cache import GrowingCache, StaticStepCache, prefill
+from ..context import TraceContext
 from ..errors import UnsupportedModelError
 from ..models.base import Adapter, Prepared, cache_keyword
 from ..saliency.probe import Probe, aligned_len
@@ -48,75 +49,90 @@ class StaticStepLoop:
     Args:
         grad: as StepLoop's: forwards with grad, ready for `score`; False = plain decoding (the
             sequence engine's generation loop).
+        ctx: the trace's adapter, prompt, probe and inputs (`rebind` serves another trace).
         k: candidates per `score` call (fewer are padded with the last one; the batch is static).
         capacity: positions the cache needs: prompt + max new tokens (rounded up to MASK_ALIGN, so
             that SDPA takes the loop's masks as they are).
         graphs: capture and replay CUDA graphs (CUDA only); False runs the same steps eagerly.
     """
 
-    def __init__(
-        self,
-        adapter: Adapter,
-        prepared: Prepared,
-        probe: Probe,
-        inputs: dict,
-        grad: bool,
-        k: int,
-        capacity: int,
-        graphs: bool,
-    ):
-        check_plain_head(adapter)
-        self.adapter, self.prepared, self.probe, self.inputs = adapter, prepared, probe, inputs
+    def __init__(self, ctx: TraceContext, grad: bool, k: int, capacity: int, graphs: bool):
+        check_plain_head(ctx.adapter)
+        ad, dev = ctx.adapter, ctx.device
+        self.ctx, self.adapter = ctx, ad
         self.grad, self.k, self.graphs = grad, k, graphs
         self.capacity = aligned_len(capacity)
-        self.q = self.q0 = prepared.n - 1
-        self.cache_kw = cache_keyword(adapter.language_model)
-        self.cache: StaticStepCache | None = None
-        self._fwd_graph = self._bwd_graph = None
+        self.q = self.q0 = ctx.n - 1
+        self.cache_kw = cache_keyword(ad.language_model)
         self.capture_s = 0.0  # warm-up + capture, host time
+        # ---- buffers, reused by address by every replay and every rebound trace
+        ids = ctx.inputs["input_ids"]
+        self.ids = torch.zeros(1, 1, dtype=ids.dtype, device=dev)  # [1, 1] the token being fed
+        self.pos = torch.zeros(1, dtype=torch.long, device=dev)  # [1] its position
+        # rotary positions = pos + a per-prompt offset (Qwen's rope_deltas), held by the loop: a
+        # graph must not read a model attribute that a later forward may replace
+        self.pos_offset = torch.zeros_like(ad.rope_offset(dev))
+        w = ad.head.weight
+        self.g = torch.zeros(k, w.shape[1], dtype=w.dtype, device=dev)  # [K, d] ∂L_k/∂h per candidate
+        # keys/values [1, h_kv, capacity, d] per layer: allocated by the first `prefill` (their
+        # shapes are the model's cache layers')
+        self.cache: StaticStepCache | None = None
+        # ---- outputs of the captured halves (valid until the next forward / score)
+        self.hidden = torch.empty(0)  # [d] final hidden state, with graph when grad
+        self.logits = torch.empty(0)  # [vocab] for position q+1
+        self.attn: list[torch.Tensor] = []  # target layers' rows [1, heads, 1, capacity], with graph
+        self.rows = torch.empty(0)  # [K, 1, layers, capacity] saliency rows
+        self._fwd_graph: torch.cuda.CUDAGraph | None = None
+        self._bwd_graph: torch.cuda.CUDAGraph | None = None
+        self._device = dev
 
-    def rebind(self, prepared: Prepared, inputs: dict, probe: Probe) -> None:
+    @property
+    def prepared(self) -> Prepared:
+        """The prompt of the trace being served."""
+        return self.ctx.prepared
+
+    @property
+    def probe(self) -> Probe:
+        """The probe of the trace being served."""
+        return self.ctx.probe
+
+    def rebind(self, ctx: TraceContext) -> None:
         """Serve another trace with these buffers and graphs. Only for a trace that bakes the same
-        constants into the graphs (Session's key: prompt length, capacity, K, layers, LocoRE, weights);
-        its `prefill` writes into the same tensors, so the replays read the new trace's data."""
-        if prepared.n - 1 != self.q0:
-            raise RuntimeError(f"rebind: a {prepared.n}-token prompt for a loop built for {self.q0 + 1}")
-        self.prepared, self.inputs, self.probe = prepared, inputs, probe
-        self.q = prepared.n - 1
+        constants into the graphs (the kept-loop key: prompt length, capacity, K, layers, LocoRE,
+        weights); its `prefill` writes into the same tensors, so the replays read the new trace's data."""
+        if ctx.n - 1 != self.q0:
+            raise RuntimeError(f"rebind: a {ctx.n}-token prompt for a loop built for {self.q0 + 1}")
+        self.ctx = ctx
+        self.q = ctx.n - 1
         self.capture_s = 0.0
 
     def prefill(self) -> None:
         """Prefill [0, n-1) eagerly into a growing cache, then copy it into the static buffers (the
         same ones again after `rebind`: the captured graphs read them by address)."""
-        ad, dev = self.adapter, self.inputs["input_ids"].device
+        ad, dev, ctx = self.adapter, self._device, self.ctx
         grown = GrowingCache(ad.model.config)
-        prefill(ad, self.prepared, self.probe, self.inputs, grown)
+        prefill(ctx, grown)
         if self.cache is None:
             keys, values = [], []
             for layer in grown.layers:
                 for src, out in ((layer.keys, keys), (layer.values, values)):
                     out.append(src.new_empty((*src.shape[:-2], self.capacity, src.shape[-1])))
-            self.ids = torch.zeros_like(self.inputs["input_ids"][:, -1:])  # [1, 1] the token being fed
-            self.pos = torch.zeros(1, dtype=torch.long, device=dev)  # its position
-            # rotary positions = pos + a per-prompt offset (Qwen's rope_deltas), held by the loop: a
-            # graph must not read a model attribute that a later forward may replace
-            self.pos_offset = torch.zeros_like(ad.rope_offset(dev))
-            self.cache = StaticStepCache(ad.model.config, self.probe, keys, values, self.pos)
-            d = ad.head.weight.shape[1]
-            self.g = torch.zeros(self.k, d, dtype=ad.head.weight.dtype, device=dev)  # ∂L_k/∂h
+            self.cache = StaticStepCache(ad.model.config, ctx.probe, keys, values, self.pos)
         for layer, kb, vb in zip(grown.layers, self.cache.kbuf, self.cache.vbuf):
             for src, buf in ((layer.keys, kb), (layer.values, vb)):
                 buf[..., : src.shape[-2], :].copy_(src)
                 buf[..., src.shape[-2] :, :].zero_()  # unwritten, or a previous trace's outputs
-        self.ids.copy_(self.inputs["input_ids"][:, -1:])
+        self.ids.copy_(ctx.inputs["input_ids"][:, -1:])
         self.pos.fill_(self.q)
         self.pos_offset.copy_(ad.rope_offset(dev))
-        self.cache.probe = self.probe
+        self.cache.probe = ctx.probe
 
     def prompt_cache(self) -> DynamicCache:
         """The prompt's positions [0, n-1) as a DynamicCache of views (SequenceEngine copies it)."""
         out = DynamicCache(config=self.adapter.model.config)
-        n = self.prepared.n - 1
+        n = self.ctx.n - 1
+        if self.cache is None:
+            raise RuntimeError("prompt_cache() before prefill()")
         for i, (kb, vb) in enumerate(zip(self.cache.kbuf, self.cache.vbuf)):
             out.update(kb[..., :n, :], vb[..., :n, :], i)
         return out
@@ -124,13 +140,11 @@ class StaticStepLoop:
     # ---- the two captured halves -------------------------------------------------------------
     def _forward(self) -> None:
         ad, probe, L = self.adapter, self.probe, self.capacity
-        probe.mode = "step" if self.grad else "off"
-        probe.new_forward()
         keys = torch.arange(L, device=self.pos.device)
-        probe.q_pos = self.pos
-        probe.own = (keys == self.pos).to(ad.head.weight.dtype)
+        own = (keys == self.pos).to(ad.head.weight.dtype)  # [L] one-hot of the query's own key
         mask = (keys <= self.pos).view(1, 1, 1, L)
-        with torch.set_grad_enabled(self.grad):
+        mode = "step" if self.grad else "off"
+        with probe.forward(mode, q_pos=self.pos, own=own) as rows, torch.set_grad_enabled(self.grad):
             out = ad.language_model(
                 input_ids=self.ids,
                 attention_mask=mask,
@@ -139,9 +153,9 @@ class StaticStepLoop:
                 **{self.cache_kw: self.cache},
             )
             self.hidden = out.last_hidden_state[0, -1]
+            self.attn = [rows[l] for l in probe.layers] if self.grad else []
         with torch.no_grad():
             self.logits = ad.head(self.hidden)
-        self.attn = [probe.captured[l] for l in probe.layers] if self.grad else []
 
     def _backward(self) -> None:
         self.rows = batched_rows(self.hidden, self.attn, self.g)  # [K, 1, layers, capacity]
@@ -172,23 +186,26 @@ class StaticStepLoop:
         forward)."""
         if not self.graphs:
             self._forward()
-        elif self._fwd_graph is None:
-            try:
-                self._capture()
-            except RuntimeError as e:  # an op this model runs cannot be captured: stay exact, run eagerly
-                warnings.warn(
-                    f"CUDA graph capture failed ({e}); the step engine runs without graphs", stacklevel=2
-                )
-                self._fwd_graph = self._bwd_graph = None
-                self.graphs = False
-                self._forward()
-                return self.logits
-            self._fwd_graph.replay()
         else:
-            self._fwd_graph.replay()
+            if self._fwd_graph is None:
+                try:
+                    self._capture()
+                except RuntimeError as e:  # an op this model runs cannot be captured: stay exact, eagerly
+                    warnings.warn(
+                        f"CUDA graph capture failed ({e}); the step engine runs without graphs", stacklevel=2
+                    )
+                    self._fwd_graph = self._bwd_graph = None
+                    self.graphs = False
+                    self._forward()
+                    return self.logits
+            graph = self._fwd_graph
+            assert graph is not None  # (_capture sets it)
+            graph.replay()
         return self.logits
 
     def score(self, candidates: list[int], context: str) -> StepScores:
+        """Saliency of `candidates` (1..k token ids) at q, from the last forward (one batched
+        backward, replayed as a graph on CUDA); context: "text" | "outputs"."""
         if not self.grad:
             raise RuntimeError("score() needs a loop built with grad=True")
         if not 1 <= len(candidates) <= self.k:
@@ -196,7 +213,7 @@ class StaticStepLoop:
         padded = list(candidates) + [candidates[-1]] * (self.k - len(candidates))
         with torch.no_grad():
             self.g.copy_(head_grads(self.logits, self.adapter.head.weight, padded))
-        if self.graphs:
+        if self.graphs and self._bwd_graph is not None:
             self._bwd_graph.replay()
         else:
             self._backward()
@@ -209,6 +226,7 @@ class StaticStepLoop:
         return "static, CUDA graphs" if self.graphs else "static"
 
     def push(self, token_id: int) -> None:
+        """Accept the next token: it is fed at q+1 by the next forward."""
         self.ids.fill_(token_id)
         self.pos.add_(1)
         self.q += 1

@@ -33,10 +33,12 @@ class Prepared:
 
     @property
     def input_ids(self) -> torch.Tensor:
+        """The prompt's token ids [1, n] (image placeholders expanded)."""
         return self.inputs["input_ids"]
 
     @property
     def n(self) -> int:
+        """Prompt positions, image included."""
         return int(self.inputs["input_ids"].shape[1])
 
 
@@ -96,10 +98,12 @@ class Adapter:
     # ---- structure ----------------------------------------------------------------------------
     @property
     def tokenizer(self):
+        """The processor's tokenizer (or the processor itself when it is one)."""
         return getattr(self.processor, "tokenizer", self.processor)
 
     @property
     def language_model(self) -> nn.Module:
+        """The text decoder (its layers carry the probe)."""
         return self.model.model.language_model
 
     @property
@@ -115,13 +119,16 @@ class Adapter:
 
     @property
     def text_config(self):
+        """The text decoder's config (layers, heads, vocabulary, attention implementation)."""
         return self.model.config.text_config
 
     @property
     def num_layers(self) -> int:
+        """Decoder layers N."""
         return int(self.text_config.num_hidden_layers)
 
     def default_layers(self) -> list[int]:
+        """PAPER.md's [6, 7, 8] scaled to this depth: round(6N/32) and the next two."""
         return scaled_layers(self.num_layers)
 
     def check_layers(self, layers) -> tuple[int, ...]:
@@ -155,6 +162,7 @@ class Adapter:
 
     @property
     def eos_token_ids(self) -> set[int]:
+        """Every id that ends a generation (generation config, text config and tokenizer)."""
         ids = set()
         for src in (getattr(self.model, "generation_config", None), self.text_config, self.tokenizer):
             e = getattr(src, "eos_token_id", None)
@@ -164,6 +172,14 @@ class Adapter:
 
     # ---- inputs ---------------------------------------------------------------------------------
     def prepare(self, image, prompt: str) -> Prepared:
+        """The model's inputs for (image, prompt) in its chat format, and their spans.
+
+        Args:
+            image: anything `images.to_rgb` takes, or None (text only).
+            prompt: the user's text.
+        Returns:
+            Prepared: inputs (input_ids [1, n], pixels ...), spans, image grid, thumbnail, digest.
+        """
         raise NotImplementedError
 
     def full_inputs(self, prepared: Prepared, output_ids: list[int]) -> dict[str, torch.Tensor]:
@@ -204,6 +220,7 @@ class Adapter:
         return ctx
 
     def to(self, inputs: dict[str, torch.Tensor], dtype: torch.dtype) -> dict[str, torch.Tensor]:
+        """`inputs` on the model's device, floating ones (pixels) in `dtype`; ids keep theirs."""
         dev = next(self.model.parameters()).device
         out = {}
         for k, v in inputs.items():

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import signal
 import threading
+import time
 import weakref
 from collections.abc import Iterator
 
@@ -21,6 +22,7 @@ from torch import nn
 from ..errors import ModelBusyError
 
 WAIT_S = 30.0  # how long a second caller waits for a busy model before ModelBusyError
+POLL_S = 0.05  # one try at the lock (Ctrl-C is deferred during a try, so at most this long)
 _LOCKS: weakref.WeakKeyDictionary[nn.Module, threading.RLock] = weakref.WeakKeyDictionary()
 _LOCKS_LOCK = threading.Lock()
 
@@ -37,19 +39,32 @@ def lock_of(model: nn.Module) -> threading.RLock:
 @contextlib.contextmanager
 def holding(model: nn.Module, what: str = "this call", wait_s: float | None = None) -> Iterator[None]:
     """Hold the model for the block: wait up to `wait_s` (default WAIT_S) seconds while another
-    thread's trace / analysis / locore block holds it, then raise ModelBusyError."""
+    thread's trace / analysis / locore block holds it, then raise ModelBusyError.
+
+    A Ctrl-C can never leave the lock taken: the lock is taken in short tries, each with Ctrl-C
+    deferred (no_sigint) until `acquired` records it, inside the `try` whose `finally` releases it;
+    between tries Ctrl-C lands at once (a waiting caller is not stuck for WAIT_S seconds).
+    """
     lock = lock_of(model)
     wait = WAIT_S if wait_s is None else wait_s
-    if not lock.acquire(timeout=max(wait, 0.0)):
-        raise ModelBusyError(
-            f"the model is busy: another trace, analysis or lv.locore block (another thread or Session) "
-            f"has held it for more than {wait:g} s, so {what} did not start. Wait for it to finish (a "
-            "viewer's trace: stop it) or use a separate model object"
-        )
+    deadline = time.monotonic() + max(wait, 0.0)
+    acquired = False
     try:
+        while True:
+            with no_sigint():  # taking the lock and recording it: one step for Ctrl-C
+                acquired = lock.acquire(timeout=min(POLL_S, max(deadline - time.monotonic(), 0.0)))
+            if acquired:
+                break
+            if time.monotonic() >= deadline:
+                raise ModelBusyError(
+                    f"the model is busy: another trace, analysis or lv.locore block (another thread or "
+                    f"Session) has held it for more than {wait:g} s, so {what} did not start. Wait for it "
+                    "to finish (a viewer's trace: stop it) or use a separate model object"
+                )
         yield
     finally:
-        lock.release()
+        if acquired:
+            lock.release()
 
 
 @contextlib.contextmanager

@@ -31,6 +31,7 @@ NAME = "lvsal"
 MASK_ALIGN = 8
 _REGISTER_LOCK = threading.Lock()
 _registered = False
+MODES = ("off", "step", "sequence")  # Probe.forward
 
 # bias_fn(q_positions [q] absolute kv indices: a device tensor, or a range when known on the host,
 #         kv_len, device, dtype) -> additive bias [q, kv] or None (best from `mask_zeros`)
@@ -39,34 +40,73 @@ BiasFn = Callable[["torch.Tensor | range", int, torch.device, torch.dtype], "tor
 
 @dataclass
 class Probe:
-    """Mutable per-model state read by the attention function during one forward.
+    """Per-model state read by the attention function during one forward.
 
-    mode: "off" (plain attention; bias still applies), "step" (capture target rows of a q_len=1
-    forward over a `StepCache`, own key/value live in `live`), "sequence" (capture all rows,
-    isolate positions).
+    Set up per forward only through `with probe.forward(mode, ...) as rows:`, which also clears it
+    again (on exceptions and Ctrl-C too). Modes: "off" (plain attention; the bias still applies),
+    "step" (capture the target rows of a q_len=1 forward over a `StepCache`; its own key/value reach
+    the probe through `hand_live`), "sequence" (capture all rows, isolate positions).
+
+    Args:
+        layers: decoder layers whose post-softmax rows are captured.
+        bias_fn: LocoRE's bias function (None: no bias); built once per forward.
+        bias_layers: layers that apply the bias (None: all).
     """
 
     layers: tuple[int, ...] = ()
-    mode: str = "off"
     bias_fn: BiasFn | None = None
     bias_layers: frozenset[int] | None = None  # None = all layers
-    captured: dict[int, torch.Tensor] = field(default_factory=dict)  # layer -> A [b, h, q, kv]
-    live: dict[int, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)  # step: own k, v
+    # ---- per forward: only `forward()` sets these, and clears them on exit -----------------
+    mode: str = field(default="off", init=False)
+    captured: dict[int, torch.Tensor] = field(default_factory=dict, init=False)  # layer -> A [b, h, q, kv]
+    live: dict[int, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict, init=False)  # own k, v
     # step mode over a fixed-capacity cache (decoding/static.py): the query's position [1] and a
     # one-hot of it over the cache's keys [kv]; None = the own key is the last one
-    q_pos: torch.Tensor | None = None
-    own: torch.Tensor | None = None
-    _bias_key: tuple | None = None
-    _bias: torch.Tensor | None = None
-    _mask_key: tuple | None = None
-    _mask: torch.Tensor | None = None
+    q_pos: torch.Tensor | None = field(default=None, init=False)
+    own: torch.Tensor | None = field(default=None, init=False)
+    _bias_key: tuple | None = field(default=None, init=False)
+    _bias: torch.Tensor | None = field(default=None, init=False)
+    _mask_key: tuple | None = field(default=None, init=False)
+    _mask: torch.Tensor | None = field(default=None, init=False)
 
     @property
     def lowest(self) -> int:
+        """The lowest target layer (below it no graph is needed); huge when there are none."""
         return min(self.layers) if self.layers else 1 << 30
 
-    def new_forward(self) -> None:
-        """Call before each model forward: drops captured rows and the cached bias."""
+    @contextlib.contextmanager
+    def forward(
+        self, mode: str = "off", *, q_pos: torch.Tensor | None = None, own: torch.Tensor | None = None
+    ) -> Iterator[dict[int, torch.Tensor]]:
+        """The per-forward state for the model forward(s) run inside the block.
+
+        Args:
+            mode: "off" | "step" | "sequence" (see the class docstring).
+            q_pos: step mode over a fixed-capacity cache: the query's position [1] (device tensor).
+            own: with q_pos: one-hot [kv] of the query's own key among the cache's keys.
+        Yields:
+            The captured rows, layer -> A [b, heads, q, kv]: take what you need inside the block.
+            On exit every per-forward reference (rows, live keys, bias, mask) is dropped.
+        """
+        if mode not in MODES:
+            raise ValueError(f"probe mode must be one of {MODES}, got {mode!r}")
+        self._clear()
+        self.mode, self.q_pos, self.own = mode, q_pos, own
+        try:
+            yield self.captured
+        finally:
+            self._clear()
+
+    def hand_live(self, layer: int, key: torch.Tensor, value: torch.Tensor) -> bool:
+        """A step cache hands the new token's live key/value [1, h_kv, 1, d] of `layer`; True when
+        the probe keeps them (step mode: the cache must then store them detached)."""
+        if self.mode != "step":
+            return False
+        self.live[layer] = (key, value)
+        return True
+
+    def _clear(self) -> None:
+        self.mode = "off"
         self.captured, self.live = {}, {}
         self.q_pos = self.own = None
         self._bias_key = self._mask_key = None
@@ -95,6 +135,7 @@ class Probe:
         return self._mask
 
     def bias_for(self, layer: int, q_len: int, kv_len: int, device, dtype) -> torch.Tensor | None:
+        """The bias [q_len, kv_len] for `layer` (None: no bias there), built once per forward."""
         if self.bias_fn is None or (self.bias_layers is not None and layer not in self.bias_layers):
             return None
         key = (q_len, kv_len, device, dtype)
@@ -128,6 +169,8 @@ def lvsal_attention(
     dropout: float = 0.0,
     **kwargs,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """transformers' attention function "lvsal": the same output as SDPA/eager, [b, q, h, d], and
+    no weights; with a probe on the module it applies the bias and captures / isolates per its mode."""
     probe: Probe | None = getattr(module, "_lvsal_probe", None)
     layer = getattr(module, "layer_idx", None)
     scale = scaling if scaling is not None else query.shape[-1] ** -0.5
@@ -326,7 +369,7 @@ def attached(
         finally:
             with no_sigint():
                 _restore_state(model, mods, text_config, saved)
-                probe.captured, probe.live = {}, {}
+                probe._clear()
 
 
 def _save_state(model: nn.Module, mods: list[nn.Module], text_config) -> dict:

@@ -14,8 +14,7 @@ import torch
 from transformers import DynamicCache
 
 from ..cache import detach_cache, prefill, rewind_cache, snapshot
-from ..models.base import Adapter, Prepared
-from .probe import Probe
+from ..context import TraceContext
 from .score import context_scores, saliency_rows
 from .step import StepScores
 
@@ -33,31 +32,24 @@ class SequenceEngine:
 
     def __init__(
         self,
-        adapter: Adapter,
-        prepared: Prepared,
-        probe: Probe,
-        inputs: dict,
+        ctx: TraceContext,
         context: str,
         alternatives: int = 0,
         chunk: int | None = None,
         prefilled=None,
     ):
-        self.adapter, self.prepared, self.probe, self.inputs = adapter, prepared, probe, inputs
+        self.ctx = ctx
         self.context, self.alternatives, self.chunk = context, alternatives, chunk
-        self.ids = inputs["input_ids"][0].tolist()
+        self.ids = ctx.inputs["input_ids"][0].tolist()
         # (next row to score, scored steps not yet taken by the consumer): one attribute, replaced
         # in one store, so a Ctrl-C between two statements cannot leave the two out of step
-        self._state: tuple[int, tuple] = (prepared.n - 1, ())
-        self.device = inputs["input_ids"].device
+        self._state: tuple[int, tuple] = (ctx.n - 1, ())
+        self.device = ctx.device
         if prefilled is not None:
-            self.cache = snapshot(prefilled, adapter.model.config)
+            self.cache = snapshot(prefilled, ctx.adapter.model.config)
         else:
-            self.cache = DynamicCache(config=adapter.model.config)
-            prefill(adapter, prepared, probe, inputs, self.cache)
-
-    @property
-    def next_q(self) -> int:
-        return self._state[0]
+            self.cache = DynamicCache(config=ctx.adapter.model.config)
+            prefill(ctx, self.cache)
 
     def feed(self, output_ids: list[int]) -> Iterator[tuple[StepScores, torch.Tensor]]:
         """Yield (scores, log-probabilities of its K candidates) for each newly scorable step, in order
@@ -68,7 +60,7 @@ class SequenceEngine:
         drops steps it already has, by index); a chunk interrupted while being computed is rolled
         back and computed again.
         """
-        self.ids = self.ids[: self.prepared.n] + list(output_ids)
+        self.ids = self.ids[: self.ctx.n] + list(output_ids)
         last_q = len(self.ids) - 2  # the last position whose next token is known
         while True:
             next_q, ready = self._state
@@ -84,13 +76,11 @@ class SequenceEngine:
     def _chunk(self, start: int, stop: int) -> list[tuple[StepScores, torch.Tensor]]:
         """Score rows [start, stop) in one isolated forward + one backward, over a cache holding
         exactly [0, start) (an interrupted earlier attempt may have left some of this chunk's keys)."""
-        ad, probe = self.adapter, self.probe
+        ad, probe = self.ctx.adapter, self.ctx.probe
         rewind_cache(self.cache, start)
         tokens = torch.tensor([self.ids[start:stop]], device=self.device)
         kw = ad.step_inputs(tokens, stop)
-        probe.mode = "sequence"
-        probe.new_forward()
-        with torch.enable_grad():
+        with probe.forward("sequence") as captured, torch.enable_grad():
             logits = ad.model(**kw, **{ad.cache_kw: self.cache}, use_cache=True).logits[0]  # [C, V]
             # float64: at p ≈ 1 the loss gradient p - 1 is lost to rounding in float32 (issue 17.6)
             logp = torch.log_softmax(logits.double(), dim=-1)
@@ -105,7 +95,7 @@ class SequenceEngine:
                 cands = torch.cat([cands, torch.tensor(alt, device=self.device)], 1)
             losses = -logp.gather(1, cands)  # [C, K]
             layers = list(probe.layers)
-            attn = [probe.captured[l] for l in layers]  # [1, heads, C, kv]
+            attn = [captured[l] for l in layers]  # [1, heads, C, kv]
             k = cands.shape[1]
             if k == 1:
                 grads = [g.unsqueeze(0) for g in torch.autograd.grad(losses.sum(), attn)]
@@ -115,11 +105,10 @@ class SequenceEngine:
                 )
                 grads = list(torch.autograd.grad(losses, attn, grad_outputs=eye, is_grads_batched=True))
         detach_cache(self.cache)
-        probe.captured = {}
         with torch.no_grad():
             rows = saliency_rows(attn, grads)  # [K, C, layers, kv]
             qpos = torch.arange(start, stop, device=self.device)
-            ls = context_scores(rows, qpos, self.prepared.spans, self.context)  # [K, C, layers]
+            ls = context_scores(rows, qpos, self.ctx.prepared.spans, self.context)  # [K, C, layers]
             cand_logp = logp.detach().gather(1, cands).double().cpu()  # [C, K]
             # one device->host copy per chunk, not per step
             rows, ls, ids = rows.cpu(), ls.cpu(), cands.tolist()

@@ -13,9 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..cache import StepCache  # noqa: F401  (importable from here, as before)
 from ..trace import Spans
-from .probe import Probe
 from .score import context_scores, saliency_rows
 
 
@@ -31,7 +29,7 @@ class StepScores:
 
 
 def score_candidates(
-    probe: Probe,
+    attn: list[torch.Tensor],
     logits: torch.Tensor,
     hidden: torch.Tensor,
     head: torch.nn.Linear,
@@ -46,16 +44,18 @@ def score_candidates(
     instead of K backward passes through the head.
 
     Args:
+        attn: the rows the step forward captured, one per target layer: [1, heads, 1, q + 1] each.
         logits: [vocab] of the step forward.
         hidden: [d] final hidden state of that forward, with its graph (StepLoop.hidden).
         head: the LM head (a Linear: logits = h Wᵀ (+ b)).
         candidates: K token ids.
+        q: the query row; spans, context: which keys are J (PAPER.md).
+    Returns:
+        StepScores of the K candidates.
     """
-    attn = [probe.captured[l] for l in probe.layers]  # each [1, heads, 1, q + 1]
     with torch.no_grad():
         g = head_grads(logits, head.weight, candidates).to(hidden.dtype)  # [K, d] = ∂L_k/∂h
     rows = batched_rows(hidden, attn, g)  # [K, 1, layers, kv]
-    probe.captured, probe.live = {}, {}
     return step_scores(rows, q, list(candidates), spans, context)
 
 

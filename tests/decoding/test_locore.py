@@ -50,13 +50,13 @@ def test_attention_row_is_scaled_and_renormalised(llava_session, image):
     for name, bias in (("plain", None), ("locore", lv.LocoRE(beta=beta, window=w, layers=(0,)))):
         probe = Probe(
             layers=(0,),
-            mode="sequence",
             bias_fn=bias.bias_fn(prepared.n) if bias else None,
             bias_layers=frozenset({0}) if bias else None,
         )
-        with attached(s.model, s.adapter.language_model, s.adapter.text_config, probe), torch.enable_grad():
-            s.model(**inputs)
-            rows[name] = probe.captured[0][0, :, -1].detach()  # layer 0's input is unbiased: same scores
+        with attached(s.model, s.adapter.language_model, s.adapter.text_config, probe):
+            with probe.forward("sequence") as captured, torch.enable_grad():
+                s.model(**inputs)
+                rows[name] = captured[0][0, :, -1].detach()  # layer 0's input is unbiased: same scores
     q = inputs["input_ids"].shape[1] - 1
     plain = rows["plain"]
     scale = torch.ones(q + 1, dtype=plain.dtype)

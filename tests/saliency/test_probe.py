@@ -4,6 +4,7 @@ import pytest
 import torch
 
 import lvsal_nb as lv
+from lvsal_nb.context import TraceContext
 from lvsal_nb.decoding.loop import StepLoop
 from lvsal_nb.saliency.probe import Probe, attached
 
@@ -36,12 +37,13 @@ def _fingerprint(session):
 @pytest.mark.parametrize("mode", ["off", "sequence"])
 def test_probe_logits_equal_eager(session, image, mode):
     eager = _logits(session, image, "eager")
-    probe = Probe(layers=(1, 2), mode=mode)
+    probe = Probe(layers=(1, 2))
     with attached(session.model, session.adapter.language_model, session.adapter.text_config, probe):
-        with torch.enable_grad():
+        with probe.forward(mode) as rows, torch.enable_grad():
             probed = session.model(**session.adapter.prepare(image, PROMPT).inputs).logits
+            captured = set(rows)
     assert torch.allclose(probed.detach(), eager, atol=1e-6)
-    assert set(probe.captured) == set() or mode != "off"
+    assert captured == (set() if mode == "off" else {1, 2})
 
 
 def test_step_forward_equals_eager(session, image):
@@ -50,12 +52,12 @@ def test_step_forward_equals_eager(session, image):
     prepared = session.adapter.prepare(image, PROMPT)
     probe = Probe(layers=(1, 2))
     with attached(session.model, session.adapter.language_model, session.adapter.text_config, probe):
-        loop = StepLoop(session.adapter, prepared, probe, prepared.inputs, grad=True)
+        loop = StepLoop(TraceContext(session.adapter, prepared, probe, prepared.inputs), grad=True)
         loop.prefill()
         logits = loop.forward()
-        captured = sorted(probe.captured)
     assert torch.allclose(logits, eager, atol=1e-5)
-    assert loop.hidden.requires_grad and captured == [1, 2]
+    assert loop.hidden.requires_grad and len(loop.attn) == 2  # layers 1, 2: rows with graph
+    assert all(a.requires_grad and a.shape[-2] == 1 for a in loop.attn)
     assert not any(layer.keys.requires_grad or layer.values.requires_grad for layer in loop.cache.layers)
 
 

@@ -8,7 +8,9 @@ import pytest
 import torch
 
 import lvsal_nb as lv
+from lvsal_nb.context import TraceContext
 from lvsal_nb.decoding.static import StaticStepLoop, static_supported
+from lvsal_nb.kept_loops import KeptLoops
 
 from .test_reference_equality import LAYERS, PROMPT, _assert_matches_reference
 
@@ -76,9 +78,13 @@ def _loops(session, image, k):
     prepared = session.adapter.prepare(image, PROMPT)
     inputs = session.adapter.to(prepared.inputs, session.dtype)
     for make in (
-        lambda p: StepLoop(session.adapter, prepared, p, inputs, grad=True, k=k),
+        lambda p: StepLoop(TraceContext(session.adapter, prepared, p, inputs), grad=True, k=k),
         lambda p: StaticStepLoop(
-            session.adapter, prepared, p, inputs, grad=True, k=k, capacity=prepared.n + 4, graphs=False
+            TraceContext(session.adapter, prepared, p, inputs),
+            grad=True,
+            k=k,
+            capacity=prepared.n + 4,
+            graphs=False,
         ),
     ):
         probe = Probe(layers=tuple(LAYERS))
@@ -153,9 +159,8 @@ def test_static_generation_loop_equals_transformers_generate(session, image, sta
     assert len(ids) >= 6
     probe = Probe(layers=tuple(LAYERS))
     with attached(session.model, session.adapter.language_model, session.adapter.text_config, probe):
-        loop = StaticStepLoop(
-            session.adapter, prepared, probe, inputs, grad=False, k=1, capacity=prepared.n + 12, graphs=False
-        )
+        ctx = TraceContext(session.adapter, prepared, probe, inputs)
+        loop = StaticStepLoop(ctx, grad=False, k=1, capacity=prepared.n + 12, graphs=False)
         loop.prefill()
         for t, tok in enumerate(ids):  # every step's logits, against generate's (float32) scores
             torch.testing.assert_close(loop.forward().float(), out.scores[t][0], rtol=0, atol=1e-5)
@@ -197,7 +202,8 @@ def _graph_inputs(loop) -> tuple:
 def keep(monkeypatch):
     def on(session):
         monkeypatch.setattr(session, "keep_graphs", True)
-        monkeypatch.setattr(session, "_kept", {})  # (restored, and the kept buffers freed, after the test)
+        # (restored, and the kept buffers freed, after the test)
+        monkeypatch.setattr(session, "_graphs", KeptLoops(session.device, session.dtype))
         return session
 
     return on
@@ -218,16 +224,16 @@ def test_kept_loop_serves_the_next_trace_exactly(session, image, static, keep, r
         kw.update(sgrs=lv.SGRS(k=3, alpha=0.9, order="greedy"), alternatives=0, engine="step")
     grad = kw["engine"] == "step"  # the step engine's loop; the sequence engine decodes without grad
     s.trace(image, PROMPT, **kw)
-    loop = s._kept[grad][1]
+    loop = s._graphs.kept[grad][1]
     before = _graph_inputs(loop)
     img2 = _other_image()
     b = s.trace(img2, PROMPT, **kw)  # same prompt length: the kept loop serves it
-    assert s._kept[grad][1] is loop and _graph_inputs(loop) == before
+    assert s._graphs.kept[grad][1] is loop and _graph_inputs(loop) == before
     assert b.config["step_loop"] == "static"
     _assert_matches_reference(s, img2, b, locore=lc)
     s.release_graphs()
     fresh = s.trace(img2, PROMPT, **kw)  # a new loop: the same numbers
-    assert s._kept[grad][1] is not loop
+    assert s._graphs.kept[grad][1] is not loop
     assert [r.token_id for r in fresh.records] == [r.token_id for r in b.records]
     for x, y in zip(fresh.records, b.records):
         np.testing.assert_array_equal(x.row, y.row)
@@ -237,18 +243,18 @@ def test_kept_loop_only_for_the_same_graphs(llava_session, image, static, keep):
     s = keep(static(llava_session))
     kw = dict(max_new_tokens=5, layers=LAYERS, engine="step")
     s.trace(image, PROMPT, **kw)
-    loop = s._kept[True][1]
+    loop = s._graphs.kept[True][1]
     for change in (dict(max_new_tokens=6), dict(alternatives=1), dict(locore=0.2), dict(layers=[2])):
         s.trace(image, PROMPT, **{**kw, **change})
-        assert s._kept[True][1] is not loop, change
-        loop = s._kept[True][1]
+        assert s._graphs.kept[True][1] is not loop, change
+        loop = s._graphs.kept[True][1]
     s.trace(image, "describe this image in detail .", **{**kw, "layers": [2]})  # another prompt length
-    assert s._kept[True][1] is not loop
+    assert s._graphs.kept[True][1] is not loop
     seq = s.trace(image, PROMPT, max_new_tokens=5, layers=LAYERS)  # the sequence engine's no-grad loop
-    assert set(s._kept) == {True, False} and seq.config["step_loop"] == "static"
+    assert set(s._graphs.kept) == {True, False} and seq.config["step_loop"] == "static"
     s.keep_graphs = False
     s.trace(image, PROMPT, **kw)
-    assert s._kept == {}
+    assert s._graphs.kept == {}
 
 
 def _oom_once(when):
@@ -275,11 +281,11 @@ def test_out_of_memory_building_a_loop_frees_the_kept_ones_and_starts_again(
     s = keep(static(llava_session))
     kw = dict(max_new_tokens=5, layers=LAYERS)
     s.trace(image, PROMPT, **kw)  # keeps the sequence engine's loop
-    wrap, state = _oom_once(lambda: bool(s._kept))  # no room for a second loop while one is kept
+    wrap, state = _oom_once(lambda: bool(s._graphs.kept))  # no room for a second loop while one is kept
     monkeypatch.setattr(runs, "make_loop", wrap(runs.make_loop))
     seen = []
     b = s.trace(image, PROMPT, engine="step", on_step=seen.append, **kw)
-    assert state["raised"] == 1 and set(s._kept) == {True}
+    assert state["raised"] == 1 and set(s._graphs.kept) == {True}
     assert [st.step for st in seen] == list(range(5))  # each step reached the caller once
     _assert_matches_reference(s, image, b)
 
@@ -296,7 +302,7 @@ def test_out_of_memory_in_the_analysis_starts_again_with_the_same_samples(
     wrap, state = _oom_once(lambda: True)
     monkeypatch.setattr(runs.SequenceEngine, "feed", wrap(runs.SequenceEngine.feed))
     got = s.trace(image, PROMPT, **kw)
-    assert state["raised"] == 1 and set(s._kept) == {False}  # the step engine's loop was freed
+    assert state["raised"] == 1 and set(s._graphs.kept) == {False}  # the step engine's loop was freed
     assert [r.token_id for r in got.records] == [r.token_id for r in want.records]
     for x, y in zip(got.records, want.records):
         np.testing.assert_array_equal(x.row, y.row)
@@ -315,7 +321,7 @@ def test_out_of_memory_after_steps_reached_the_caller_is_raised(
     monkeypatch.setattr(runs, "plain_step", wrap(runs.plain_step))
     with pytest.raises(torch.OutOfMemoryError):
         s.trace(image, PROMPT, max_new_tokens=4, layers=LAYERS, chunk=1, on_step=seen.append)
-    assert state["raised"] == 1 and len(seen) == 2 and s._kept == {}  # freed for the user's rerun
+    assert state["raised"] == 1 and len(seen) == 2 and s._graphs.kept == {}  # freed for the user's rerun
     wrap, state = _oom_once(lambda: True)
     monkeypatch.setattr(runs, "plain_step", wrap(runs.plain_step))
     with pytest.raises(torch.OutOfMemoryError):  # nothing kept: nothing to free, the error is the user's
@@ -336,7 +342,30 @@ def test_kept_loop_after_an_interrupted_trace(llava_session, image, static, keep
     stop = threading.Event()
     cut = s.trace(image, PROMPT, stop=stop, on_step=lambda st: st.step == 1 and stop.set(), **kw)
     assert cut.interrupted and len(cut) == 2
-    loop = s._kept[True][1]
+    loop = s._graphs.kept[True][1]
     b = s.trace(_other_image(), PROMPT, **kw)  # starts from the prompt again, not where the cut one stopped
-    assert s._kept[True][1] is loop and len(b) == 6
+    assert s._graphs.kept[True][1] is loop and len(b) == 6
     _assert_matches_reference(s, _other_image(), b)
+
+
+def test_static_loop_declares_every_attribute_in_init(llava_session, image):
+    """Buffers and outputs are all declared by __init__ (issue 18): prefill, forward, score, push and
+    rebind only fill them, so a kept loop's attributes are the same whatever ran before."""
+    from lvsal_nb.saliency.probe import Probe, attached
+
+    s = llava_session
+    prepared = s.adapter.prepare(image, PROMPT)
+    inputs = s.adapter.to(prepared.inputs, s.dtype)
+    probe = Probe(layers=tuple(LAYERS))
+    with attached(s.model, s.adapter.language_model, s.adapter.text_config, probe):
+        ctx = TraceContext(s.adapter, prepared, probe, inputs)
+        loop = StaticStepLoop(ctx, grad=True, k=2, capacity=prepared.n + 3, graphs=False)
+        declared = set(vars(loop))
+        loop.prefill()
+        loop.forward()
+        loop.score([5, 6], "text")
+        loop.push(5)
+        loop.forward()
+        loop.rebind(TraceContext(s.adapter, prepared, Probe(layers=tuple(LAYERS)), inputs))
+        loop.prefill()
+    assert set(vars(loop)) == declared
