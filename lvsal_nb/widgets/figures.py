@@ -42,6 +42,8 @@ SOURCE_NAMES = (
     "curve",
     "rejected",
     "curve_cursor",
+    "rows",  # every step's saliency row, for the page's own scrubbing (scrub.py)
+    "steps",  # per step: where its row starts, its q, its x on the context axis
 )
 MONO = {"value": "monospace"}  # a literal font (a bare string would name a column)
 
