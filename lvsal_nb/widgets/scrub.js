@@ -87,9 +87,24 @@ const S = (function () {
     }
   }
 
+  // Report the shown step to the kernel once the moves pause (50 ms), at least every 250 ms.
+  function report(by) {
+    const st = cursor.__lvsal || (cursor.__lvsal = {timer: null, first: 0, by: "user"});
+    st.by = by === "user" || st.timer === null ? by : st.by;  // a user move in the batch wins
+    const now = performance.now();
+    if (st.timer === null) st.first = now;
+    else clearTimeout(st.timer);
+    st.timer = setTimeout(() => {
+      st.timer = null;
+      cursor.moved_by = st.by;  // before shown: the kernel reads it when the step arrives
+      cursor.shown = cursor.step;
+    }, now - st.first > 250 ? 0 : 50);
+  }
+
   function move(i, by) {
-    cursor.moved_by = by;  // before step: the kernel reads it when the step arrives
-    cursor.step = clamp(i);
+    const to = clamp(i);
+    if (to !== cursor.step) cursor.setv({step: to}, {sync: false});  // redraws (js_on_change)
+    report(by);
   }
 
   function apply_goto() {

@@ -14,10 +14,13 @@ Data the JS reads (built by `scrub_columns`, pure, tested in tests/widgets/test_
 A 512-step trace with ~1000 keys and 3 layers is ~6 MB once (gzip-free float32, binary comm
 buffers); a step change ships nothing to the browser.
 
-Who moves the cursor: the browser owns `cursor.step`. Keys, taps and the JS set it and it syncs
-to the kernel (moved_by "user"); the kernel moves it by writing `goto` (the JS applies it, writes
-step with moved_by "kernel" and resets goto to -1), so both sides always agree on the step the
-page shows, even when a live update and a key press cross.
+Who moves the cursor: the browser owns `cursor.step` (set in the page only, never sent per key
+press). Keys and taps set it, and the page reports the step it shows in `shown` (with moved_by
+"user") once the keys pause for 50 ms, at least every 250 ms while they do not: the kernel's info
+line, candidates and mark panel follow without ~5 comm messages per step competing with the
+drawing. The kernel moves the cursor by writing `goto` (the page applies it, reports it with
+moved_by "kernel" and resets goto to -1), so both sides agree on the step the page shows, even
+when a live update and a key press cross.
 """
 
 from __future__ import annotations
@@ -41,7 +44,8 @@ _JS = (Path(__file__).parent / "scrub.js").read_text(encoding="utf-8")
 class ScrubCursor(DataModel):
     """The viewer's browser-side state (a Bokeh data model: no view, synced with the kernel)."""
 
-    step = Int(0, help="the step the page shows (the browser writes it)")
+    step = Int(0, help="the step the page shows (written in the page, not synced per change)")
+    shown = Int(0, help="the step the page shows, as it last reported it to the kernel")
     goto = Int(-1, help="a step the kernel asks the page to show; -1 once applied")
     moved_by = String("kernel", help='who wrote the last step: "user" (keys, taps) or "kernel"')
     layer = Int(-1, help="index into trace.layers of the layer shown; -1 = mean of layers")

@@ -75,7 +75,7 @@ class TraceViewer(OfflineDisplay, W.VBox):
         doc = Document()
         doc.add_root(layout)
         attach(self.cursor, self.sources, self.figures, bar_of(self.figures["image"]), doc)
-        self.cursor.on_change("step", lambda _a, _o, new: self._on_browser_step(new))
+        self.cursor.on_change("shown", lambda _a, _o, new: self._on_browser_step(new))
         self.live_trace: LiveTrace | None = None
         self._syncing = False
         self._cells: dict = {}
@@ -294,7 +294,7 @@ class TraceViewer(OfflineDisplay, W.VBox):
             self.sources["context_cursor"].data = R.context_cursor(tr, step)
             self.sources["curve_cursor"].data = C.curve_cursor(step, st.n_steps)
             self.sources["strip_cursor"].data = C.strip_cursor(self._cells, step)
-            self.cursor.step = self._page_step = step
+            self.cursor.step = self.cursor.shown = self._page_step = step
 
     def _sync_slider(self, step: int, n: int) -> None:
         self._syncing = True

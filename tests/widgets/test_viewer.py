@@ -58,9 +58,9 @@ def test_a_step_the_page_moved_to_reaches_the_state_without_redrawing(sgrs_trace
     tr = sgrs_trace
     v = view(tr, store=store)
     _page_sets(v, "moved_by", "user")
-    sent = _page_sets(v, "step", 7)
+    sent = _page_sets(v, "shown", 7)
     assert v.state.step == 7 and v.slider.value == 7 and not v.state.follow
-    assert f"step <b>7</b>" in v.info.value and "step 7 " in v.marker.info.value
+    assert "step <b>7</b>" in v.info.value and "step 7 " in v.marker.info.value
     assert v.cursor.goto == -1  # no echo: the page is there already
     assert [c for c in sent if c.get("msg") == "patch"] == []  # nothing went back to the page
     v.state.mark("unsure")
