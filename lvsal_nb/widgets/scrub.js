@@ -21,7 +21,8 @@ const S = (function () {
   };
   const g3 = (x) => String(Number(x.toPrecision(3)));  // Python's "{:.3g}" for the usual values
   const clamp = (i) => {
-    const n = (col(steps, "q") || []).length;
+    // the strip's steps, not the rows': while decoding, rows may lag the tokens (scrub.py)
+    const n = (col(strip, "step") || []).length;
     return Math.max(0, Math.min(Math.round(i), Math.max(n - 1, 0)));
   };
 
@@ -29,7 +30,7 @@ const S = (function () {
     const i = cursor.step;
     const qs = col(steps, "q");
     const flat0 = col(rows, "flat");
-    if (!qs || i >= qs.length || !flat0 || !flat0.length) return;
+    if (!qs || i >= qs.length || !flat0 || !flat0.length) return;  // not sent yet: the kernel drew it
     const flat = flat0[0], q = qs[i], n = q + 1, off = col(steps, "offset")[i];
     const L = cursor.n_layers, lay = cursor.layer;
     if (off + L * n > flat.length) return;  // rows of another version of the trace: wait for them
@@ -132,7 +133,7 @@ const S = (function () {
     el.setAttribute("aria-label", "trace viewer: \u2190 / \u2192 move through the steps");
     el.addEventListener("pointerdown", () => el.focus({preventScroll: true}));
     el.addEventListener("keydown", (e) => {
-      const n = (col(steps, "q") || []).length;
+      const n = (col(strip, "step") || []).length;
       const to = {ArrowLeft: cursor.step - 1, ArrowRight: cursor.step + 1, Home: 0, End: n - 1}[e.key];
       if (to === undefined || e.altKey || e.ctrlKey || e.metaKey) return;
       e.preventDefault();

@@ -12,7 +12,10 @@ Data the JS reads (built by `scrub_columns`, pure, tested in tests/widgets/test_
            step, layer (-1 = mean of layers), scale ("trace" | "step"), image_top
 
 A 512-step LLaVA-sized trace (rows of 621..1132 keys, 3 layers) is 5.4 MB, sent once (float32, as
-binary comm buffers); a step change sends nothing to the browser.
+binary comm buffers); a step change sends nothing to the browser. While a live trace grows, the
+rows go at most once per ROWS_EVERY_S once they pass SMALL_ROWS (re-sending all of them per new
+step would be quadratic); meanwhile the kernel draws the cursor's views of the steps the page has
+no rows for, as it did before.
 
 Who moves the cursor: the browser owns `cursor.step` (set in the page only, never sent per key
 press). Keys and taps set it, and the page reports the step it shows in `shown` (with moved_by
@@ -39,6 +42,8 @@ from .columns import NO_MARK, display
 from .row_columns import OUTSIDE_J, context_positions
 
 _JS = (Path(__file__).parent / "scrub.js").read_text(encoding="utf-8")
+ROWS_EVERY_S = 1.0  # while decoding: the rows go to the page at most this often ...
+SMALL_ROWS = 1 << 20  # ... once they are larger than this (bytes); smaller ones go every step
 
 
 class ScrubCursor(DataModel):

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import html
 import math
+import time
 import weakref
 
 import ipywidgets as W
@@ -47,7 +48,7 @@ from .figures import (
 from .live import LiveTrace
 from .marking import MarkPanel
 from .offline import OfflineDisplay, offline_bundle
-from .scrub import ScrubCursor, attach, scrub_columns
+from .scrub import ROWS_EVERY_S, SMALL_ROWS, ScrubCursor, attach, scrub_columns
 from .state import ViewerState
 
 MEAN = "mean"  # the layer dropdown's value for the mean over layers (None in the state)
@@ -81,6 +82,7 @@ class TraceViewer(OfflineDisplay, W.VBox):
         self._cells: dict = {}
         self._image_top = 0.0  # the heatmap's per-trace scale, recomputed when the trace or layer changes
         self._page_step = 0  # the step the page shows (as it last told us, or as we asked it)
+        self._rows_sent = -math.inf  # time.monotonic() when the rows last went to the page
         self.play = W.Play(interval=500, min=0, max=0, tooltip="play through the steps")
         self.slider = W.IntSlider(min=0, max=0, description="step", layout=W.Layout(width="420px"))
         W.jslink((self.play, "value"), (self.slider, "value"))
@@ -254,25 +256,39 @@ class TraceViewer(OfflineDisplay, W.VBox):
                 )
             if what == "trace" and not self.sources["thumb"].data.get("image"):
                 self.sources["thumb"].data = thumbnail_columns(tr.image_png, tr.image_grid)
-            if what == "trace":  # rows first: the page redraws when the cursor's fields change
-                rows, steps, fields = scrub_columns(tr)
-                self.sources["rows"].data = rows
-                self.sources["steps"].data = steps
-                for k, v in fields.items():
-                    if getattr(self.cursor, k) != v:
-                        setattr(self.cursor, k, v)
+            rows_late = what == "trace" and not self._send_rows(tr)
             if what in ("trace", "layer", "scale"):
                 self.cursor.layer = -1 if layer is None else tr.layers.index(layer)
                 self.cursor.image_top = self._image_top
                 self.cursor.scale = st.scale
             if step != self._page_step:  # a move of ours (code, slider, live follow): ask the page
                 self._goto(step)
+            if rows_late:  # the page has no rows for the newest steps yet: draw the cursor's views here
+                self._fill_row_views()
             self._sync_slider(step, st.n_steps)
             self.info.value = self._info_line()
             self.cands.value = candidates_html(tr.records[step] if st.n_steps else None)
             self.marker.refresh()
             if what == "trace" and self.live_trace is not None and self.live_trace.running:
                 self.status.value = f"<i>decoding… {st.n_steps} steps so far</i>"
+
+    def _send_rows(self, tr: Trace) -> bool:
+        """Send the rows the page scrubs from (scrub.py), unless a live trace is growing and they
+        went less than ROWS_EVERY_S ago and are large. Returns whether they went."""
+        live = self.live_trace is not None and self.live_trace.running
+        now = time.monotonic()
+        if live and now - self._rows_sent < ROWS_EVERY_S:
+            size = sum(4 * len(tr.layers) * (s.position + 1) for s in tr.records)
+            if size > SMALL_ROWS:
+                return False
+        rows, steps, fields = scrub_columns(tr)
+        self.sources["rows"].data = rows  # rows first: the page redraws when the fields change
+        self.sources["steps"].data = steps
+        for k, v in fields.items():
+            if getattr(self.cursor, k) != v:
+                setattr(self.cursor, k, v)
+        self._rows_sent = now
+        return True
 
     def _goto(self, step: int) -> None:
         if self.cursor.goto == step:  # the page has not reset it yet: a change it will see

@@ -143,3 +143,30 @@ def test_sgrs_candidates_table(sgrs_trace):
     emitted = "fallback (max S)" if s.decision == "fallback" else "accepted"
     assert html.count("rejected") == len(rej) and html.count(emitted) == 1
     assert all(c.token.strip() in html for c in rej if c.token.strip())
+
+
+def test_growing_live_trace_sends_large_rows_at_most_once_a_second(sgrs_trace, store, monkeypatch):
+    """Re-sending every row per new step is quadratic; while decoding, large rows wait (<= 1 s) and
+    the kernel draws the newest step's views meanwhile; the final trace sends them all."""
+    from types import SimpleNamespace
+
+    from lvsal_nb.widgets import viewer as viewer_mod
+
+    tr = sgrs_trace
+    part = dataclasses.replace(tr, records=tr.records[:4])
+    v = view(part, store=store)
+    v.live_trace = SimpleNamespace(running=True)  # what a LiveTrace looks like while it decodes
+    monkeypatch.setattr(viewer_mod, "SMALL_ROWS", 0)  # every size counts as large
+    sent_size = v.sources["rows"].data["flat"][0].size
+    v.state.set_trace(dataclasses.replace(tr, records=tr.records[:7]))  # within 1 s of the first
+    assert v.sources["rows"].data["flat"][0].size == sent_size and len(v.sources["steps"].data["q"]) == 4
+    assert v.state.step == 6 and v.cursor.goto == 6  # followed the newest step ...
+    a, b = tr.spans.image
+    assert np.allclose(v.sources["image"].data["value"], tr.records[6].row.mean(0)[a:b])  # ... drawn here
+    monkeypatch.setattr(viewer_mod, "ROWS_EVERY_S", 0.0)
+    v.state.set_trace(dataclasses.replace(tr, records=tr.records[:8]))  # time is up: all rows go
+    assert len(v.sources["steps"].data["q"]) == 8
+    v.live_trace.running = False
+    monkeypatch.setattr(viewer_mod, "ROWS_EVERY_S", 1e9)
+    v.state.set_trace(tr)  # done: always sent
+    assert v.sources["rows"].data["flat"][0].size == scrub_columns(tr)[0]["flat"][0].size
