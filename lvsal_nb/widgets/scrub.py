@@ -87,12 +87,13 @@ def scrub_columns(trace: Trace) -> tuple[dict, dict, dict]:
         j0.append(int(keys[0]) if keys.size else s.position + 1)
     flat = np.concatenate(parts) if parts else np.zeros(0, np.float32)
     grid, span = trace.image_grid, trace.spans.image
-    has_grid = bool(grid and span and grid[0] * grid[1] <= span[1] - span[0])
+    g_rows, g_cols = grid if grid else (0, 0)
+    ok = span is not None and 0 < g_rows * g_cols <= span[1] - span[0]
     fields = dict(
         n_layers=n_layers,
-        image_start=span[0] if has_grid else 0,
-        grid_rows=grid[0] if has_grid else 0,
-        grid_cols=grid[1] if has_grid else 0,
+        image_start=span[0] if ok and span else 0,
+        grid_rows=g_rows if ok else 0,
+        grid_cols=g_cols if ok else 0,
         ctx_pos=pos,
         ctx_tokens=[display(trace.tokens[p]) for p in pos],
     )

@@ -24,6 +24,7 @@ import html
 import math
 import time
 import weakref
+from typing import Any
 
 import ipywidgets as W
 from bokeh.document import Document
@@ -71,7 +72,7 @@ class TraceViewer(OfflineDisplay, W.VBox):
         TraceViewer.last = weakref.ref(self)
         self.sources = new_sources()
         layout, self.figures = viewer_layout(self.sources, trace.image_grid, trace.image_png)
-        self.cursor = ScrubCursor()
+        self.cursor: Any = ScrubCursor()  # Any: Bokeh properties read and write as plain values
         layout.tags = [self.cursor]  # in the document even before a callback refers to it
         doc = Document()
         doc.add_root(layout)
