@@ -60,7 +60,10 @@ const S = (function () {
       ct.push(p <= q ? fmt(v) : "\u2013");
       cf.push(p >= j0 && p <= q ? in_j : out_j);
     }
-    put(context, {x: pos.map((_, k) => k), position: Array.from(pos), token: Array.from(cursor.ctx_tokens),
+    const same = (col(context, "position") || []).length === pos.length;  // reuse the fixed columns
+    put(context, {x: same ? col(context, "x") : pos.map((_, k) => k),
+                  position: same ? col(context, "position") : Array.from(pos),
+                  token: same ? col(context, "token") : Array.from(cursor.ctx_tokens),
                   value: cv, text: ct, fill: cf});
     // the image part on the patch grid, on the per-trace or this step's scale
     const R = cursor.grid_rows, C = cursor.grid_cols;
@@ -73,11 +76,15 @@ const S = (function () {
       }
       const perStep = cursor.scale === "step";
       const hi = perStep ? top : cursor.image_top;
+      const fixed = (col(image, "x") || []).length === m;  // the patch grid: reuse its columns
       const cols = {x: [], y: [], r: [], c: [], value: iv, text: [], fill: [], alpha: []};
+      for (const k of ["x", "y", "r", "c", "alpha"]) if (fixed) cols[k] = col(image, k);
       for (let k = 0; k < m; k++) {
-        const r = Math.floor(k / C), c = k % C;
-        cols.x.push(c + 0.5); cols.y.push(R - r - 0.5); cols.r.push(r); cols.c.push(c);
-        cols.text.push(fmt(iv[k])); cols.fill.push(color(iv[k], hi)); cols.alpha.push(0.75);
+        if (!fixed) {
+          const r = Math.floor(k / C), c = k % C;
+          cols.x.push(c + 0.5); cols.y.push(R - r - 0.5); cols.r.push(r); cols.c.push(c); cols.alpha.push(0.75);
+        }
+        cols.text.push(fmt(iv[k])); cols.fill.push(color(iv[k], hi));
       }
       put(image, cols);
       const shown = hi > 0 ? hi : 1.0;
