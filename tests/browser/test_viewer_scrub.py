@@ -260,6 +260,7 @@ def test_scrubbing_renders_in_the_page_within_50_ms(scrub_lab, page):
         [TOY],
     )
     assert f"saliency, 0 – {top(vals):.3g}, per step" in title, title
+    page.mouse.move(0, 0)  # no hover tooltip in the screenshot
     _shot(page, cell, "scrub-per-step")
     layer = tr.layers[-1]
     cell.locator("select").nth(0).select_option(label=f"layer {layer}")
