@@ -50,7 +50,8 @@ def saliency_curve(src: dict[str, ColumnDataSource], width: int = 780) -> figure
     """The chosen token's saliency per step (points coloured by mark), τ dashed, rejected SGRS
     candidates as grey crosses, the cursor as a vertical line. Tap a point to move the cursor."""
     fig = _curve_figure(width, 220, "Saliency per step")
-    fig.vspan(x="x", source=src["curve_cursor"], line_color=TEXT, line_width=2)
+    # on the overlay layer: a step change repaints the line alone, not every point
+    fig.vspan(x="x", source=src["curve_cursor"], line_color=TEXT, line_width=2, level="overlay")
     fig.line("step", "saliency", source=src["curve"], line_color="#4575b4", legend_label="chosen token")
     fig.line(
         "step", "tau", source=src["curve"], line_color="#d62728", line_dash="dashed", legend_label="τ (SGRS)"

@@ -42,6 +42,8 @@ SOURCE_NAMES = (
     "curve",
     "rejected",
     "curve_cursor",
+    "rows",  # every step's saliency row, for the page's own scrubbing (scrub.py)
+    "steps",  # per step: where its row starts, its q, its x on the context axis
 )
 MONO = {"value": "monospace"}  # a literal font (a bare string would name a column)
 
@@ -133,8 +135,20 @@ def token_strip(src: dict[str, ColumnDataSource]) -> figure:
         text_font_size="10px",
         text_color=TEXT,
     )
-    # the cursor: a thick outline in the theme-neutral grey (readable on light and dark pages)
-    fig.rect("x", "y", "w", "h", source=src["strip_cursor"], fill_alpha=0, line_color=TEXT, line_width=4)
+    # the cursor: a thick outline in the theme-neutral grey (readable on light and dark pages).
+    # Cursor and marks sit on the overlay layer: a step change repaints only that layer, not the
+    # token cells and their text (a 512-token strip took ~100 ms per step otherwise)
+    fig.rect(
+        "x",
+        "y",
+        "w",
+        "h",
+        source=src["strip_cursor"],
+        fill_alpha=0,
+        line_color=TEXT,
+        line_width=4,
+        level="overlay",
+    )
     # marks: a 2 px outline (solid / dashed by label) on a white halo, visible on every palette
     # colour; drawn after the cursor so a mark stays visible under it
     fig.rect(
@@ -147,6 +161,7 @@ def token_strip(src: dict[str, ColumnDataSource]) -> figure:
         line_color=HALO_COLOR,
         line_width=MARK_WIDTH_PX + 2 * HALO_WIDTH_PX,
         line_alpha="mark_alpha",
+        level="overlay",
     )
     fig.rect(
         "x",
@@ -159,6 +174,7 @@ def token_strip(src: dict[str, ColumnDataSource]) -> figure:
         line_width=MARK_WIDTH_PX,
         line_dash="mark_dash",
         line_alpha="mark_alpha",
+        level="overlay",
     )
     color_bar(fig, "saliency, per trace")  # its scale: set_scale(bar_of(fig), ...)
     tips = [

@@ -1,11 +1,12 @@
 """ViewerState: what a TraceViewer shows, as plain Python (no widgets, no Bokeh).
 
 The state holds the trace (which grows while a live trace streams in), the cursor step, the
-selected layer (None = mean over the traced layers) and the marks of this trace: its own and those
+selected layer (None = mean over the traced layers), the colour scale of the cursor's row views
+("trace": one fixed scale for all steps, or "step") and the marks of this trace: its own and those
 of earlier runs of the same generation, found by content keys (fingerprint.py), so an identical
 rerun after a kernel restart shows the marks made before. Renderers
-subscribe with `observe(fn)`; `fn(what)` is called with what changed: "trace", "step", "layer"
-or "marks". Every change happens under one re-entrant lock, so the decode thread and the kernel's
+subscribe with `observe(fn)`; `fn(what)` is called with what changed: "trace", "step", "layer",
+"scale" or "marks". Every change happens under one re-entrant lock, so the decode thread and the kernel's
 main thread never render at the same time.
 """
 
@@ -21,6 +22,7 @@ from ..fingerprint import setup_key, step_keys
 from ..trace import Trace
 
 Listener = Callable[[str], None]
+SCALES = ("trace", "step")  # the row views' colour scale: fixed over the trace, or this step's own
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,7 @@ class ViewerState:
         self.author = author or default_author()
         self.step = 0
         self.layer: int | None = None
+        self.scale = "trace"
         self.follow = True  # while streaming, the cursor stays on the newest step until the user moves it
         self.marks: dict[int, Mark] = {}
         self.lost = 0  # marks of earlier runs of this setup that match no step here (tokens changed)
@@ -89,6 +92,17 @@ class ViewerState:
             if layer != self.layer:
                 self.layer = layer
                 self._notify("layer")
+
+    def set_scale(self, scale: str) -> None:
+        """Colour the cursor's row views (image heatmap) on one scale for the whole trace
+        ("trace", the default: colours compare across steps) or on the step's own ("step":
+        [0, max of this step], the step's pattern at full contrast)."""
+        with self.lock:
+            if scale not in SCALES:
+                raise ConfigError(f"scale must be one of {SCALES} (per trace or per step), got {scale!r}")
+            if scale != self.scale:
+                self.scale = scale
+                self._notify("scale")
 
     def set_trace(self, trace: Trace) -> None:
         """Show a grown (or final) version of the trace; the cursor follows the newest step when

@@ -11,21 +11,31 @@ model (state.py) owns cursor, layer and marks; this class only maps state -> sou
 events -> state. Sources are updated by assigning `.data` (stream() was seen to duplicate rows).
 Every change of the Bokeh document happens under `state.lock`, whichever thread makes it:
 jupyter_bokeh sends one patch as several comm messages, which must not interleave.
+
+Scrubbing happens in the browser (scrub.py / scrub.js): the page holds every step's row and
+redraws the cursor's views itself on ←/→, taps and kernel moves; the step it shows syncs back to
+`state.step` (the info line, candidates and mark panel follow without touching the figures).
+Python re-sends data only for a new or grown trace, a layer change and marks.
 """
 
 from __future__ import annotations
 
 import html
 import math
+import time
 import weakref
+from typing import Any
 
 import ipywidgets as W
+from bokeh.document import Document
 
 from ..annotations import MarkStore
 from ..trace import Trace
 from . import columns as C
 from . import row_columns as R
 from .bokehjs import bokeh_widget, load_bokehjs, refresh_bundle
+from .candidates import candidates_html
+from .columns import top
 from .curves import fit_ranges
 from .figures import (
     bar_of,
@@ -39,9 +49,11 @@ from .figures import (
 from .live import LiveTrace
 from .marking import MarkPanel
 from .offline import OfflineDisplay, offline_bundle
+from .scrub import ROWS_EVERY_S, SMALL_ROWS, ScrubCursor, attach, scrub_columns
 from .state import ViewerState
 
 MEAN = "mean"  # the layer dropdown's value for the mean over layers (None in the state)
+SCALE_OPTIONS = [("per trace", "trace"), ("per step", "step")]
 
 
 class TraceViewer(OfflineDisplay, W.VBox):
@@ -60,10 +72,18 @@ class TraceViewer(OfflineDisplay, W.VBox):
         TraceViewer.last = weakref.ref(self)
         self.sources = new_sources()
         layout, self.figures = viewer_layout(self.sources, trace.image_grid, trace.image_png)
+        self.cursor: Any = ScrubCursor()  # Any: Bokeh properties read and write as plain values
+        layout.tags = [self.cursor]  # in the document even before a callback refers to it
+        doc = Document()
+        doc.add_root(layout)
+        attach(self.cursor, self.sources, self.figures, bar_of(self.figures["image"]), doc)
+        self.cursor.on_change("shown", lambda _a, _o, new: self._on_browser_step(new))
         self.live_trace: LiveTrace | None = None
         self._syncing = False
         self._cells: dict = {}
         self._image_top = 0.0  # the heatmap's per-trace scale, recomputed when the trace or layer changes
+        self._page_step = 0  # the step the page shows (as it last told us, or as we asked it)
+        self._rows_sent = -math.inf  # time.monotonic() when the rows last went to the page
         self.play = W.Play(interval=500, min=0, max=0, tooltip="play through the steps")
         self.slider = W.IntSlider(min=0, max=0, description="step", layout=W.Layout(width="420px"))
         W.jslink((self.play, "value"), (self.slider, "value"))
@@ -73,6 +93,14 @@ class TraceViewer(OfflineDisplay, W.VBox):
             description="layer",
             style={"description_width": "40px"},
             layout=W.Layout(width="210px"),
+        )
+        self.scale = W.Dropdown(
+            options=SCALE_OPTIONS,
+            value="trace",
+            description="colour",
+            style={"description_width": "44px"},
+            layout=W.Layout(width="170px"),
+            tooltip="heatmap colour scale: one for the whole trace (compare steps) or per step",
         )
         self.show_rejected = W.Checkbox(
             value=True,
@@ -87,23 +115,25 @@ class TraceViewer(OfflineDisplay, W.VBox):
             layout=W.Layout(width="80px", display="none"),
             tooltip="stop decoding, keep the partial trace",
         )
-        self.info, self.status = W.HTML(), W.HTML()
+        self.info, self.status, self.cands = W.HTML(), W.HTML(), W.HTML()
         self.marker = MarkPanel(self.state)
         self._render("trace")  # fill every source before the BokehModel snapshots the document
+        self._fill_row_views()
         self.bokeh = bokeh_widget(layout)
         wrap = W.Layout(flex_flow="row wrap", align_items="center")  # narrow windows: wrap, never cut off
-        bar = W.HBox([self.play, self.slider, self.layer, self.show_rejected, self.stop_button], layout=wrap)
+        controls = [self.play, self.slider, self.layer, self.scale, self.show_rejected, self.stop_button]
+        bar = W.HBox(controls, layout=wrap)
         self.bokeh.layout.width = "100%"  # the figures stretch to the output's width (sizing_mode)
         self.slider.layout = W.Layout(width="auto", min_width="260px", flex="1 1 320px", max_width="520px")
-        parts = [bar, self.info, self.bokeh, self.marker, self.status]
+        parts = [bar, self.info, self.bokeh, self.cands, self.marker, self.status]
         super().__init__(parts, layout=W.Layout(width="100%"))
         self.slider.observe(self._on_slider, "value")
         self.layer.observe(lambda ch: self.state.set_layer(None if ch["new"] == MEAN else ch["new"]), "value")
+        self.scale.observe(lambda ch: self.state.set_scale(ch["new"]), "value")
         self.stop_button.on_click(lambda _b: self.stop())
         self.show_rejected.observe(lambda _ch: self._render("layer"), "value")
-        for name in ("strip", "curve"):  # a tap selects a glyph: move the cursor to its step
-            src = self.sources[name]
-            src.selected.on_change("indices", lambda a, o, new, src=src: self._on_tap(src, new))
+        # taps on the strip and the curve move the cursor in the browser (scrub.js); the step
+        # comes back through cursor.step
         self.state.observe(self._render)
 
     # ---- construction -------------------------------------------------------------------------
@@ -156,6 +186,7 @@ class TraceViewer(OfflineDisplay, W.VBox):
         shows the trace without a kernel."""
         load_bokehjs()  # BokehJS must be on the page before the BokehModel renders
         with self.state.lock:
+            self._fill_row_views()  # the page redraws them on changes; a new view starts from these
             refresh_bundle(self.bokeh)  # the view starts from the current data, not the first
             return self._full_bundle(**kwargs)
 
@@ -167,11 +198,11 @@ class TraceViewer(OfflineDisplay, W.VBox):
         if not self._syncing:
             self.state.set_step(change["new"])
 
-    def _on_tap(self, src, indices) -> None:
-        if indices:
-            with self.state.lock:  # every document change under the lock (see the module docstring)
-                self.state.set_step(src.data["step"][indices[0]])
-                src.selected.indices = []  # so tapping the same token again is a change too
+    def _on_browser_step(self, step: int) -> None:
+        """The page shows `step` (moved by a key, a tap, or a `goto` of ours it applied)."""
+        with self.state.lock:
+            self._page_step = int(step)
+            self.state.set_step(step, user=self.cursor.moved_by == "user")
 
     def _live_done(self, trace: Trace | None, error: BaseException | None) -> None:
         lt = self.live_trace
@@ -179,6 +210,7 @@ class TraceViewer(OfflineDisplay, W.VBox):
         if trace is not None:
             self.state.set_trace(trace)
         with self.state.lock:
+            self._fill_row_views()
             refresh_bundle(self.bokeh)  # a page reload then shows the final trace, not an empty one
         self.stop_button.layout.display = "none"
         n = len(self.trace.records)
@@ -195,7 +227,8 @@ class TraceViewer(OfflineDisplay, W.VBox):
 
     # ---- state -> views ----------------------------------------------------------------------
     def _render(self, what: str) -> None:
-        """Refresh what depends on the change ("trace", "layer", "step" or "marks")."""
+        """Refresh what depends on the change ("trace", "layer", "scale", "step" or "marks").
+        The cursor's row views are drawn by the page (scrub.js) from the rows sent here."""
         st = self.state
         with st.lock:
             tr, step, layer = st.trace, st.step, st.layer
@@ -203,6 +236,8 @@ class TraceViewer(OfflineDisplay, W.VBox):
                 self.layer.options = self._layer_options(tr)
             if self.layer.value != (MEAN if layer is None else layer):
                 self.layer.value = MEAN if layer is None else layer
+            if self.scale.value != st.scale:
+                self.scale.value = st.scale
             if what in ("trace", "layer", "marks"):
                 self._cells, cands = C.strip(tr, layer, st.marks, show_rejected=self.show_rejected.value)
                 self.sources["strip"].data = self._cells
@@ -215,23 +250,68 @@ class TraceViewer(OfflineDisplay, W.VBox):
                 shown = curve["saliency"] + curve["tau"] + rej["saliency"]
                 fit_ranges(self.figures["curve"], curve["step"], shown)
                 self._image_top = R.image_top(tr, layer)
-                set_scale(bar_of(self.figures["image"]), self._image_top)
+                if st.scale == "trace":
+                    set_scale(bar_of(self.figures["image"]), self._image_top)
+                label_context(
+                    self.figures["context"], R.context_bars(tr, step, layer), R.context_top(tr, layer)
+                )
             if what == "trace" and not self.sources["thumb"].data.get("image"):
                 self.sources["thumb"].data = thumbnail_columns(tr.image_png, tr.image_grid)
-            if what in ("trace", "layer", "step"):
-                ctx = R.context_bars(tr, step, layer)
-                self.sources["context"].data = ctx
-                if what != "step":
-                    label_context(self.figures["context"], ctx, R.context_top(tr, layer))
-                self.sources["image"].data = R.image_patches(tr, step, layer, self._image_top)
-                self.sources["context_cursor"].data = R.context_cursor(tr, step)
-                self.sources["curve_cursor"].data = C.curve_cursor(step, st.n_steps)
-                self.sources["strip_cursor"].data = C.strip_cursor(self._cells, step)
+            rows_late = what == "trace" and not self._send_rows(tr)
+            if what in ("trace", "layer", "scale"):
+                self.cursor.layer = -1 if layer is None else tr.layers.index(layer)
+                self.cursor.image_top = self._image_top
+                self.cursor.scale = st.scale
+            if step != self._page_step:  # a move of ours (code, slider, live follow): ask the page
+                self._goto(step)
+            if rows_late:  # the page has no rows for the newest steps yet: draw the cursor's views here
+                self._fill_row_views()
             self._sync_slider(step, st.n_steps)
             self.info.value = self._info_line()
+            self.cands.value = candidates_html(tr.records[step] if st.n_steps else None)
             self.marker.refresh()
             if what == "trace" and self.live_trace is not None and self.live_trace.running:
                 self.status.value = f"<i>decoding… {st.n_steps} steps so far</i>"
+
+    def _send_rows(self, tr: Trace) -> bool:
+        """Send the rows the page scrubs from (scrub.py), unless a live trace is growing and they
+        went less than ROWS_EVERY_S ago and are large. Returns whether they went."""
+        live = self.live_trace is not None and self.live_trace.running
+        now = time.monotonic()
+        if live and now - self._rows_sent < ROWS_EVERY_S:
+            size = sum(4 * len(tr.layers) * (s.position + 1) for s in tr.records)
+            if size > SMALL_ROWS:
+                return False
+        rows, steps, fields = scrub_columns(tr)
+        self.sources["rows"].data = rows  # rows first: the page redraws when the fields change
+        self.sources["steps"].data = steps
+        for k, v in fields.items():
+            if getattr(self.cursor, k) != v:
+                setattr(self.cursor, k, v)
+        self._rows_sent = now
+        return True
+
+    def _goto(self, step: int) -> None:
+        if self.cursor.goto == step:  # the page has not reset it yet: a change it will see
+            self.cursor.goto = -1
+        self.cursor.goto = step
+        self._page_step = step
+
+    def _fill_row_views(self) -> None:
+        """The cursor's row views computed here (columns.py, row_columns.py), for the snapshot a
+        new page view starts from; the page itself redraws them on every change."""
+        st = self.state
+        with st.lock:
+            tr, step, layer = st.trace, st.step, st.layer
+            vals = R.image_patches(tr, step, layer, self._image_top)["value"]
+            hi = top(vals) if st.scale == "step" else self._image_top
+            self.sources["image"].data = R.image_patches(tr, step, layer, hi)
+            set_scale(bar_of(self.figures["image"]), hi, f"per {st.scale}")
+            self.sources["context"].data = R.context_bars(tr, step, layer)
+            self.sources["context_cursor"].data = R.context_cursor(tr, step)
+            self.sources["curve_cursor"].data = C.curve_cursor(step, st.n_steps)
+            self.sources["strip_cursor"].data = C.strip_cursor(self._cells, step)
+            self.cursor.step = self.cursor.shown = self._page_step = step
 
     def _sync_slider(self, step: int, n: int) -> None:
         self._syncing = True

@@ -51,7 +51,7 @@ def _bundle_data(widget, source) -> dict:
                 if node.get("id") == source.id and "attributes" in node:
                     return {k: v for k, v in node["attributes"]["data"]["entries"]}
                 stack.extend(node.values())
-            elif isinstance(node, list):
+            elif isinstance(node, (list, tuple)):  # CustomJS args are (name, model) tuples
                 stack.extend(node)
     raise AssertionError("source not in the bundle")
 

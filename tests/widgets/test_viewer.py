@@ -11,27 +11,60 @@ from lvsal_nb.widgets import TraceViewer, view
 from lvsal_nb.widgets.columns import MARK_COLORS
 
 
+def _page_sets(v, attr: str, value, model=None) -> list[dict]:
+    """What the browser sends when scrub.js writes `model.attr` (default: the viewer's cursor):
+    a jupyter_bokeh "jsevent" ModelChanged. Returns the messages the kernel sent back."""
+    sent = []
+    v.bokeh.send = lambda content, buffers=None: sent.append(content)
+    model = v.cursor if model is None else model
+    msg = {"event": "jsevent", "kind": "ModelChanged", "model": {"id": model.id}, "attr": attr, "new": value}
+    v.bokeh._sync_model(v.bokeh, msg, [])
+    return sent
+
+
+def _check_row_views(v, tr, step):
+    src = v.sources
+    assert src["strip_cursor"].data["step"] == [step]
+    i = src["strip"].data["step"].index(step)
+    assert src["strip_cursor"].data["x"] == [src["strip"].data["x"][i]]
+    assert src["curve_cursor"].data["x"] == [step]
+    assert src["context_cursor"].data["position"] == [tr.records[step].position + 1]
+    a, b = tr.spans.image
+    assert np.allclose(src["image"].data["value"], tr.records[step].row.mean(0)[a:b])
+    q = tr.records[step].position
+    vals = dict(zip(src["context"].data["position"], src["context"].data["value"]))
+    assert vals[q] == pytest.approx(float(tr.records[step].row.mean(0)[q])) and vals.get(q + 1, 0.0) == 0.0
+
+
 def test_scrubbing_moves_the_cursor_in_every_view(sgrs_trace, store):
+    """The slider (a kernel-side move) asks the page to go there (cursor.goto); the page's step
+    comes back as cursor.step; a new view (the snapshot) starts with the row views of the step."""
     tr = sgrs_trace
     v = view(tr, store=store)
     assert v.slider.max == len(tr) - 1 and v.play.max == len(tr) - 1
-    for step in (0, 6, 3):
+    for step in (6, 3, 0):
         v.slider.value = step
-        assert v.state.step == step
-        src = v.sources
-        assert src["strip_cursor"].data["step"] == [step]
-        i = src["strip"].data["step"].index(step)
-        assert src["strip_cursor"].data["x"] == [src["strip"].data["x"][i]]
-        assert src["curve_cursor"].data["x"] == [step]
-        assert src["context_cursor"].data["position"] == [tr.records[step].position + 1]
-        a, b = tr.spans.image
-        assert np.allclose(src["image"].data["value"], tr.records[step].row.mean(0)[a:b])
-        q = tr.records[step].position
-        vals = dict(zip(src["context"].data["position"], src["context"].data["value"]))
-        assert (
-            vals[q] == pytest.approx(float(tr.records[step].row.mean(0)[q])) and vals.get(q + 1, 0.0) == 0.0
-        )
+        assert v.state.step == step and v.cursor.goto == step
         assert f"step <b>{step}</b>" in v.info.value
+        _page_sets(v, "goto", -1)  # what scrub.js does once it has applied a goto
+        v._repr_mimebundle_()
+        _check_row_views(v, tr, step)
+        assert v.cursor.step == step
+
+
+def test_a_step_the_page_moved_to_reaches_the_state_without_redrawing(sgrs_trace, store):
+    """Issue 19 item 3: ←/→ and taps move the cursor in the browser; the kernel only learns the
+    step (state, slider, info line, candidates, mark panel) and sends no figure data back."""
+    tr = sgrs_trace
+    v = view(tr, store=store)
+    _page_sets(v, "moved_by", "user")
+    sent = _page_sets(v, "shown", 7)
+    assert v.state.step == 7 and v.slider.value == 7 and not v.state.follow
+    assert "step <b>7</b>" in v.info.value and "step 7 " in v.marker.info.value
+    assert v.cursor.goto == -1  # no echo: the page is there already
+    assert [c for c in sent if c.get("msg") == "patch"] == []  # nothing went back to the page
+    v.state.mark("unsure")
+    assert v.state.marks[7].label == "unsure"  # the mark lands on the step the page shows
 
 
 def test_state_changes_reach_the_widgets(sgrs_trace, store):
@@ -52,22 +85,27 @@ def test_layer_selection_changes_the_curve_and_rows(sgrs_trace, store):
     assert v.state.layer == layer
     assert v.sources["curve"].data["saliency"] == [s.layer_scores[1] for s in tr.records]
     assert v.sources["strip"].data["saliency"] == [s.layer_scores[1] for s in tr.records]
+    assert v.cursor.layer == 1  # the page redraws the row views of layer index 1
+    v._repr_mimebundle_()
     a, b = tr.spans.image
     assert np.allclose(v.sources["image"].data["value"], tr.records[2].row[1][a:b])
     v.state.set_layer(None)
+    assert v.cursor.layer == -1
     assert v.layer.value == "mean"
     with pytest.raises(ConfigError, match="not traced"):
         v.state.set_layer(99)
 
 
-def test_tapping_a_token_or_a_curve_point_moves_the_cursor(sgrs_trace, store):
+def test_taps_are_wired_to_the_page(sgrs_trace, store):
+    """A tap selects a glyph in the browser; scrub.js moves the cursor there (browser test:
+    tests/browser/test_viewer_notebook.py clicks a token). Here: the JS callbacks are attached."""
     v = view(sgrs_trace, store=store)
-    strip = v.sources["strip"]
-    strip.selected.indices = [7]  # what a tap in the browser does to the selection
-    assert v.state.step == strip.data["step"][7] and v.slider.value == 7
-    assert strip.selected.indices == []  # cleared, so the same token can be tapped again
-    v.sources["curve"].selected.indices = [2]
-    assert v.state.step == 2
+    for name in ("strip", "curve"):
+        cbs = v.sources[name].selected.js_property_callbacks["change:indices"]
+        assert len(cbs) == 1 and "S.tap(cb_obj" in cbs[0].code
+    for prop in ("step", "layer", "scale", "image_top"):
+        assert "S.render()" in v.cursor.js_property_callbacks[f"change:{prop}"][0].code
+    assert "S.apply_goto()" in v.cursor.js_property_callbacks["change:goto"][0].code
 
 
 def test_marking_writes_the_store_and_reopening_shows_it(sgrs_trace, store):
@@ -121,16 +159,22 @@ def test_view_of_a_saved_file(sgrs_trace, store, tmp_path):
         view(sgrs_trace, prompt="hi")
 
 
-def test_data_changes_go_to_the_browser_as_patches(sgrs_trace, store):
-    """The sources live in the document the BokehModel syncs: assigning .data sends a PATCH-DOC."""
+def test_a_kernel_move_sends_only_the_cursor(sgrs_trace, store):
+    """The sources live in the document the BokehModel syncs: a step change from the kernel (the
+    slider) sends one small patch (cursor.goto), no column data; marks still send the strip."""
     v = view(sgrs_trace, store=store)
     assert isinstance(v.bokeh, BokehModel) and v.bokeh in v.children
     sent = []
     v.bokeh.send = lambda content, buffers=None: sent.append(content)
     v.slider.value = 3
-    payloads = [c["payload"] for c in sent if c.get("msg") == "patch"]
-    cursor_id = v.sources["curve_cursor"].id
-    assert any(cursor_id in p and "ColumnDataChanged" in p for p in payloads), "no patch for the curve cursor"
+    payloads = [c["payload"] for c in sent if c.get("msg") == "patch" and "payload" in c]
+    assert any(v.cursor.id in p and '"goto"' in p for p in payloads), "no patch for cursor.goto"
+    assert not any("ColumnDataChanged" in p or "ColumnsPatched" in p for p in payloads)
+    assert sum(len(p) for p in payloads) < 2000
+    sent.clear()
+    v.state.mark("correct")
+    payloads = [c["payload"] for c in sent if c.get("msg") == "patch" and "payload" in c]
+    assert any(v.sources["strip"].id in p for p in payloads)
 
 
 def test_an_empty_trace_without_image(store):
