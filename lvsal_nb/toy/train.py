@@ -1,7 +1,8 @@
 """Train the toy LLaVA on the toy world, on the CPU, deterministically for a seed.
 
     python -m lvsal_nb.toy.train --seed 0 --steps 1800    # or `lvsal toy-train`: the shipped weights
-    lvsal toy-train --world v2 --seed 0 --steps 1800     # toy world v2 (list + recap captions)
+    lvsal toy-train --world v2 --init lvsal_nb/toy/assets --threads 1 --seed 0 --steps 800 \
+        --captions-per-qa 3 --recap-weight 4 --out lvsal_nb/toy/assets_v2    # toy-v2's shipped weights
 
 About 9 minutes on an idle 2-core CPU (see RESULTS.md).
 
