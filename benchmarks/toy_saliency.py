@@ -90,13 +90,14 @@ def main(argv=None) -> int:
     import torch
 
     torch.set_num_threads(args.threads)
-    t0 = time.time()
+    t0, c0 = time.time(), time.process_time()
     df = collect(args.n, args.seed, args.max_new_tokens, args.context)
     body = table(df)
     cmd = "python benchmarks/toy_saliency.py " + " ".join(sys.argv[1:] if argv is None else argv)
     text = (
         f"## Toy world: saliency at correct vs hallucinated object tokens\n\nCommand: `{cmd.strip()}` "
-        f"({time.time() - t0:.0f} s on this CPU; context J = {args.context!r}).\n\n{body}\n"
+        f"({time.time() - t0:.0f} s wall, {time.process_time() - c0:.0f} s CPU on a shared 2-core CPU, "
+        f"{args.threads} thread(s); context J = {args.context!r}).\n\n{body}\n"
     )
     print(text)
     if not args.no_write:

@@ -1,5 +1,7 @@
-"""The `lvsal demo` token table for the toy world: saliency per token, the drop flag only at object
-words (`drops.object_drops`), and the exact error type of every object word (`labels`)."""
+"""The `lvsal demo` token table for the toy world: saliency per token and the exact error type of
+every object word (`labels`). The drop flag (`drops.object_drops`) is off by default: on the shipped
+toy weights low saliency does not mark hallucinated object words (RESULTS.md, issue 22), so a flag
+there would claim what the measurements do not support."""
 
 from __future__ import annotations
 
@@ -27,16 +29,19 @@ def _bar(x: float | None, top: float, width: int = 20) -> str:
     return "█" * n + "·" * (width - n)
 
 
-def print_demo_table(trace, truth: list[str], alpha: float = 0.6, window: int = 5, out=None) -> list:
+def print_demo_table(
+    trace, truth: list[str], alpha: float = 0.6, window: int = 5, out=None, flag_drops: bool = False
+) -> list:
     """Print the table; return the object labels (`labels.ObjectLabel`, one per shape noun).
 
-    flag column: "drop" where an object word's saliency falls below alpha x the mean of the last
-    `window` object words; then the word's type ("ok: correct", "HALLUCINATED: partner", ...).
+    flag column: the object word's type ("ok: correct", "HALLUCINATED: partner", ...); with
+    flag_drops, "drop" first where an object word's saliency falls below alpha x the mean of the
+    last `window` object words.
     """
     out = out or sys.stdout
     words = trace_words(trace)
     labels = {lab.index: lab for lab in label_words(words, truth)}
-    drops = object_drops(words, [r.saliency for r in trace.records], alpha, window)
+    drops = object_drops(words, [r.saliency for r in trace.records], alpha, window) if flag_drops else set()
     top = max((s.saliency for s in trace.records if s.saliency is not None), default=0.0)
     print(f"{'step':>4}  {'token':<14} {'p':>6}  {'saliency':>8}  {'':20}  flag", file=out)
     for i, s in enumerate(trace.records):

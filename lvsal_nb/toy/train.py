@@ -1,7 +1,8 @@
 """Train the toy LLaVA on the toy world, on the CPU, deterministically for a seed.
 
     python -m lvsal_nb.toy.train --seed 0 --steps 1800    # or `lvsal toy-train`: the shipped weights
-    lvsal toy-train --world v2 --seed 0 --steps 1800     # toy world v2 (list + recap captions)
+    lvsal toy-train --world v2 --init lvsal_nb/toy/assets --threads 1 --seed 0 --steps 800 \
+        --captions-per-qa 3 --recap-weight 4 --out lvsal_nb/toy/assets_v2    # toy-v2's shipped weights
 
 About 9 minutes on an idle 2-core CPU (see RESULTS.md).
 
@@ -9,6 +10,10 @@ Recipe: AdamW (lr 1e-3, betas 0.9/0.98, weight decay 0.01), linear warm-up then 
 10%, gradient clipping at 1.0, batch 16, caption and yes/no batches alternating. The loss is the
 mean over sequences of each sequence's mean token loss, so a one-word answer weighs as much as a
 whole caption. Same seed, same machine, same thread count -> bit-identical weights.
+
+Two knobs for toy world v2 (defaults leave v1's recipe exactly as it was): `captions_per_qa`
+caption batches per yes/no batch (1: alternating), and `recap_weight`, the loss weight of the
+tokens after the recap marker "so" (1: plain mean), so the copy is a larger part of the loss.
 """
 
 from __future__ import annotations
@@ -38,15 +43,30 @@ LR, WARMUP, MIN_LR_FRACTION = 1e-3, 60, 0.1
 THREADS = 2
 
 
-def sequence_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Mean over sequences of the mean next-token loss on labelled positions.
+def sequence_loss(
+    logits: torch.Tensor, labels: torch.Tensor, marker: int | None = None, weight: float = 1.0
+) -> torch.Tensor:
+    """Mean over sequences of the (weighted) mean next-token loss on labelled positions.
 
-    logits [B, T, V], labels [B, T] (IGNORE where unlabelled) -> scalar.
+    logits [B, T, V], labels [B, T] (IGNORE where unlabelled) -> scalar. marker, weight: labelled
+    tokens AFTER the first `marker` token of a row (v2's recap after "so") weigh `weight`, every
+    other labelled token 1; each row's loss is its weighted mean, rows weigh the same.
     """
     logits, labels = logits[:, :-1].float(), labels[:, 1:]
     tok = F.cross_entropy(logits.transpose(1, 2), labels, ignore_index=IGNORE, reduction="none")  # [B, T-1]
     mask = (labels != IGNORE).float()
+    if marker is not None and weight != 1.0:
+        after = (torch.cumsum((labels == marker).long(), 1) > 0) & (labels != marker)
+        mask = mask * torch.where(after, weight, 1.0)
     return ((tok * mask).sum(1) / mask.sum(1).clamp(min=1)).mean()
+
+
+def batch_kind(step: int, captions_per_qa: int = 1) -> str:
+    """ "caption" or "qa" for optimizer step `step` (0-based): captions_per_qa captions, then one qa.
+
+    captions_per_qa=1 alternates caption, qa, caption, ... (v1's schedule).
+    """
+    return "qa" if step % (captions_per_qa + 1) == captions_per_qa else "caption"
 
 
 def _lr_factor(progress: float) -> float:
@@ -65,6 +85,8 @@ def train(
     init: str | Path | None = None,
     threads: int = THREADS,
     lr: float = LR,
+    captions_per_qa: int = 1,
+    recap_weight: float = 1.0,
 ) -> dict:
     """Train from scratch on the CPU; save config.json, model.safetensors and tokenizer files to out_dir.
 
@@ -74,7 +96,8 @@ def train(
     Returns {"seed", "steps", "seconds", "cpu_seconds", "final_loss", "stopped_early", "out_dir"};
     cpu_seconds / THREADS is about the wall time on an otherwise idle machine.
     """
-    return fit(seed, steps, minutes, out_dir, log, world=world, init=init, threads=threads, lr=lr)[1]
+    return fit(seed, steps, minutes, out_dir, log, world=world, init=init, threads=threads, lr=lr,
+               captions_per_qa=captions_per_qa, recap_weight=recap_weight)[1]  # fmt: skip
 
 
 @contextmanager
@@ -104,6 +127,8 @@ def fit(
     world: str = "v1",
     init: str | Path | None = None,
     threads: int = THREADS,
+    captions_per_qa: int = 1,
+    recap_weight: float = 1.0,
 ) -> tuple[LlavaForConditionalGeneration, dict]:
     """`train` with knobs for experiments (device, batch size, lr, model dims); out_dir None: no save.
 
@@ -111,6 +136,8 @@ def fit(
     init: a saved toy model folder to start from instead of random weights (v2 starts from the
         shipped v1 model: its image reading is learned already; the world's extra words get new
         embedding rows, drawn from `seed`). threads: torch threads (same count, same weights).
+    captions_per_qa: caption batches per yes/no batch (int >= 1; 1 alternates, as v1 does).
+    recap_weight: loss weight (> 0) of the tokens after the recap marker "so" (v2 only; 1: plain).
 
     Returns (model in eval mode, info dict).
     """
@@ -134,15 +161,26 @@ def fit(
                           "(e.g. lvsal_nb/toy/assets, the shipped v1 model).")  # fmt: skip
     if not (isinstance(threads, int) and threads >= 1):
         raise ConfigError(f"threads must be an int >= 1, got {threads!r}.")
+    if not (isinstance(captions_per_qa, int) and captions_per_qa >= 1):
+        raise ConfigError(f"captions_per_qa must be an int >= 1 (1: alternate), got {captions_per_qa!r}.")
+    if not (isinstance(recap_weight, (int, float)) and math.isfinite(recap_weight) and recap_weight > 0):
+        raise ConfigError(
+            f"recap_weight must be a finite number > 0 (1: no extra weight), got {recap_weight!r}."
+        )
+    if recap_weight != 1.0 and not get_world(world).extra_words:
+        raise ConfigError(f"recap_weight needs a world with a recap marker (v2); world {world!r} has none.")
 
     with _cpu_determinism(threads) if device == "cpu" else nullcontext():
-        model, info = _run(seed, total, budget_s, time_based, log, device, batch_size, lr, dims, world, init)
+        model, info = _run(seed, total, budget_s, time_based, log, device, batch_size, lr, dims, world, init,
+                           captions_per_qa, recap_weight)  # fmt: skip
     if out_dir is not None:
         out = Path(out_dir)
         meta = info | {"out_dir": str(out), "batch_size": batch_size, "lr": lr, "device": device,
                        "torch": torch.__version__}  # fmt: skip
         if world != "v1" or init is not None or threads != THREADS:  # v1's train.json keeps its old keys
             meta.update(world=world, init=None if init is None else str(init), threads=threads)
+        if captions_per_qa != 1 or recap_weight != 1.0:
+            meta.update(captions_per_qa=captions_per_qa, recap_weight=recap_weight)
         # written beside, then moved in file by file: a full disk leaves the previous weights whole
         with replacing_folder_files(out) as tmp:
             model.save_pretrained(tmp)
@@ -152,11 +190,14 @@ def fit(
     return model, info | {"out_dir": None if out_dir is None else str(out_dir)}
 
 
-def _run(seed, total, budget_s, time_based, log, device, batch_size, lr, dims, world="v1", init=None):
+def _run(seed, total, budget_s, time_based, log, device, batch_size, lr, dims, world="v1", init=None,
+         captions_per_qa=1, recap_weight=1.0):  # fmt: skip
     """The optimisation loop; returns (model in eval mode, info without out_dir)."""
     torch.manual_seed(seed)  # the model's initial weights
     tokenizer = world_tokenizer(world)
     caption_fn = get_world(world).caption
+    extra = get_world(world).extra_words
+    marker = tokenizer.convert_tokens_to_ids(extra[0]) if extra else None  # v2: "so" opens the recap
     if init is None:
         model = LlavaForConditionalGeneration(toy_config(tokenizer, **(dims or {})))
     else:
@@ -179,10 +220,10 @@ def _run(seed, total, budget_s, time_based, log, device, batch_size, lr, dims, w
         progress = elapsed / budget_s if time_based else step / total
         for g in opt.param_groups:
             g["lr"] = lr * min(1.0, (step + 1) / WARMUP) * _lr_factor(progress)
-        batch = make_batch(tokenizer, rng, batch_size, "caption" if step % 2 == 0 else "qa", caption_fn)
+        batch = make_batch(tokenizer, rng, batch_size, batch_kind(step, captions_per_qa), caption_fn)
         batch = {k: v.to(device) for k, v in batch.items()}
         labels = batch.pop("labels")
-        loss = sequence_loss(model(**batch).logits, labels)
+        loss = sequence_loss(model(**batch).logits, labels, marker, recap_weight)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -213,11 +254,18 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--init", type=Path, default=None, help="start from this saved toy model folder")
     p.add_argument("--threads", type=int, default=THREADS, help=f"torch threads (default {THREADS})")
     p.add_argument("--lr", type=float, default=LR, help=f"peak learning rate (default {LR})")
+    p.add_argument(
+        "--captions-per-qa", type=int, default=1, help="caption batches per yes/no batch (default 1)"
+    )
+    p.add_argument(
+        "--recap-weight", type=float, default=1.0, help="loss weight of v2's recap tokens (default 1)"
+    )
     a = p.parse_args(argv)
     out = a.out if a.out is not None else get_world(a.world).asset_dir
     return train(
         seed=a.seed, steps=a.steps, minutes=a.minutes, out_dir=out, log=lambda m: print(m, flush=True),
-        world=a.world, init=a.init, threads=a.threads, lr=a.lr,
+        world=a.world, init=a.init, threads=a.threads, lr=a.lr, captions_per_qa=a.captions_per_qa,
+        recap_weight=a.recap_weight,
     )  # fmt: skip
 
 

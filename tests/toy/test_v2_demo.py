@@ -1,4 +1,4 @@
-"""`lvsal demo`: drop flags only at object words, and the exact type of every object word."""
+"""`lvsal demo`: the exact type of every object word, and no drop flag where saliency does not mark errors."""
 
 import re
 
@@ -48,13 +48,31 @@ def test_demo_unknown_world_is_refused(tmp_path, capsys):
 )
 def test_demo_v2_prints_recap_types(tmp_path, capsys):
     assert ASSET_DIR != get_world("v2").asset_dir
-    assert main(["demo", "--world", "v2", "--out", str(tmp_path), "--max-new-tokens", "64"]) == 0
+    args = ["demo", "--world", "v2", "--seed", "19", "--out", str(tmp_path), "--max-new-tokens", "64"]
+    assert main(args) == 0
     out = capsys.readouterr().out
-    _check_table(out)
+    rows = _check_table(out)
     assert "<Session toy-v2" in out and "object errors (world v2)" in out
-    # every error line names a known type and says what it means
+    # scene 19 on the shipped v2 weights (labels by the rules in lvsal_nb.toy.labels): the list names
+    # "hexagon" twice; the recap's second word is "hexagon" where the list's second word was "moon"
+    # (a memory error of order, not a hallucination: a hexagon is in the scene)
+    assert any(w == "hexagon" and f.endswith("ERROR: recap_order") for w, f in rows), rows
     from lvsal_nb.toy.demo_table import EXPLAIN
 
     errs = [ln for ln in out.splitlines() if re.match(r"step +\d+ ", ln)]
-    assert errs  # scene 7 has errors on these weights (misread, cascade, repeats)
+    assert errs  # every error line names a known type and says what it means
     assert all(any(f" {t} " in ln and EXPLAIN[t] in ln for t in EXPLAIN) for ln in errs)
+
+
+@pytest.mark.skipif(
+    not (get_world("v2").asset_dir / "model.safetensors").exists(), reason="v2 weights not built"
+)
+def test_demo_flags_no_drops(tmp_path, capsys):
+    """Scene 7 on v2: the old object-word rule flagged the faithful recap copy "diamond" (0.0450 <
+    0.6 x 0.0778, the mean of the 5 object words before it); the measurements support no flag."""
+    assert main(["demo", "--world", "v2", "--out", str(tmp_path), "--max-new-tokens", "64"]) == 0
+    out = capsys.readouterr().out
+    rows = _check_table(out)
+    assert ("diamond", "ok: recap_correct") in rows
+    assert not any("drop" in flag for _, flag in rows)
+    assert "No drop flag: on the toy models low saliency does not mark hallucinated object words" in out

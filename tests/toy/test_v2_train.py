@@ -1,6 +1,7 @@
 """Toy world v2 training: fine-tuning from v1 is bit-identical for a seed, and bad options are refused."""
 
 import json
+import math
 
 import pytest
 import torch
@@ -8,6 +9,7 @@ from safetensors.torch import load_file
 
 import lvsal_nb.toy.train as toy_train
 from lvsal_nb.errors import ConfigError
+from lvsal_nb.toy.data import IGNORE
 from lvsal_nb.toy.model import ASSET_DIR
 
 
@@ -46,3 +48,54 @@ def test_bad_init_world_and_threads(tmp_path):
         toy_train.train(steps=1, out_dir=None, log=None, world="v9")
     with pytest.raises(ConfigError, match="threads must be an int >= 1"):
         toy_train.train(steps=1, out_dir=None, log=None, threads=0)
+
+
+def test_recap_weight_by_hand():
+    """After the marker tokens weigh w: row loss = (others sum + w * sum after) / (n_others + w * n_after)."""
+    logits = torch.zeros(1, 5, 4)  # uniform: every labelled token costs log 4
+    logits[0, 2, 3] = 5.0  # the token after the marker (label at position 3) is predicted well
+    labels = torch.tensor([[IGNORE, 1, 2, 3, 0]])  # 2 = marker; 3 and 0 come after it
+    lu = math.log(4.0)
+    good = -torch.log_softmax(torch.tensor([0.0, 0.0, 0.0, 5.0]), 0)[3].item()
+    # positions: 1 (other, uniform), 2 = marker (other, uniform), 3 (after, good), 4 (after, uniform)
+    want = (lu + lu + 3.0 * (good + lu)) / (2 + 3.0 * 2)
+    got = toy_train.sequence_loss(logits, labels, marker=2, weight=3.0).item()
+    assert got == pytest.approx(want, rel=1e-6)
+    plain = toy_train.sequence_loss(logits, labels)
+    assert torch.equal(plain, toy_train.sequence_loss(logits, labels, marker=2, weight=1.0))
+    assert plain.item() == pytest.approx((3 * lu + good) / 4, rel=1e-6)
+    # a row without the marker: plain mean
+    no_marker = torch.tensor([[IGNORE, 1, 1, 3, 0]])
+    assert toy_train.sequence_loss(logits, no_marker, 2, 3.0).item() == pytest.approx(
+        (3 * lu + good) / 4, rel=1e-6
+    )
+
+
+def test_batch_schedule():
+    assert [toy_train.batch_kind(s) for s in range(4)] == ["caption", "qa", "caption", "qa"]  # v1's
+    got = [toy_train.batch_kind(s, 3) for s in range(8)]
+    assert got == ["caption"] * 3 + ["qa"] + ["caption"] * 3 + ["qa"]
+
+
+def test_bad_schedule_and_weight():
+    with pytest.raises(ConfigError, match="captions_per_qa must be an int >= 1"):
+        toy_train.train(steps=1, out_dir=None, log=None, world="v2", captions_per_qa=0)
+    with pytest.raises(ConfigError, match="recap_weight must be a finite number > 0"):
+        toy_train.train(steps=1, out_dir=None, log=None, world="v2", recap_weight=float("nan"))
+    with pytest.raises(ConfigError, match="recap_weight must be a finite number > 0"):
+        toy_train.train(steps=1, out_dir=None, log=None, world="v2", recap_weight=-1.0)
+    with pytest.raises(ConfigError, match="recap_weight needs a world with a recap marker"):
+        toy_train.train(steps=1, out_dir=None, log=None, world="v1", recap_weight=4.0)
+
+
+def test_v2_recipe_knobs_are_recorded_and_deterministic(tmp_path, small_batches):
+    kw = dict(steps=2, log=None, world="v2", init=ASSET_DIR, threads=1, captions_per_qa=3, recap_weight=4.0)
+    toy_train.train(seed=1, out_dir=tmp_path / "a", **kw)
+    toy_train.train(seed=1, out_dir=tmp_path / "b", **kw)
+    toy_train.train(seed=1, out_dir=tmp_path / "c", **(kw | {"recap_weight": 1.0}))
+    wa, wb, wc = (load_file(tmp_path / d / "model.safetensors") for d in "abc")
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    assert not all(torch.equal(wa[k], wc[k]) for k in wa)  # the weight changes the gradient
+    meta = json.loads((tmp_path / "a" / "train.json").read_text())
+    assert meta["captions_per_qa"] == 3 and meta["recap_weight"] == 4.0
+    assert json.loads((tmp_path / "c" / "train.json").read_text())["captions_per_qa"] == 3
