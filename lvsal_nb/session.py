@@ -30,6 +30,7 @@ from .trace import CONTEXTS, Step, Trace
 ENGINES = ("auto", "sequence", "step")
 MAX_SEED = 2**63 - 1  # torch.Generator.manual_seed's range
 StepCallback = Callable[[Step], Any]
+TokenCallback = Callable[[int, int, str], Any]  # on_token(step, token_id, piece): text before saliency
 
 
 def _locked(method):
@@ -114,6 +115,7 @@ class Session:
         stop: threading.Event | None = None,
         progress: bool = False,
         trace_id: str | None = None,
+        on_token: TokenCallback | None = None,
         **generate_kwargs,
     ) -> Trace:
         """Generate up to `max_new_tokens` tokens and record the saliency of every step.
@@ -131,6 +133,10 @@ class Session:
             on_step: called with each finished Step as it arrives (streaming viewers).
             stop: a threading.Event; when set, decoding stops and the partial Trace is returned.
             trace_id: the id of the Trace (default: a new random one), e.g. to keep marks attached.
+            on_token: called as `on_token(step, token_id, piece)` once per generated token, in order,
+                as soon as it is chosen and before its Step (with saliency) reaches `on_step`; the
+                sequence engine scores per `chunk`, so text can be shown ahead of saliency. With
+                generate keywords all tokens are told after `generate`. Exceptions propagate.
         Returns:
             Trace. Ctrl-C also returns the partial Trace, with `interrupted=True`.
         """
@@ -180,12 +186,12 @@ class Session:
             if cfg["engine"] == "step":
                 k = sgrs.k if sgrs is not None else cfg["alternatives"] + 1
                 loop = self._loop(prepared, inputs, probe, cfg, grad=True, k=k)
-                runs.run_step(self.adapter, loop, cfg, sgrs, gen, emit, stop)
+                runs.run_step(self.adapter, loop, cfg, sgrs, gen, emit, stop, on_token)
             elif generate_kwargs:
-                runs.run_generate(self.adapter, prepared, probe, inputs, cfg, generate_kwargs, emit)
+                runs.run_generate(self.adapter, prepared, probe, inputs, cfg, generate_kwargs, emit, on_token)
             else:
                 loop = self._loop(prepared, inputs, probe, cfg, grad=False, k=1)
-                runs.run_sequence(self.adapter, loop, prepared, probe, inputs, cfg, gen, emit, stop)
+                runs.run_sequence(self.adapter, loop, prepared, probe, inputs, cfg, gen, emit, stop, on_token)
 
         with attached(self.model, self.adapter.language_model, self.adapter.text_config, probe):
             try:

@@ -6,6 +6,10 @@
   (the default);
 - `run_generate`: transformers' `generate` (any strategy: beams ...), then the sequence engine.
 
+`on_token(t, token_id, piece)` (optional, streaming views): called once per token, in order, as it
+is chosen and before its Step is emitted: the sequence engine scores tokens in chunks, so a view
+shows text first and fills saliency per chunk. (stream hook: `on_token` lines only.)
+
 `make_loop` picks the own loop: a fixed-capacity cache (CUDA graphs on CUDA) or the growing one.
 """
 
@@ -39,16 +43,16 @@ def make_loop(
     return StepLoop(adapter, prepared, probe, inputs, grad=grad, k=k)
 
 
-def run_step(adapter: Adapter, loop, cfg, sgrs, gen, emit, stop) -> None:
+def run_step(adapter: Adapter, loop, cfg, sgrs, gen, emit, stop, on_token=None) -> None:
     """Score K candidates at every token, then choose: SGRS's policy, or plain decoding."""
     loop.prefill()
     try:
-        _step_tokens(adapter, loop, cfg, sgrs, gen, emit, stop)
+        _step_tokens(adapter, loop, cfg, sgrs, gen, emit, stop, on_token)
     finally:
         record_loop(cfg, loop)
 
 
-def _step_tokens(adapter: Adapter, loop, cfg, sgrs, gen, emit, stop) -> None:
+def _step_tokens(adapter: Adapter, loop, cfg, sgrs, gen, emit, stop, on_token=None) -> None:
     det, history, eos = Detok(adapter.tokenizer), [], adapter.eos_token_ids
     for t in range(cfg["max_new_tokens"]):
         if stop is not None and stop.is_set():
@@ -79,11 +83,14 @@ def _step_tokens(adapter: Adapter, loop, cfg, sgrs, gen, emit, stop) -> None:
                 for i, c in enumerate(cands)
             ]
             tok = cands[d.chosen]
+            piece = det.push(tok)
+            if on_token is not None:  # on_token: SGRS scored the candidates to choose; tell it now
+                on_token(t, tok, piece)
             step = Step(
                 step=t,
                 position=loop.q,
                 token_id=tok,
-                token=det.push(tok),
+                token=piece,
                 prob=probs[d.chosen],
                 logprob=float(logp[tok]),
                 saliency=_f(sal[d.chosen]),
@@ -96,10 +103,13 @@ def _step_tokens(adapter: Adapter, loop, cfg, sgrs, gen, emit, stop) -> None:
             )
         else:
             tok, p_sample = sampling.choose_p(logits, cfg["decoding"], cfg["temperature"], cfg["top_p"], gen)
+            piece = det.push(tok)
+            if on_token is not None:  # on_token: chosen, before its saliency is computed
+                on_token(t, tok, piece)
             alts = [i for i in torch.topk(logp, cfg["alternatives"] + 1).indices.tolist() if i != tok]
             sc = loop.score([tok] + alts[: cfg["alternatives"]], cfg["context"])
             cand_logp = logp[torch.tensor(sc.token_ids, device=logp.device)].cpu()
-            step = plain_step(t, sc, cand_logp, det.push(tok), _decision(cfg["decoding"]), p_sample)
+            step = plain_step(t, sc, cand_logp, piece, _decision(cfg["decoding"]), p_sample)
         emit(step)
         if tok in eos:
             break
@@ -107,7 +117,7 @@ def _step_tokens(adapter: Adapter, loop, cfg, sgrs, gen, emit, stop) -> None:
 
 
 def run_sequence(
-    adapter: Adapter, loop, prepared: Prepared, probe: Probe, inputs, cfg, gen, emit, stop
+    adapter: Adapter, loop, prepared: Prepared, probe: Probe, inputs, cfg, gen, emit, stop, on_token=None
 ) -> None:
     """Decode without grad on the own loop; every `chunk` tokens the sequence engine scores them."""
     loop.prefill()
@@ -123,6 +133,13 @@ def run_sequence(
     )
     eos, out, p_sample = adapter.eos_token_ids, [], []
     flush = cfg["chunk"] or cfg["max_new_tokens"]
+    told = 0  # on_token: tokens of `out` told so far (each once, even around a Ctrl-C)
+
+    def tell():  # on_token
+        nonlocal told
+        while on_token is not None and told < len(out):
+            told += 1  # (first: a callback that raises is not called again for the same token)
+            on_token(told - 1, out[told - 1], Detok.piece(adapter.tokenizer, out, told - 1))
 
     def drain():
         # Steps come in order; after a Ctrl-C one may come again (the engine re-delivers a step
@@ -143,12 +160,14 @@ def run_sequence(
             tok, p = sampling.choose_p(logits, cfg["decoding"], cfg["temperature"], cfg["top_p"], gen)
             p_sample.append(p)  # (before `out`: every token in `out` has its probability)
             out.append(tok)
+            tell()  # on_token
             if tok in eos:
                 break
             loop.push(tok)
             if len(out) % flush == 0:
                 drain()
     except KeyboardInterrupt:
+        tell()  # on_token: the tokens drain() scores, if the interrupt came before they were told
         drain()  # an interrupt still scores what was generated
         raise
     else:
@@ -158,7 +177,7 @@ def run_sequence(
 
 
 def run_generate(
-    adapter: Adapter, prepared: Prepared, probe: Probe, inputs, cfg, generate_kwargs, emit
+    adapter: Adapter, prepared: Prepared, probe: Probe, inputs, cfg, generate_kwargs, emit, on_token=None
 ) -> None:
     """transformers' `generate` with the caller's keywords, then the sequence engine over its output."""
     probe.mode = "off"
@@ -187,6 +206,8 @@ def run_generate(
         clean.append(t)
         if t in eos:
             break
+    for t in range(len(clean)) if on_token is not None else ():  # on_token: all at once, after generate
+        on_token(t, clean[t], Detok.piece(adapter.tokenizer, clean, t))
     eng = SequenceEngine(adapter, prepared, probe, inputs, cfg["context"], cfg["alternatives"], cfg["chunk"])
     det = Detok(adapter.tokenizer)
     for i, (sc, logp) in enumerate(eng.feed(clean)):
