@@ -11,27 +11,14 @@
 import { IRenderMime } from '@jupyterlab/rendermime-interfaces';
 import { Widget } from '@lumino/widgets';
 
-export const BOKEHJS_MIME_TYPE = 'application/vnd.lvsal.bokehjs.v1+json';
-export const NPM_NAME = 'lvsal-nb-labextension';
+import { BOKEHJS_MIME_TYPE, bokehjsUrl, requestedVersion } from './bokehjsurl';
+
+export { BOKEHJS_MIME_TYPE };
 const JS_MIME_TYPE = 'application/javascript';
 
 /** Where BokehJS came from: already on the page, this extension's copy, the output's own
  *  JavaScript (no matching copy here), or nowhere. */
 export type BokehSource = 'present' | 'extension' | 'inline' | 'missing';
-
-/** The URL of the extension's copy of BokehJS `version`, given the lab extensions' base URL. */
-export function bokehjsUrl(version: string, extensionsUrl: string): string {
-  if (!/^[0-9A-Za-z.+-]+$/.test(version)) {
-    throw new Error(`not a BokehJS version: ${JSON.stringify(version)}`);
-  }
-  return `${extensionsUrl.replace(/\/+$/, '')}/${NPM_NAME}/static/bokeh-${version}.min.js`;
-}
-
-/** The version asked for by a loader output, or null when the payload has none. */
-export function requestedVersion(data: unknown): string | null {
-  const v = (data as { version?: unknown } | null)?.version;
-  return typeof v === 'string' && v ? v : null;
-}
 
 /** JupyterLab's (and Notebook 7's) base URL of lab extensions, from the page config. */
 function extensionsUrl(): string {
