@@ -56,7 +56,13 @@ export function ensureBokehJS(version: string, inline: string | undefined, host:
   if (bokehVersion() === version) {
     return 'present';
   }
-  const code = fetchSync(bokehjsUrl(version, extensionsUrl()));
+  let url: string | null = null;
+  try {
+    url = bokehjsUrl(version, extensionsUrl());
+  } catch {
+    url = null; // not a version string: ask for nothing
+  }
+  const code = url === null ? null : fetchSync(url);
   if (code !== null) {
     runScript(code);
     if (bokehVersion() === version) {
