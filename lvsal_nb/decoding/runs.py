@@ -138,8 +138,9 @@ def run_sequence(
     def tell():  # on_token
         nonlocal told
         while on_token is not None and told < len(out):
-            told += 1  # (first: a callback that raises is not called again for the same token)
-            on_token(told - 1, out[told - 1], Detok.piece(adapter.tokenizer, out, told - 1))
+            piece = Detok.piece(adapter.tokenizer, out, told)
+            told += 1  # (before the call: a callback that raises is not called again for this token)
+            on_token(told - 1, out[told - 1], piece)
 
     def drain():
         # Steps come in order; after a Ctrl-C one may come again (the engine re-delivers a step
