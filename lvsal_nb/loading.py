@@ -9,6 +9,7 @@ from typing import Any
 import torch
 
 from .errors import ConfigError, UnsupportedModelError
+from .quiet import no_load_progress
 from .session import Session
 
 
@@ -33,6 +34,11 @@ def load(
     `dtype=` asks for another one (`model.to(...)` in place: the caller's object is the Session's).
     Tracing then patches it only for the duration of each call and restores it exactly.
     """
+    with no_load_progress():  # no "Loading weights" bars left in notebook outputs (quiet.py)
+        return _load(source, processor, device, dtype)
+
+
+def _load(source, processor, device, dtype) -> Session:
     dtype = _dtype(dtype)
     device = _device(device)
     if isinstance(source, torch.nn.Module):

@@ -29,6 +29,7 @@ from .settings import RunRecord, TraceSettings, check_chunk
 from .trace import Step, Trace
 
 StepCallback = Callable[[Step], Any]
+TokenCallback = Callable[[int, int, str], Any]  # on_token(step, token_id, piece): text before saliency
 
 
 def _locked(method):
@@ -114,6 +115,7 @@ class Session:
         stop: threading.Event | None = None,
         progress: bool = False,
         trace_id: str | None = None,
+        on_token: TokenCallback | None = None,
         **generate_kwargs,
     ) -> Trace:
         """Generate up to `max_new_tokens` tokens and record the saliency of every step.
@@ -131,6 +133,10 @@ class Session:
             on_step: called with each finished Step as it arrives (streaming viewers).
             stop: a threading.Event; when set, decoding stops and the partial Trace is returned.
             trace_id: the id of the Trace (default: a new random one), e.g. to keep marks attached.
+            on_token: called as `on_token(step, token_id, piece)` once per generated token, in order,
+                as soon as it is chosen and before its Step (with saliency) reaches `on_step`; the
+                sequence engine scores per `chunk`, so text can be shown ahead of saliency. With
+                generate keywords all tokens are told after `generate`. Exceptions propagate.
         Returns:
             Trace. Ctrl-C also returns the partial Trace, with `interrupted=True`.
         """
@@ -171,12 +177,12 @@ class Session:
             record.restart()
             if st.engine == "step":
                 loop = self._loop(ctx, st, grad=True, k=st.k)
-                runs.run_step(ctx, loop, st, record, gen, emit, stop)
+                runs.run_step(ctx, loop, st, record, gen, emit, stop, on_token)
             elif st.generate_kwargs:
-                runs.run_generate(ctx, st, emit)
+                runs.run_generate(ctx, st, emit, on_token)
             else:
                 loop = self._loop(ctx, st, grad=False, k=1)
-                runs.run_sequence(ctx, loop, st, record, gen, emit, stop)
+                runs.run_sequence(ctx, loop, st, record, gen, emit, stop, on_token)
 
         with attached(self.model, self.adapter.language_model, self.adapter.text_config, ctx.probe):
             try:

@@ -3,6 +3,7 @@
 // that lets notebook viewer outputs fall back to the saved trace is plugin.ts.
 import { IRenderMime } from '@jupyterlab/rendermime-interfaces';
 
+import { BOKEHJS_MIME_TYPE, bokehjsRendererFactory } from './bokehjs';
 import { MIME_TYPE } from './model';
 import { PARQUET_FILE_TYPE, PARQUET_MIME_TYPE, ParquetRenderer } from './parquet';
 import { RANK, TraceRenderer } from './renderer';
@@ -73,5 +74,14 @@ const parquetExtension: IRenderMime.IExtension = {
   }
 };
 
-const extensions: IRenderMime.IExtension[] = [traceExtension, parquetExtension];
+const bokehjsExtension: IRenderMime.IExtension = {
+  id: 'lvsal-nb-labextension:bokehjs',
+  description: 'BokehJS for lvsal-nb notebook viewers from this extension, not from the notebook',
+  rendererFactory: bokehjsRendererFactory,
+  rank: RANK, // preferred over the output's application/javascript (rank 0)
+  dataType: 'json'
+};
+export { BOKEHJS_MIME_TYPE };
+
+const extensions: IRenderMime.IExtension[] = [traceExtension, parquetExtension, bokehjsExtension];
 export default extensions;

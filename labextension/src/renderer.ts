@@ -19,7 +19,7 @@ import {
   tokenText,
   traceMax
 } from './model';
-import { widgetFallback, WIDGET_MIME_TYPE } from './widgetfallback';
+import { stopBokehViews, widgetFallback, WIDGET_MIME_TYPE } from './widgetfallback';
 
 const CLASS = 'jp-LvsalTrace';
 /** Rank of the trace renderer: below (preferred over) ipywidgets' widget view at -10, so an output
@@ -84,7 +84,16 @@ export class TraceRenderer extends Panel implements IRenderMime.IRenderer {
     const previous = this._view?.current; // keep the selected step when an output is updated
     this._clear();
     if (this._registry && model.data[WIDGET_MIME_TYPE] && model.trusted) {
-      const live = await widgetFallback(this._registry, this._options, model);
+      // the kernel restarted or stopped: the widget is dead, show the saved trace instead
+      const rendering = ++this._renders;
+      const onDead = (): void => {
+        if (!this.isDisposed && rendering === this._renders && this.node.dataset.lvsalShows === 'widget') {
+          stopBokehViews(this.node);
+          this._clear();
+          this._showTrace(model, undefined);
+        }
+      };
+      const live = await widgetFallback(this._registry, this._options, model, onDead);
       if (live) {
         this.node.classList.remove(CLASS);
         this.addWidget(live);
@@ -92,6 +101,10 @@ export class TraceRenderer extends Panel implements IRenderMime.IRenderer {
         return;
       }
     }
+    this._showTrace(model, previous);
+  }
+
+  private _showTrace(model: IRenderMime.IMimeModel, previous: number | undefined): void {
     this.node.classList.add(CLASS);
     this.node.dataset.lvsalShows = 'trace';
     try {
@@ -121,6 +134,7 @@ export class TraceRenderer extends Panel implements IRenderMime.IRenderer {
   private _mimeType: string;
   private _registry: IFactoryLookup | null;
   private _view: TraceView | null = null;
+  private _renders = 0; // renderModel calls so far: a dead widget swaps only its own rendering
 }
 
 /** DOM for one trace; `select(i)` moves every part to step i (0-based, as `tr.steps`). */

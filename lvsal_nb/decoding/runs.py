@@ -7,7 +7,9 @@ chooses each token and turns it into Steps:
 - `SequencePolicy`: plain greedy / sampling without grad; every `chunk` tokens the sequence engine
   scores them (`run_sequence`, the default).
 `run_generate` is the other way: transformers' `generate` (any strategy: beams ...), then the
-sequence engine. `make_loop` picks the own loop: a fixed-capacity cache (CUDA graphs on CUDA) or the
+sequence engine. `on_token(t, token_id, piece)` (optional, streaming views) is told each token
+once, in order, as it is chosen and before its Step: the sequence engine scores per chunk, so a
+view shows text first and fills saliency per chunk. `make_loop` picks the own loop: a fixed-capacity cache (CUDA graphs on CUDA) or the
 growing one.
 """
 
@@ -32,6 +34,7 @@ from .sgrs import choose as sgrs_choose
 from .static import StaticStepLoop
 
 Emit = Callable[[Step], None]
+OnToken = Callable[[int, int, str], object] | None  # on_token(step, token_id, piece)
 
 
 def make_loop(ctx: TraceContext, settings: TraceSettings, grad: bool, k: int, static: bool):
@@ -111,8 +114,17 @@ class StepPolicy:
     (PAPER.md, Algorithm 1); else greedy / sampling chooses, then the token and `alternatives`
     more are scored. Each Step is emitted as soon as its token is chosen."""
 
-    def __init__(self, ctx: TraceContext, loop, settings: TraceSettings, gen: torch.Generator, emit: Emit):
+    def __init__(
+        self,
+        ctx: TraceContext,
+        loop,
+        settings: TraceSettings,
+        gen: torch.Generator,
+        emit: Emit,
+        on_token: OnToken = None,
+    ):
         self.ctx, self.loop, self.settings, self.gen, self.emit = ctx, loop, settings, gen, emit
+        self.on_token = on_token
         self.det = Detok(ctx.adapter.tokenizer)
         self.history: list[float] = []  # SGRS: saliency of the accepted tokens
         self._step: Step | None = None  # SGRS: the chosen token's Step, built in `choose`
@@ -169,15 +181,17 @@ class StepPolicy:
     def chosen(self, t: int, token_id: int) -> None:
         """Emit step t: SGRS's (already scored), or score the plain token and its alternatives."""
         st, logp = self.settings, self._logp
+        piece = self.det.push(token_id)
+        if self.on_token is not None:  # SGRS scored its candidates to choose; plain: before scoring
+            self.on_token(t, token_id, piece)
         if self._step is not None:
             step, self._step = self._step, None
-            step.token = self.det.push(token_id)
+            step.token = piece
             self.emit(step)
             return
         alts = [i for i in torch.topk(logp, st.alternatives + 1).indices.tolist() if i != token_id]
         sc = self.loop.score([token_id] + alts[: st.alternatives], st.context)
         cand_logp = logp[torch.tensor(sc.token_ids, device=logp.device)].cpu()
-        piece = self.det.push(token_id)
         self.emit(plain_step(t, sc, cand_logp, piece, _decision(st.decoding), self._p_sample))
 
     def start(self, loop) -> None:
@@ -198,8 +212,11 @@ class SequencePolicy:
         record: RunRecord,
         gen: torch.Generator,
         emit: Emit,
+        on_token: OnToken = None,
     ):
         self.ctx, self.settings, self.record, self.gen, self.emit = ctx, settings, record, gen, emit
+        self.on_token = on_token
+        self.told = 0  # tokens of `out` told to on_token so far (each once, even around a Ctrl-C)
         self.out: list[int] = []  # generated token ids
         self.p_sample: list[float | None] = []  # each one's probability under sampling
         self.flush = settings.chunk or settings.max_new_tokens
@@ -222,11 +239,21 @@ class SequencePolicy:
     def chosen(self, t: int, token_id: int) -> None:
         """Keep the token; score and emit a chunk once `chunk` tokens wait."""
         self.out.append(token_id)
+        self.tell()
         if len(self.out) % self.flush == 0:
             self.finish()
 
+    def tell(self) -> None:
+        """Tell on_token every token of `out` not told yet, in order."""
+        while self.on_token is not None and self.told < len(self.out):
+            t = self.told
+            piece = Detok.piece(self.ctx.adapter.tokenizer, self.out, t)
+            self.told += 1  # (after the piece, before the call: a callback that raises is not re-called)
+            self.on_token(t, self.out[t], piece)
+
     def finish(self) -> None:
-        """Score every token not scored yet and emit its Step.
+        """Tell the tokens not told yet (after a Ctrl-C in `chosen`), score every token not scored
+        yet and emit its Step.
 
         Steps come in order; after a Ctrl-C one may come again (the engine re-delivers a step whose
         delivery was interrupted; `emit` drops what it already has). Nothing here keeps state across
@@ -234,6 +261,7 @@ class SequencePolicy:
         st, tokenizer, n, eng = self.settings, self.ctx.adapter.tokenizer, self.ctx.n, self.eng
         if eng is None:  # (not started: the prefill did not finish)
             return
+        self.tell()
         t0 = time.perf_counter()
         for sc, logp in eng.feed(self.out):
             t = sc.q - (n - 1)  # step t reads row q = n - 1 + t
@@ -243,20 +271,35 @@ class SequencePolicy:
 
 
 def run_step(
-    ctx: TraceContext, loop, settings: TraceSettings, record: RunRecord, gen, emit: Emit, stop
+    ctx: TraceContext,
+    loop,
+    settings: TraceSettings,
+    record: RunRecord,
+    gen,
+    emit: Emit,
+    stop,
+    on_token: OnToken = None,
 ) -> None:
     """Score K candidates at every token, then choose: SGRS's policy, or plain decoding."""
-    decode(ctx, loop, settings, StepPolicy(ctx, loop, settings, gen, emit), record, stop)
+    decode(ctx, loop, settings, StepPolicy(ctx, loop, settings, gen, emit, on_token), record, stop)
 
 
 def run_sequence(
-    ctx: TraceContext, loop, settings: TraceSettings, record: RunRecord, gen, emit: Emit, stop
+    ctx: TraceContext,
+    loop,
+    settings: TraceSettings,
+    record: RunRecord,
+    gen,
+    emit: Emit,
+    stop,
+    on_token: OnToken = None,
 ) -> None:
     """Decode without grad on the own loop; every `chunk` tokens the sequence engine scores them."""
-    decode(ctx, loop, settings, SequencePolicy(ctx, settings, record, gen, emit), record, stop)
+    policy = SequencePolicy(ctx, settings, record, gen, emit, on_token)
+    decode(ctx, loop, settings, policy, record, stop)
 
 
-def run_generate(ctx: TraceContext, settings: TraceSettings, emit: Emit) -> None:
+def run_generate(ctx: TraceContext, settings: TraceSettings, emit: Emit, on_token: OnToken = None) -> None:
     """transformers' `generate` with the caller's keywords, then the sequence engine over its output."""
     adapter, st = ctx.adapter, settings
     kw = {
@@ -287,6 +330,8 @@ def run_generate(ctx: TraceContext, settings: TraceSettings, emit: Emit) -> None
         clean.append(t)
         if t in eos:
             break
+    for t in range(len(clean)) if on_token is not None else ():  # all at once, after generate
+        on_token(t, clean[t], Detok.piece(adapter.tokenizer, clean, t))
     eng = SequenceEngine(ctx, st.context, st.alternatives, st.chunk)
     det = Detok(adapter.tokenizer)
     for i, (sc, logp) in enumerate(eng.feed(clean)):

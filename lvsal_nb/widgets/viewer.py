@@ -46,7 +46,7 @@ from .figures import (
     thumbnail_columns,
     viewer_layout,
 )
-from .live import LiveTrace
+from .live import LiveTrace, pending_status
 from .marking import MarkPanel
 from .offline import OfflineDisplay, offline_bundle
 from .scrub import ROWS_EVERY_S, SMALL_ROWS, ScrubCursor, attach, scrub_columns
@@ -154,6 +154,7 @@ class TraceViewer(OfflineDisplay, W.VBox):
         viewer = cls(lt.partial(), store=store, author=author)
         viewer.live_trace = lt
         lt.on_update, lt.on_done = viewer.state.set_trace, viewer._live_done
+        lt.on_pending = pending_status(viewer)  # text first, greyed until its saliency arrives
         viewer.stop_button.layout.display = None
         viewer.status.value = "<i>decoding…</i>"
         lt.start()

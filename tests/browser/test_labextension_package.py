@@ -68,3 +68,21 @@ def test_extension_palette_is_the_notebook_palette():
     except ImportError:
         pytest.skip("lvsal_nb/palette.py not in this checkout yet")
     assert [c.upper() for c in ts] == [c.upper() for c in SALIENCY_PALETTE]
+
+
+def test_built_extension_ships_the_kernels_bokehjs():
+    """Issue 19 item 7: the extension serves BokehJS of exactly the kernel's bokeh version (byte for
+    byte the package's core bundle), under the name the renderer asks for; the loader MIME type is
+    the one the kernel shows."""
+    bokeh = pytest.importorskip("bokeh")
+    static = REPO / "lvsal_nb" / "labextension" / "static"
+    if not static.exists():
+        pytest.skip("extension not built in this checkout; run .ci/labextension.sh")
+    copies = sorted(p.name for p in static.glob("bokeh-*.min.js"))
+    assert copies == [f"bokeh-{bokeh.__version__}.min.js"], copies
+    package = Path(bokeh.__file__).parent / "server" / "static" / "js" / "bokeh.min.js"
+    assert (static / copies[0]).read_bytes() == package.read_bytes()
+    from lvsal_nb.widgets.bokehjs import BOKEHJS_MIME_TYPE
+
+    src = (REPO / "labextension" / "src" / "bokehjsurl.ts").read_text()
+    assert f"export const BOKEHJS_MIME_TYPE = '{BOKEHJS_MIME_TYPE}';" in src

@@ -114,15 +114,69 @@ def test_bad_inputs_fail_before_the_thread_starts(llava_session, image):
 
 
 def test_live_view_streams_in_chunks_by_default(llava_session, image):
-    """Issue 19 item 4: with Session's default chunk (16) a 13-token caption arrived all at once."""
+    """Issue 19 item 4: with Session's default chunk (16) a 13-token caption arrived all at once.
+    Now text comes per token (on_pending) and saliency per chunk of LIVE_CHUNK (on_update)."""
     from lvsal_nb.widgets.live import LIVE_CHUNK
 
-    sizes = []
-    lt = LiveTrace(llava_session, image, "describe this image .", max_new_tokens=12, interval=0.01)
+    sizes, pending = [], []
+    lt = LiveTrace(llava_session, image, "describe this image .", max_new_tokens=20, interval=0.01)
     lt.on_update = lambda tr: sizes.append(len(tr.records))
+    lt.on_pending = lambda p: pending.append(len(p))
     tr = lt.start().wait(120)
-    assert LIVE_CHUNK == 4 and tr.config["chunk"] == 4 and len(tr) == 12
+    assert LIVE_CHUNK == 8 and tr.config["chunk"] == 8 and len(tr) == 20
     assert sizes and sizes[0] <= LIVE_CHUNK  # the first redraw came before the whole caption
-    assert lt.first_step_at < lt.finished_at
+    assert pending[0] >= 1 and lt.pending() == []  # (the final trace goes to on_done, not here)
+    assert 2 <= max(pending) <= LIVE_CHUNK  # text ran ahead of saliency, by at most a chunk
+    assert lt.first_token_at < lt.first_step_at < lt.finished_at
     explicit = LiveTrace(llava_session, image, "describe this image .", max_new_tokens=4, chunk=16)
     assert explicit.start().wait(120).config["chunk"] == 16
+
+
+class TokenGatedSession(GatedSession):
+    """Pauses decoding after `gate` tokens were told, before any saliency (chunk > gate)."""
+
+    def trace(self, image, prompt, *, on_token, on_step, stop, **kw):
+        def token(t, tid, piece):
+            on_token(t, tid, piece)
+            if t + 1 == self.gate:
+                self.reached.set()
+                while not (self.release.is_set() or stop.is_set()):
+                    self.release.wait(0.01)
+
+        return self.inner.trace(image, prompt, on_token=token, on_step=on_step, stop=stop, **kw)
+
+
+def test_tokens_show_before_their_saliency(llava_session, image, store):
+    """Issue 19 item 4: the status line shows each token as it is chosen, greyed until its chunk is
+    scored; the strip (saliency) fills per chunk."""
+    import html
+
+    from lvsal_nb.widgets.live import LIVE_CHUNK
+
+    gated = TokenGatedSession(llava_session, gate=3)
+    v = view(gated, image, PROMPT, store=store, max_new_tokens=10, seed=2)
+    assert gated.reached.wait(30)
+    lt = v.live_trace
+    for _ in range(500):  # the pump redraws the pending text while decoding waits
+        if "decoding… 3 tokens" in v.status.value:
+            break
+        threading.Event().wait(0.01)
+    assert lt.running and v.state.n_steps == 0 and lt.first_step_at is None
+    assert len(lt.pending()) == 3 and lt.first_token_at is not None
+    paused = v.status.value
+    gated.release.set()
+    tr = v.wait(timeout=60)
+    ref = llava_session.trace(image, PROMPT, max_new_tokens=10, seed=2)  # the same run, not streamed
+    assert [s.token for s in tr.records] == [s.token for s in ref.records]
+    shown = html.escape("".join(s.token for s in ref.records[:3]))  # the first 3 pieces, greyed
+    assert paused.endswith(f"font-style:italic'>{shown}</span>") and "decoding… 3 tokens" in paused
+    assert lt.kwargs["chunk"] == LIVE_CHUNK == 8 and "done" in v.status.value and lt.pending() == []
+
+
+def test_pending_line_greys_the_unscored_tail():
+    from lvsal_nb.widgets.live import pending_line
+
+    line = pending_line(["A", " red"], [" <b>", " x"])
+    assert "decoding… 4 tokens" in line and "<span class='lvsal-told'>A red</span>" in line
+    assert line.endswith("> &lt;b&gt; x</span>") and "lvsal-pending" in line  # escaped, greyed
+    assert "lvsal-pending" not in pending_line(["A"], [])

@@ -6,6 +6,7 @@ import base64
 import json
 import os
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -75,10 +76,39 @@ def test_tuner_bundle_shows_the_runs(llava_session, image):
     assert b["text/html"].count("data-step=") == 4 and "<b>A</b>" in b["text/html"]
 
 
+def test_bokehjs_is_shown_inline_then_replaced_by_a_stub(monkeypatch):
+    """Issue 19 item 7: what runs first is the inline bundle (frontends without the lab extension
+    need it), what stays (and is saved) is a stub of a few hundred bytes; once per kernel."""
+    import bokeh
+    import IPython.display
+
+    from lvsal_nb.widgets import bokehjs
+
+    shown = []
+    monkeypatch.setattr(bokehjs, "in_kernel", lambda: True)
+    monkeypatch.setattr(bokehjs, "_loaded", False)
+    monkeypatch.setattr(IPython.display, "display", lambda b, **kw: shown.append(("display", b, kw)))
+    monkeypatch.setattr(IPython.display, "update_display", lambda b, **kw: shown.append(("update", b, kw)))
+    assert bokehjs.load_bokehjs() and not bokehjs.load_bokehjs()  # once per kernel
+    assert [s[0] for s in shown] == ["display", "update"]
+    (_, first, kw1), (_, saved, kw2) = shown
+    assert kw1["display_id"] == kw2["display_id"] and kw1["raw"] and kw2["raw"]
+    mime = "application/vnd.lvsal.bokehjs.v1+json"
+    assert first[mime] == saved[mime] == {"version": bokeh.__version__}
+    bundle = Path(bokeh.__file__).parent / "server/static/js/bokeh.min.js"
+    assert len(first["application/javascript"]) > bundle.stat().st_size  # the whole core bundle, inline
+    assert (
+        len(saved["application/javascript"]) < 600
+        and f'"{bokeh.__version__}"' in saved["application/javascript"]
+    )
+    assert bokehjs.load_bokehjs(force=True) and len(shown) == 4
+
+
 @pytest.mark.slow
 def test_saved_notebook_with_three_viewers_is_small(tmp_path):
-    """Issue 19 item 7: each viewer wrote 2.6 MB of BokehJS. Now: one 1.3 MB copy per kernel, and
-    each viewer's own outputs are tens of KB. Runs a real kernel (nbclient), ~40 s."""
+    """Issue 19 item 7: each viewer wrote 2.6 MB of BokehJS, then one 1.3 MB copy per kernel. Now
+    the notebook keeps a ~0.3 KB stub per kernel (nbclient applies the update_display as JupyterLab
+    does) and each viewer's own outputs (tens of KB). Runs a real kernel (nbclient), ~40 s."""
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")
     cells = [
@@ -88,7 +118,11 @@ def test_saved_notebook_with_three_viewers_is_small(tmp_path):
     cells += [f"lv.view(s.trace(img, '{PROMPT}', max_new_tokens=8, seed={i}))" for i in range(3)]
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
     env_path = {"metadata": {"path": str(tmp_path)}}
-    nbclient.NotebookClient(nb, timeout=600, kernel_name="python3", resources=env_path).execute()
+    # as JupyterLab saves by default: without the widget state (Bokeh documents, ~90 KB a viewer)
+    client = nbclient.NotebookClient(
+        nb, timeout=600, kernel_name="python3", resources=env_path, store_widget_state=False
+    )
+    client.execute()
     path = tmp_path / "three.ipynb"
     nbformat.write(nb, path)
     size = os.path.getsize(path)
@@ -100,6 +134,7 @@ def test_saved_notebook_with_three_viewers_is_small(tmp_path):
         f"per viewer: {[len(json.dumps(o['data'])) // 1000 for o in views]} KB"
     )
     assert len(js) == 1 and not any("application/vnd.bokehjs_load.v0+json" in o.get("data", {}) for o in outs)
+    assert len(js[0]["data"]["application/javascript"]) < 600  # the stub, not the 1.3 MB bundle
     assert len(views) == 3 and all({MIME_TYPE, "text/html"} <= set(o["data"]) for o in views)
     assert all(len(json.dumps(o["data"])) < 200_000 for o in views)
-    assert size < 2_500_000  # was 2.6 MB of BokehJS alone, plus the viewers
+    assert size < 300_000  # was 1.3 MB of BokehJS alone, plus the viewers
