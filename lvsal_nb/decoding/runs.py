@@ -9,8 +9,8 @@ chooses each token and turns it into Steps:
 `run_generate` is the other way: transformers' `generate` (any strategy: beams ...), then the
 sequence engine. `on_token(t, token_id, piece)` (optional, streaming views) is told each token
 once, in order, as it is chosen and before its Step: the sequence engine scores per chunk, so a
-view shows text first and fills saliency per chunk. `make_loop` picks the own loop: a fixed-capacity cache (CUDA graphs on CUDA) or the
-growing one.
+view shows text first and fills saliency per chunk. `make_loop` picks the own loop: a
+fixed-capacity cache (CUDA graphs on CUDA) or the growing one.
 """
 
 from __future__ import annotations

@@ -127,6 +127,7 @@ class LiveTrace:
 
     # ---- control ------------------------------------------------------------------------------
     def start(self) -> LiveTrace:
+        """Start decoding (one thread) and the view pump (another); returns self. Once only."""
         if self._threads:
             raise ConfigError("this LiveTrace was started already; make a new one to trace again")
         self.started = time.monotonic()
@@ -144,10 +145,12 @@ class LiveTrace:
 
     @property
     def running(self) -> bool:
+        """True from `start` until decoding ended (finished, stopped or failed)."""
         return bool(self._threads) and not self._finished.is_set()
 
     @property
     def stopped(self) -> bool:
+        """True once `stop` was asked (decoding may still be finishing its step)."""
         return self._stop.is_set()
 
     def wait(self, timeout: float | None = None) -> Trace:

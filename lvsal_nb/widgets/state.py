@@ -62,6 +62,7 @@ class ViewerState:
 
     # ---- subscriptions -----------------------------------------------------------------------
     def observe(self, fn: Listener) -> None:
+        """Call `fn(what)` after each change ("step", "layer", "scale", "trace", "marks")."""
         self._listeners.append(fn)
 
     def _notify(self, what: str) -> None:
@@ -70,6 +71,7 @@ class ViewerState:
 
     @property
     def n_steps(self) -> int:
+        """Steps in the trace shown (grows while a live trace decodes)."""
         return len(self.trace.records)
 
     # ---- transitions -------------------------------------------------------------------------
