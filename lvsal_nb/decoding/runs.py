@@ -245,11 +245,12 @@ class SequencePolicy:
 
     def tell(self) -> None:
         """Tell on_token every token of `out` not told yet, in order."""
-        while self.on_token is not None and self.told < len(self.out):
+        on_token = self.on_token
+        while on_token is not None and self.told < len(self.out):
             t = self.told
             piece = Detok.piece(self.ctx.adapter.tokenizer, self.out, t)
             self.told += 1  # (after the piece, before the call: a callback that raises is not re-called)
-            self.on_token(t, self.out[t], piece)
+            on_token(t, self.out[t], piece)
 
     def finish(self) -> None:
         """Tell the tokens not told yet (after a Ctrl-C in `chosen`), score every token not scored
@@ -330,8 +331,9 @@ def run_generate(ctx: TraceContext, settings: TraceSettings, emit: Emit, on_toke
         clean.append(t)
         if t in eos:
             break
-    for t in range(len(clean)) if on_token is not None else ():  # all at once, after generate
-        on_token(t, clean[t], Detok.piece(adapter.tokenizer, clean, t))
+    if on_token is not None:  # all at once, after generate
+        for t in range(len(clean)):
+            on_token(t, clean[t], Detok.piece(adapter.tokenizer, clean, t))
     eng = SequenceEngine(ctx, st.context, st.alternatives, st.chunk)
     det = Detok(adapter.tokenizer)
     for i, (sc, logp) in enumerate(eng.feed(clean)):
