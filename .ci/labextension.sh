@@ -29,6 +29,6 @@ newest_src=$(find src style package.json -type f -newer "$out" 2>/dev/null | hea
 if [ "${FORCE:-0}" = 1 ] || [ ! -f "$out" ] || [ -n "$newest_src" ]; then
   npm run --silent build:prod
 fi
-node scripts/copy-bokehjs.js  # (again: the kernel env's bokeh may have changed without a rebuild)
+PYTHON="$PY" node scripts/copy-bokehjs.js  # (again: the kernel env's bokeh may have changed without a rebuild)
 test -f "$ROOT/lvsal_nb/labextension/package.json"
 echo "labextension built: $ROOT/lvsal_nb/labextension"

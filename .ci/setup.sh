@@ -22,6 +22,13 @@ else
   echo "npm not found: skipping the JupyterLab extension build (install Node.js >= 18 to build it)"
 fi
 "$PY" -m pip install -q -e ".[dev]" 2>&1 | grep -v "^WARNING: Location" || true
+# the extension ships the kernel's BokehJS (copied from the bokeh package, installed only just now):
+# copy it, then install again so the installed extension carries it
+if command -v node >/dev/null 2>&1 && [ -d lvsal_nb/labextension/static ] \
+    && ! ls lvsal_nb/labextension/static/bokeh-*.min.js >/dev/null 2>&1; then
+  PYTHON="$PY" node labextension/scripts/copy-bokehjs.js
+  "$PY" -m pip install -q --no-deps -e . 2>&1 | grep -v "^WARNING: Location" || true
+fi
 "$PY" -c "import lvsal_nb; print('lvsal-nb', lvsal_nb.__version__)"
 if can_apt; then
   bash .ci/browser-deps.sh || echo "browser test dependencies not installed; browser tests will skip"

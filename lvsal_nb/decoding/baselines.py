@@ -1,7 +1,8 @@
 """Shared machinery of the contrastive-decoding baselines (VCD in `vcd.py`, DoLa in `dola.py`).
 
 transformers 5 moved DoLa (and never shipped VCD) out of the library, so both run on the project's
-own KV-cache loop (`decoding.loop.StepLoop`): one token per forward, no full-prefix recompute.
+own KV-cache loop (`decoding.loop.StepLoop`): one token per forward, no full-prefix recompute,
+driven by the one decode loop (`runs.decode`) with a contrastive policy.
 Each baseline returns a `Generated` (token ids, text, optionally the contrasted scores per step);
 `Session.analyze(image, prompt, generated.token_ids)` then gives its saliency like any other output.
 """
@@ -17,8 +18,10 @@ import torch
 from ..context import TraceContext
 from ..errors import ConfigError
 from ..saliency.probe import Probe
+from ..settings import RunRecord
 from . import sampling
 from .loop import StepLoop
+from .runs import decode as run_decode
 
 
 @dataclass
@@ -99,6 +102,68 @@ def check_decoding(max_new_tokens: int, decoding: str, temperature: float, top_p
 Contrast = Callable[[list[Any], list[int]], tuple[torch.Tensor, dict]]
 
 
+class Streams:
+    """The streams of one baseline decoded in lockstep, as one loop for `runs.decode`: prefill
+    prefills them all, forward returns every stream's output, push feeds the token to all."""
+
+    kind = "dynamic"
+    capture_s = 0.0
+
+    def __init__(self, streams: list[Stream]):
+        self.streams = streams
+
+    def prefill(self) -> None:
+        """Prefill every stream's cache with its prompt."""
+        for s in self.streams:
+            s.prefill()
+
+    def forward(self) -> list[Any]:
+        """Every stream's model output for its pending token (logits [1, 1, vocab] ...)."""
+        return [s.output() for s in self.streams]
+
+    def push(self, token_id: int) -> None:
+        """Feed the chosen token to every stream."""
+        for s in self.streams:
+            s.push(token_id)
+
+
+class ContrastPolicy:
+    """`runs.decode`'s policy for a baseline: `contrast(outputs, seen_ids)` turns the streams'
+    outputs into scores [vocab] (+ info); the token is chosen greedily or by seeded sampling from
+    softmax(scores / temperature) with top-p. `seen_ids` = prompt ids + tokens generated so far
+    (what a repetition penalty looks at)."""
+
+    def __init__(
+        self, contrast: Contrast, seen: list[int], decoding, temperature, top_p, seed, return_scores
+    ):
+        self.contrast, self.seen = contrast, seen
+        self.decoding, self.temperature, self.top_p = decoding, temperature, top_p
+        self.gen = torch.Generator(device="cpu").manual_seed(seed)
+        self.return_scores = return_scores
+        self.out: list[int] = []
+        self.scores: list[torch.Tensor] = []
+        self.info: list[dict[str, Any]] = []
+
+    def start(self, loop) -> None:
+        """Nothing to set up."""
+
+    def choose(self, t: int, outputs: list[Any]) -> int:
+        """Contrast the outputs, keep the scores and info, choose the token."""
+        scores, meta = self.contrast(outputs, self.seen)
+        self.info.append(meta)
+        if self.return_scores:
+            self.scores.append(scores.detach().cpu())
+        return sampling.choose(scores, self.decoding, self.temperature, self.top_p, self.gen)
+
+    def chosen(self, t: int, token_id: int) -> None:
+        """Keep the token (an output, and seen from now on)."""
+        self.out.append(token_id)
+        self.seen.append(token_id)
+
+    def finish(self) -> None:
+        """Nothing waits: every token was kept when chosen."""
+
+
 def decode(
     session,
     streams: list[Stream],
@@ -112,32 +177,12 @@ def decode(
     return_scores: bool,
     config: dict[str, Any],
 ) -> Generated:
-    """The shared step loop: prefill every stream, then per step forward each stream's pending token,
-    let `contrast(outputs, seen_ids)` turn the outputs into scores [vocab] (+ info), choose the token
-    (greedy, or seeded sampling from softmax(scores / temperature) with top-p), feed it to every stream.
-
-    `seen_ids` = prompt ids + tokens generated so far (what a repetition penalty looks at).
-    """
-    for s in streams:
-        s.prefill()
-    gen = torch.Generator(device="cpu").manual_seed(seed)
-    eos = session.adapter.eos_token_ids
+    """Decode one baseline with the project's one decode loop (`runs.decode`): prefill every stream,
+    then per step forward each stream's pending token, contrast, choose, feed it to every stream."""
     seen = streams[0].inputs["input_ids"][0].tolist()
-    out: list[int] = []
-    scores_out: list[torch.Tensor] = []
-    info: list[dict[str, Any]] = []
-    for _ in range(max_new_tokens):
-        scores, meta = contrast([s.output() for s in streams], seen)
-        tok = sampling.choose(scores, decoding, temperature, top_p, gen)
-        out.append(tok)
-        seen.append(tok)
-        info.append(meta)
-        if return_scores:
-            scores_out.append(scores.detach().cpu())
-        if tok in eos:
-            break
-        for s in streams:
-            s.push(tok)
+    policy = ContrastPolicy(contrast, seen, decoding, temperature, top_p, seed, return_scores)
+    run_decode(streams[0].ctx, Streams(streams), max_new_tokens, policy, RunRecord(), None)
+    out, scores_out, info = policy.out, policy.scores, policy.info
     text = session.adapter.tokenizer.decode(out, skip_special_tokens=True)
     cfg = {
         **config,

@@ -19,7 +19,7 @@ import math
 import threading
 import time
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 import torch
 
@@ -57,8 +57,8 @@ def make_loop(ctx: TraceContext, settings: TraceSettings, grad: bool, k: int, st
 class Policy(Protocol):
     """What `decode` asks of a policy, per step t (0-based)."""
 
-    def choose(self, t: int, logits: torch.Tensor) -> int:
-        """The next token, from the logits [vocab] that predict it."""
+    def choose(self, t: int, logits: Any) -> int:
+        """The next token, from what the loop's forward returned (logits [vocab] that predict it)."""
         ...
 
     def chosen(self, t: int, token_id: int) -> None:
@@ -77,21 +77,24 @@ class Policy(Protocol):
 def decode(
     ctx: TraceContext,
     loop,
-    settings: TraceSettings,
+    max_new_tokens: int,
     policy: Policy,
     record: RunRecord,
     stop: threading.Event | None,
 ) -> None:
-    """The one decode loop: prefill, then per step t: forward → policy.choose → policy.chosen →
-    EOS? → push, for up to `settings.max_new_tokens` steps; `stop` (an Event) ends it before the
-    next forward. On a normal end and on Ctrl-C the policy's `finish` delivers what is left (then
-    the KeyboardInterrupt goes on); other errors deliver nothing more. Once prefilled, `record`
-    gets the loop's kind and capture time, whatever happens."""
+    """The one decode loop (traces and the VCD/DoLa baselines): prefill, then per step t: forward →
+    policy.choose → policy.chosen → EOS? → push, for up to `max_new_tokens` steps; `stop` (an
+    Event) ends it before the next forward. On a normal end and on Ctrl-C the policy's `finish`
+    delivers what is left (then the KeyboardInterrupt goes on); other errors deliver nothing more.
+    Once prefilled, `record` gets the loop's kind and capture time, whatever happens.
+
+    `loop` needs prefill(), forward() (whatever the policy's `choose` reads: logits [vocab] for the
+    trace policies) and push(token_id), plus `kind` and `capture_s` for the record."""
     eos = ctx.adapter.eos_token_ids
     loop.prefill()
     policy.start(loop)
     try:
-        for t in range(settings.max_new_tokens):
+        for t in range(max_new_tokens):
             if stop is not None and stop.is_set():
                 break
             logits = loop.forward()
@@ -282,7 +285,8 @@ def run_step(
     on_token: OnToken = None,
 ) -> None:
     """Score K candidates at every token, then choose: SGRS's policy, or plain decoding."""
-    decode(ctx, loop, settings, StepPolicy(ctx, loop, settings, gen, emit, on_token), record, stop)
+    policy = StepPolicy(ctx, loop, settings, gen, emit, on_token)
+    decode(ctx, loop, settings.max_new_tokens, policy, record, stop)
 
 
 def run_sequence(
@@ -297,7 +301,7 @@ def run_sequence(
 ) -> None:
     """Decode without grad on the own loop; every `chunk` tokens the sequence engine scores them."""
     policy = SequencePolicy(ctx, settings, record, gen, emit, on_token)
-    decode(ctx, loop, settings, policy, record, stop)
+    decode(ctx, loop, settings.max_new_tokens, policy, record, stop)
 
 
 def run_generate(ctx: TraceContext, settings: TraceSettings, emit: Emit, on_token: OnToken = None) -> None:

@@ -52,3 +52,25 @@ def test_stop_event_ends_the_loop_before_the_next_forward(llava_session, image):
 
     tr = llava_session.trace(image, PROMPT, max_new_tokens=6, engine="step", on_step=on_step, stop=stop)
     assert [s.step for s in tr.records] == [0, 1] and tr.interrupted
+
+
+def test_vcd_and_dola_run_on_the_one_decode_loop(llava_session, image, monkeypatch):
+    """The baselines' two-stream (VCD) and one-stream (DoLa) decoding goes through runs.decode too:
+    one `chosen` per emitted token, in order (their outputs are pinned against hand-computed
+    contrasts in test_baselines.py)."""
+    from lvsal_nb.decoding import baselines
+    from lvsal_nb.decoding.dola import dola_generate
+    from lvsal_nb.decoding.vcd import vcd_generate
+
+    for generate in (vcd_generate, dola_generate):
+        seen = []
+        chosen = baselines.ContrastPolicy.chosen
+
+        def spy(self, t, token_id, chosen=chosen, seen=seen):
+            seen.append((t, token_id))
+            return chosen(self, t, token_id)
+
+        monkeypatch.setattr(baselines.ContrastPolicy, "chosen", spy)
+        out = generate(llava_session, image, PROMPT, max_new_tokens=4)
+        monkeypatch.undo()
+        assert seen == list(enumerate(out.token_ids)) and out.token_ids
