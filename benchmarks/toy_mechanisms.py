@@ -2,6 +2,8 @@
 
     python benchmarks/toy_mechanisms.py saliency --n 500   # signals per error type (toy-v2-saliency)
     python benchmarks/toy_mechanisms.py methods --n 500    # error counts per method (toy-v2-methods)
+    python benchmarks/toy_mechanisms.py methods --n 500 --shard 0/2 --raw a.json --no-write  # + 1/2: b.json
+    python benchmarks/toy_mechanisms.py merge a.json b.json          # the shards' sums -> toy-v2-methods
 
 `saliency`: first the copy check (teacher-forced recap accuracy on true captions,
 `lvsal_nb.toy.copycheck`), then greedy captions of held-out scenes ("eval" stream) traced with the
@@ -36,14 +38,32 @@ def collect(session, scenes, max_new_tokens: int) -> pd.DataFrame:
     """One row per generated shape noun of each scene's greedy caption (see lvsal_nb.toy.signals)."""
     from tqdm.auto import tqdm
 
+    from lvsal_nb.toy.labels import recap_omissions
     from lvsal_nb.toy.scenes import render
-    from lvsal_nb.toy.signals import object_rows
+    from lvsal_nb.toy.signals import object_rows, trace_words
 
-    rows = []
+    rows, omitted = [], 0
     for i, sc in enumerate(tqdm(scenes, desc="tracing")):
         tr = session.trace(render(sc), PROMPT, max_new_tokens=max_new_tokens)
         rows += [{"scene": i} | r for r in object_rows(tr, sc.object_names())]
-    return pd.DataFrame(rows)
+        omitted += len(recap_omissions(trace_words(tr)))
+    df = pd.DataFrame(rows)
+    df.attrs["recap_omitted"] = omitted  # listed shapes the recap never named (no word, no row)
+    return df
+
+
+def memory_errors_by_distance(df: pd.DataFrame, bin_tokens: int = 10) -> str:
+    """Markdown: per band of distance to the word a faithful recap copies, the recap words and the
+    share that are memory errors (recap_order + recap_never_listed)."""
+    rec = df[(df["part"] == "recap") & df["dist"].notna()]
+    lines = ["| distance (tokens) | recap words | recap_order | recap_never_listed | memory error % |",
+             "|---|---|---|---|---|"]  # fmt: skip
+    for lo, sub in rec.groupby((rec["dist"] // bin_tokens * bin_tokens).astype(int)):
+        o, nl = int((sub["type"] == "recap_order").sum()), int((sub["type"] == "recap_never_listed").sum())
+        lines.append(
+            f"| {lo}-{lo + bin_tokens - 1} | {len(sub)} | {o} | {nl} | {100 * (o + nl) / len(sub):.1f} |"
+        )
+    return "\n".join(lines)
 
 
 def _ci(x: pd.Series) -> str:
@@ -103,24 +123,33 @@ def saliency_tables(df: pd.DataFrame) -> str:
 
 
 def copy_check(session, scenes) -> str:
-    from lvsal_nb.toy.copycheck import teacher_forced
+    """Markdown: teacher-forced recap accuracy overall, per recap turn, list length and distance."""
+    from lvsal_nb.toy.copycheck import DISTANCE_BIN, teacher_forced
 
     r = teacher_forced(session.model, session.adapter.tokenizer, scenes)
-    per = ", ".join(f"k={k}: {c}/{n}" for k, (c, n) in r["recap_by_index"].items())
+
+    def cells(table: dict) -> str:
+        return ", ".join(f"{k}: {c}/{n} ({100 * c / n:.0f}%)" for k, (c, n) in table.items())
+
     return (
         f"Copy check (teacher-forced, true captions of {len(scenes)} scenes): recap words predicted "
-        f"correctly {100 * r['recap_acc']:.1f}% of {r['recap_n']} ({per}); list words naming a present "
+        f"correctly {100 * r['recap_acc']:.1f}% of {r['recap_n']}; list words naming a present "
         f"shape {100 * r['list_in_scene']:.1f}% of {r['list_n']} (the exact next list word "
-        f"{100 * r['list_acc']:.1f}%: the list order is random, so that one is not learnable)."
+        f"{100 * r['list_acc']:.1f}%: the list order is random, so that one is not learnable).\n\n"
+        f"- per recap turn k: {cells(r['recap_by_index'])}\n"
+        f"- per list length (objects listed): {cells(r['recap_by_length'])}\n"
+        f"- per distance to the source (tokens, bins of {DISTANCE_BIN}): {cells(r['recap_by_distance'])}"
     )
 
 
 def methods(session, scenes, alphas, betas, max_new_tokens: int):
-    """[(name, {chair_i, chair_i_list, recall, words, counts, seconds})] for every setting."""
+    """[(name, raw)] for every setting; raw: a dict of summed counts (`methods_table` turns them
+    into rates, so shards of the scenes add up): n_scenes, n_obj, n_hal, n_list, n_hal_list,
+    covered (present shapes the list named), n_truth, n_words, seconds, and a count per error type."""
     import lvsal_nb as lv
     from lvsal_nb.decoding.dola import dola_generate
     from lvsal_nb.decoding.vcd import vcd_generate
-    from lvsal_nb.toy.labels import label_words
+    from lvsal_nb.toy.labels import label_words, recap_omissions
     from lvsal_nb.toy.scenes import render
 
     tok = session.adapter.tokenizer
@@ -133,7 +162,7 @@ def methods(session, scenes, alphas, betas, max_new_tokens: int):
     out = []
     for name, kw in settings:
         t0 = time.perf_counter()
-        counts, n_obj, n_hal, n_list, n_hal_list, covered, n_truth, n_words = Counter(), 0, 0, 0, 0, 0, 0, 0
+        raw: Counter = Counter(n_scenes=len(scenes))
         for sc in scenes:
             img = render(sc)
             if isinstance(kw, str):
@@ -146,51 +175,92 @@ def methods(session, scenes, alphas, betas, max_new_tokens: int):
                 ]
             words = [w.lower() for w in tok.convert_ids_to_tokens(ids)]
             labels = label_words(words, sc.object_names())
-            counts.update(lab.type for lab in labels)
-            n_obj += len(labels)
-            n_hal += sum(lab.hallucinated for lab in labels)
+            raw.update(lab.type for lab in labels)
+            raw["recap_omitted"] += len(recap_omissions(words))
             lst = [lab for lab in labels if lab.part == "list"]
-            n_list += len(lst)
-            n_hal_list += sum(lab.hallucinated for lab in lst)
-            covered += len({lab.shape for lab in lst} & set(sc.object_names()))
-            n_truth += len(sc.object_names())
-            n_words += sum(w not in tok.all_special_tokens for w in words)
-        out.append((name, {"chair_i": n_hal / max(1, n_obj), "chair_i_list": n_hal_list / max(1, n_list),
-                           "recall": covered / max(1, n_truth), "words": n_words / len(scenes),
-                           "counts": counts, "seconds": time.perf_counter() - t0}))  # fmt: skip
+            raw.update(n_obj=len(labels), n_hal=sum(lab.hallucinated for lab in labels), n_list=len(lst),
+                       n_hal_list=sum(lab.hallucinated for lab in lst),
+                       covered=len({lab.shape for lab in lst} & set(sc.object_names())),
+                       n_truth=len(sc.object_names()),
+                       n_words=sum(w not in tok.all_special_tokens for w in words))  # fmt: skip
+        raw["seconds"] = round(time.perf_counter() - t0)
+        out.append((name, dict(raw)))
     return out
 
 
+def merge_raw(parts: list[list]) -> list:
+    """Shards' `methods` results [(name, raw)] summed per setting (same settings, same order)."""
+    merged: dict[str, Counter] = {}
+    for part in parts:
+        for name, raw in part:
+            merged.setdefault(name, Counter()).update(raw)
+    return [(name, dict(c)) for name, c in merged.items()]
+
+
 def methods_table(rows) -> str:
+    """Markdown: per setting CHAIR_I (all shape nouns, list part), list recall, words per caption,
+    and the count of each type; rows: [(name, raw)] from `methods` / `merge_raw`."""
     from lvsal_nb.toy.labels import ERROR_TYPES
 
     head = (
         "| setting | CHAIR_I % (all) | CHAIR_I % (list) | recall % | words | correct | recap_correct | "
         + " | ".join(ERROR_TYPES)
-        + " | seconds |"
+        + " | recap omitted | seconds |"
     )
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for name, r in rows:
-        c = r["counts"]
-        lines.append(f"| {name} | {100 * r['chair_i']:.1f} | {100 * r['chair_i_list']:.1f} | {100 * r['recall']:.1f} "  # noqa: E501
-                     f"| {r['words']:.1f} | {c['correct']} | {c['recap_correct']} | "
-                     + " | ".join(str(c[t]) for t in ERROR_TYPES) + f" | {r['seconds']:.0f} |")  # fmt: skip
+        c = Counter(r)
+
+        def pct(a: str, b: str, c: Counter = c) -> float:
+            return 100 * c[a] / max(1, c[b])
+
+        lines.append(f"| {name} | {pct('n_hal', 'n_obj'):.1f} | {pct('n_hal_list', 'n_list'):.1f} "
+                     f"| {pct('covered', 'n_truth'):.1f} | {c['n_words'] / max(1, c['n_scenes']):.1f} "
+                     f"| {c['correct']} | {c['recap_correct']} | "
+                     + " | ".join(str(c[t]) for t in ERROR_TYPES)
+                     + f" | {c['recap_omitted']} | {c['seconds']} |")  # fmt: skip
     return "\n".join(lines)
+
+
+def _long_lists(model: str) -> bool:
+    """Whether the model's world draws long scenes ("toy-v2": yes; "toy", "toy-v1": no)."""
+    from lvsal_nb.toy.worlds import get_world
+
+    return model.startswith("toy-") and get_world(model.removeprefix("toy-")).long_lists
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("part", choices=["saliency", "methods"])
+    ap.add_argument("part", choices=["saliency", "methods", "merge"])
     ap.add_argument("--n", type=int, default=500, help="held-out scenes (eval stream)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--model", default="toy-v2")
-    ap.add_argument("--max-new-tokens", type=int, default=64)
+    ap.add_argument("--max-new-tokens", type=int, default=96, help="v2's 8-object captions need ~65")
     ap.add_argument("--alphas", type=float, nargs="+", default=[0.3, 0.6, 0.9])
     ap.add_argument("--betas", type=float, nargs="+", default=[0.15, 0.5, 1.0])
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1: fastest, tiny model)")
     ap.add_argument("--csv", default=None, help="also write the per-word rows (saliency) here")
     ap.add_argument("--no-write", action="store_true")
+    ap.add_argument("--shard", default=None, help="methods: i/n runs scenes i, i+n, ... (0-based)")
+    ap.add_argument("--raw", default=None, help="methods: write the summed counts as JSON here")
+    ap.add_argument("jsons", nargs="*", help="merge: the shards' --raw files")
     args = ap.parse_args(argv)
+    cmd = "python benchmarks/toy_mechanisms.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    if args.part == "merge":
+        import json
+
+        parts = [json.loads(Path(p).read_text()) for p in args.jsons]
+        body = methods_table(merge_raw([p["rows"] for p in parts]))
+        n = sum(p["n"] for p in parts)
+        cmds = "; ".join(p["command"] for p in parts)
+        detail = (f"{parts[0]['model']}, {n} held-out scenes in {len(parts)} shards ({cmds}); "
+                  f"{sum(p['wall'] for p in parts):.0f} s wall summed over shards, "
+                  f"{sum(p['cpu'] for p in parts):.0f} s CPU")  # fmt: skip
+        from toy_report import publish
+
+        title = "Toy world v2: methods per hallucination mechanism (benchmarks/toy_mechanisms.py)"
+        publish(title, cmd, detail, body, "toy-v2-methods", not args.no_write)
+        return 0
     import torch
 
     import lvsal_nb as lv
@@ -198,27 +268,37 @@ def main(argv=None) -> int:
 
     torch.set_num_threads(args.threads)
     session = lv.load(args.model, device="cpu")
-    scenes = eval_scenes(args.n, args.seed)
+    scenes = eval_scenes(args.n, args.seed, long_lists=_long_lists(args.model))
+    if args.shard:
+        i, n = (int(x) for x in args.shard.split("/"))
+        scenes = scenes[i::n]
     t0, c0 = time.perf_counter(), time.process_time()
-    cmd = "python benchmarks/toy_mechanisms.py " + " ".join(sys.argv[1:] if argv is None else argv)
     if args.part == "saliency":
         head = copy_check(session, scenes[: min(200, len(scenes))])
         df = collect(session, scenes, args.max_new_tokens)
         if args.csv:
             df.to_csv(args.csv, index=False)
-        body = f"{head}\n\n{len(df)} shape nouns in {df['scene'].nunique()} greedy captions.\n\n{saliency_tables(df)}"  # noqa: E501
-        title = "## Toy world v2: saliency per hallucination mechanism (benchmarks/toy_mechanisms.py)"
+        body = (f"{head}\n\n{len(df)} shape nouns in {df['scene'].nunique()} greedy captions; "
+                f"recap omissions (listed shapes the recap never names): {df.attrs['recap_omitted']}.\n\n"
+                f"Greedy recap words by distance to the word a faithful copy copies:\n\n"
+                f"{memory_errors_by_distance(df)}\n\n{saliency_tables(df)}")  # fmt: skip
+        title = "Toy world v2: saliency per hallucination mechanism (benchmarks/toy_mechanisms.py)"
     else:
-        body = methods_table(methods(session, scenes, args.alphas, args.betas, args.max_new_tokens))
-        title = "## Toy world v2: methods per hallucination mechanism (benchmarks/toy_mechanisms.py)"
-    text = (f"{title}\n\nCommand: `{cmd.strip()}` ({args.model}, {args.n} held-out scenes, eval stream seed "
-            f"{args.seed}; {time.perf_counter() - t0:.0f} s wall, {time.process_time() - c0:.0f} s CPU on a shared "  # noqa: E501
-            f"2-core CPU, {args.threads} thread(s)).\n\n{body}\n")  # fmt: skip
-    print(text)
-    if not args.no_write:
-        from overhead import write_section
+        rows = methods(session, scenes, args.alphas, args.betas, args.max_new_tokens)
+        if args.raw:
+            import json
 
-        write_section(f"toy-v2-{args.part}", text)
+            Path(args.raw).write_text(json.dumps({
+                "model": args.model, "n": len(scenes), "command": cmd.strip(), "rows": rows,
+                "wall": time.perf_counter() - t0, "cpu": time.process_time() - c0}))  # fmt: skip
+        body = methods_table(rows)
+        title = "Toy world v2: methods per hallucination mechanism (benchmarks/toy_mechanisms.py)"
+    from toy_report import publish
+
+    detail = (f"{args.model}, {args.n} held-out scenes, eval stream seed {args.seed}; "
+              f"{time.perf_counter() - t0:.0f} s wall, {time.process_time() - c0:.0f} s CPU on a shared "
+              f"2-core CPU, {args.threads} thread(s)")  # fmt: skip
+    publish(title, cmd, detail, body, f"toy-v2-{args.part}", not args.no_write)
     return 0
 
 

@@ -94,16 +94,12 @@ def main(argv=None) -> int:
     df = collect(args.n, args.seed, args.max_new_tokens, args.context)
     body = table(df)
     cmd = "python benchmarks/toy_saliency.py " + " ".join(sys.argv[1:] if argv is None else argv)
-    text = (
-        f"## Toy world: saliency at correct vs hallucinated object tokens\n\nCommand: `{cmd.strip()}` "
-        f"({time.time() - t0:.0f} s wall, {time.process_time() - c0:.0f} s CPU on a shared 2-core CPU, "
-        f"{args.threads} thread(s); context J = {args.context!r}).\n\n{body}\n"
-    )
-    print(text)
-    if not args.no_write:
-        from overhead import write_section
+    from toy_report import publish
 
-        write_section(f"toy-saliency-{args.context}", text)
+    detail = (f"{time.time() - t0:.0f} s wall, {time.process_time() - c0:.0f} s CPU on a shared 2-core CPU, "
+              f"{args.threads} thread(s); context J = {args.context!r}")  # fmt: skip
+    publish("Toy world: saliency at correct vs hallucinated object tokens", cmd, detail, body,
+            f"toy-saliency-{args.context}", not args.no_write)  # fmt: skip
     return 0
 
 

@@ -16,16 +16,23 @@ from lvsal_nb.toy.inputs import build_inputs
 from lvsal_nb.toy.recap import recap_caption, split_words
 from lvsal_nb.toy.scenes import Scene, render
 
+DISTANCE_BIN = 10  # tokens: recap accuracy is reported per 10-token band of distance to the source
+
 
 @torch.no_grad()
 def teacher_forced(model, tokenizer, scenes: list[Scene]) -> dict:
     """Accuracy of argmax predictions at the true caption's shape nouns.
 
     Returns {"list_acc", "list_n", "list_in_scene" (list predictions naming some present shape),
-    "recap_acc", "recap_n", "recap_by_index": {k: (correct, n)}}; accuracies are fractions in 0..1.
+    "recap_acc", "recap_n", "recap_by_index": {k: (correct, n)}, "recap_by_length": {number of
+    listed objects: (correct, n)}, "recap_by_distance": {d: (correct, n)}}; accuracies are fractions
+    in 0..1. d: tokens from the recap word back to its source in the list (one token per word),
+    floored to a multiple of `DISTANCE_BIN`.
     """
     stats = {"list": [0, 0], "list_in": [0, 0], "recap": [0, 0]}
     by_index: dict[int, list[int]] = {}
+    by_length: dict[int, list[int]] = {}
+    by_distance: dict[int, list[int]] = {}
     for scene in scenes:
         inp = build_inputs(tokenizer, render(scene), None)
         prompt = inp["input_ids"][0].tolist()
@@ -48,9 +55,11 @@ def teacher_forced(model, tokenizer, scenes: list[Scene]) -> dict:
             ok = tokenizer.convert_ids_to_tokens(pred[i]) == w
             stats["recap"][0] += ok
             stats["recap"][1] += 1
-            c = by_index.setdefault(k, [0, 0])
-            c[0] += ok
-            c[1] += 1
+            d = (i - listed[k][0]) // DISTANCE_BIN * DISTANCE_BIN
+            for table, key in ((by_index, k), (by_length, len(listed)), (by_distance, d)):
+                c = table.setdefault(key, [0, 0])
+                c[0] += ok
+                c[1] += 1
     return {
         "list_acc": stats["list"][0] / max(1, stats["list"][1]),
         "list_n": stats["list"][1],
@@ -58,4 +67,6 @@ def teacher_forced(model, tokenizer, scenes: list[Scene]) -> dict:
         "recap_acc": stats["recap"][0] / max(1, stats["recap"][1]),
         "recap_n": stats["recap"][1],
         "recap_by_index": {k: tuple(v) for k, v in sorted(by_index.items())},
+        "recap_by_length": {k: tuple(v) for k, v in sorted(by_length.items())},
+        "recap_by_distance": {k: tuple(v) for k, v in sorted(by_distance.items())},
     }

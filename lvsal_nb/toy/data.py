@@ -41,17 +41,20 @@ def training_question(scene: Scene, rng: np.random.Generator) -> tuple[str, str]
     return question_text(obj), "no"
 
 
-def make_batch(tokenizer, rng: np.random.Generator, batch_size: int, kind: str, caption_fn=caption) -> dict:
+def make_batch(
+    tokenizer, rng: np.random.Generator, batch_size: int, kind: str, caption_fn=caption, scene_fn=make_scene
+) -> dict:
     """A padded batch: input_ids / labels / attention_mask [B, T] (right-padded), pixel_values [B, 3, H, W].
 
-    kind: "caption" or "qa". caption_fn: the world's caption template (v2: `recap.recap_caption`).
+    kind: "caption" or "qa". caption_fn: the world's caption template (v2: `recap.recap_caption`);
+    scene_fn(rng) -> Scene: the world's scenes (v2: long lists).
     Deterministic for the generator's state.
     """
     if kind not in ("caption", "qa"):
         raise ConfigError(f"Unknown batch kind {kind!r}; use 'caption' or 'qa'.")
     rows, labels, pixels = [], [], []
     for _ in range(batch_size):
-        scene = make_scene(rng)
+        scene = scene_fn(rng)
         if kind == "caption":
             question, answer = None, caption_fn(scene)
         else:

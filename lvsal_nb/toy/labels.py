@@ -16,6 +16,7 @@ recap part (memory), w at recap index k, the model's OWN list L (in order), reca
     recap_correct       L[k] == w (a faithful copy, even of a hallucinated list word)
     overrun             k >= len(L)
     recap_order         w in L, but not at turn k
+A listed shape the recap never names is an omission (`recap_omissions`; no word, so no label).
 "hallucinated" is CHAIR's: w not in T. `source` is the word index where w was listed (recap words),
 `expected` the word index of L[k], the word a faithful recap copies (None past the list's end).
 """
@@ -98,3 +99,20 @@ def label_words(words: list[str], truth: list[str]) -> list[ObjectLabel]:
 def label_caption(text: str, truth: list[str]) -> list[ObjectLabel]:
     """`label_words` on a caption string (split on whitespace; the toy captions space every word)."""
     return label_words(text.lower().split(), truth)
+
+
+def recap_omissions(words: list[str]) -> list[tuple[int, str]]:
+    """Listed shapes the recap never names: [(word index of the first listing, shape)], list order.
+
+    A memory error without a word of its own (the recap forgot an item), so it has no label and
+    no signal; counted beside the labelled types. A caption without the recap marker "so" (cut off
+    or never recapped) omits nothing here: there is no recap to judge.
+    """
+    if "so" not in words:
+        return []
+    listed, recap = split_words(words)
+    recapped = {w for _, w in recap}
+    first: dict[str, int] = {}
+    for i, w in listed:
+        first.setdefault(w, i)
+    return [(i, w) for w, i in first.items() if w not in recapped]

@@ -29,11 +29,14 @@ from lvsal_nb.toy.scenes import (
 )
 
 
-def eval_scenes(n_scenes: int, seed: int = 0) -> list[Scene]:
-    """Held-out scenes 0..n-1 of the "eval" stream for `seed` (never drawn by training)."""
+def eval_scenes(n_scenes: int, seed: int = 0, long_lists: bool = False) -> list[Scene]:
+    """Held-out scenes 0..n-1 of the "eval" stream for `seed` (never drawn by training).
+
+    long_lists: toy world v2's scenes (1-8 objects); False: v1's.
+    """
     if n_scenes < 1:
         raise ConfigError(f"n_scenes must be >= 1, got {n_scenes}.")
-    return [make_scene(scene_rng("eval", seed, i)) for i in range(n_scenes)]
+    return [make_scene(scene_rng("eval", seed, i), long_lists=long_lists) for i in range(n_scenes)]
 
 
 @torch.no_grad()

@@ -41,6 +41,10 @@ TYPICAL_COLOR_PROB = 0.85  # else any other colour
 PAIR_PROB = 0.85  # a unit is a whole pair with this probability, else one of its two shapes
 UNIT_COUNTS = (1, 2, 3)
 UNIT_COUNT_WEIGHTS = (0.25, 0.40, 0.35)
+# Toy world v2's longer lists (`make_scene(..., long_lists=True)`): 1-4 units, so 1-8 objects and a
+# recap word's source up to ~45 tokens back. The defaults above (v1's scenes) are unchanged.
+LONG_UNIT_COUNTS = (1, 2, 3, 4)
+LONG_UNIT_COUNT_WEIGHTS = (0.10, 0.25, 0.30, 0.35)
 SHAPES: tuple[str, ...] = tuple(s for pair in PAIRS for s in pair)
 PARTNER: dict[str, str] = {a: b for a, b in PAIRS} | {b: a for a, b in PAIRS}
 COLORS: dict[str, tuple[int, int, int]] = {
@@ -135,11 +139,18 @@ def _new_object(rng, shape, size_px, others, near=None) -> SceneObject | None:
     return SceneObject(shape, _color(rng, shape), size, pos[0], pos[1], r)
 
 
-def make_scene(seed_or_rng: int | np.random.Generator) -> Scene:
-    """A random scene (1–6 objects) from an int seed or a numpy Generator; same seed, same scene."""
+def make_scene(seed_or_rng: int | np.random.Generator, long_lists: bool = False) -> Scene:
+    """A random scene (1–6 objects) from an int seed or a numpy Generator; same seed, same scene.
+
+    long_lists: draw 1-4 units (`LONG_UNIT_COUNTS`: 1-8 objects) instead of 1-3, for toy world
+    v2's long recaps. False (the default) draws exactly v1's scenes, byte for byte.
+    """
     rng = _rng(seed_or_rng)
+    counts, weights = (
+        (LONG_UNIT_COUNTS, LONG_UNIT_COUNT_WEIGHTS) if long_lists else (UNIT_COUNTS, UNIT_COUNT_WEIGHTS)
+    )
     while True:  # rare retries when shapes do not fit; still deterministic for the generator
-        n_units = int(rng.choice(UNIT_COUNTS, p=UNIT_COUNT_WEIGHTS))
+        n_units = int(rng.choice(counts, p=weights))
         pairs = rng.choice(len(PAIRS), size=n_units, replace=False, p=PAIR_WEIGHTS)
         objects: list[SceneObject] = []
         ok = True

@@ -11,6 +11,8 @@ all keys, averaged over the Trace's layers):
                listed, the list word it should have copied); NaN for list words
     prob       the token's probability
     drop       whether the demo's drop flag fires there (`lvsal_nb.toy.drops.object_drops`)
+Also `dist`: for a recap word, tokens back to the list word a faithful copy would copy
+(`ObjectLabel.expected`); NaN for list words and recap words past the list's end.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ def trace_words(trace) -> list[str]:
 
 
 def object_rows(trace, truth: list[str]) -> list[dict]:
-    """One dict per generated shape noun: label fields (`labels.ObjectLabel`) + `SIGNALS` + step."""
+    """One dict per generated shape noun: label fields (`labels.ObjectLabel`) + `SIGNALS` + step + dist."""
     words = trace_words(trace)
     out0 = trace.spans.output[0]
     img = trace.spans.image
@@ -41,7 +43,8 @@ def object_rows(trace, truth: list[str]) -> list[dict]:
         st = trace.records[lab.index]
         r = {"step": lab.index, "shape": lab.shape, "part": lab.part, "type": lab.type,
              "hallucinated": lab.hallucinated, "prob": float(st.prob), "drop": lab.index in drops,
-             "s_J": math.nan if st.saliency is None else float(st.saliency)}  # fmt: skip
+             "s_J": math.nan if st.saliency is None else float(st.saliency),
+             "dist": math.nan if lab.expected is None else float(lab.index - lab.expected)}  # fmt: skip
         row = None if st.row is None else np.asarray(st.row, dtype=np.float64).mean(axis=0)  # [p + 1]
         if row is None:
             r.update(s_outputs=math.nan, s_image=math.nan, img_share=math.nan, s_source=math.nan)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 import time
 from collections.abc import Callable
 from contextlib import contextmanager, nullcontext
@@ -87,6 +88,8 @@ def train(
     lr: float = LR,
     captions_per_qa: int = 1,
     recap_weight: float = 1.0,
+    dims: dict | None = None,
+    command: str | None = None,
 ) -> dict:
     """Train from scratch on the CPU; save config.json, model.safetensors and tokenizer files to out_dir.
 
@@ -95,9 +98,12 @@ def train(
     Both None: DEFAULT_STEPS steps, capped at SAFETY_MINUTES.
     Returns {"seed", "steps", "seconds", "cpu_seconds", "final_loss", "stopped_early", "out_dir"};
     cpu_seconds / THREADS is about the wall time on an otherwise idle machine.
+    dims: overrides of `lvsal_nb.toy.model.DIMS` (toy-v2: {"text_layers": 4}); not with init.
+    command: the command line, recorded in train.json.
     """
     return fit(seed, steps, minutes, out_dir, log, world=world, init=init, threads=threads, lr=lr,
-               captions_per_qa=captions_per_qa, recap_weight=recap_weight)[1]  # fmt: skip
+               captions_per_qa=captions_per_qa, recap_weight=recap_weight, dims=dims,
+               command=command)[1]  # fmt: skip
 
 
 @contextmanager
@@ -129,6 +135,7 @@ def fit(
     threads: int = THREADS,
     captions_per_qa: int = 1,
     recap_weight: float = 1.0,
+    command: str | None = None,
 ) -> tuple[LlavaForConditionalGeneration, dict]:
     """`train` with knobs for experiments (device, batch size, lr, model dims); out_dir None: no save.
 
@@ -138,6 +145,7 @@ def fit(
         embedding rows, drawn from `seed`). threads: torch threads (same count, same weights).
     captions_per_qa: caption batches per yes/no batch (int >= 1; 1 alternates, as v1 does).
     recap_weight: loss weight (> 0) of the tokens after the recap marker "so" (v2 only; 1: plain).
+    command: the command line that ran this, recorded in train.json (None: not recorded).
 
     Returns (model in eval mode, info dict).
     """
@@ -167,6 +175,12 @@ def fit(
         raise ConfigError(
             f"recap_weight must be a finite number > 0 (1: no extra weight), got {recap_weight!r}."
         )
+    if dims and init is not None:
+        raise ConfigError("Model dimensions (e.g. --text-layers) apply to a model trained from scratch; "
+                          "drop --init, or drop the dimensions to keep the --init model's.")  # fmt: skip
+    for k, v in (dims or {}).items():
+        if not (isinstance(v, int) and not isinstance(v, bool) and v >= 1):
+            raise ConfigError(f"Model dimension {k} must be an int >= 1, got {v!r}.")
     if recap_weight != 1.0 and not get_world(world).extra_words:
         raise ConfigError(f"recap_weight needs a world with a recap marker (v2); world {world!r} has none.")
 
@@ -181,6 +195,10 @@ def fit(
             meta.update(world=world, init=None if init is None else str(init), threads=threads)
         if captions_per_qa != 1 or recap_weight != 1.0:
             meta.update(captions_per_qa=captions_per_qa, recap_weight=recap_weight)
+        if dims:
+            meta.update(dims=dict(dims))
+        if command is not None:
+            meta.update(command=command)
         # written beside, then moved in file by file: a full disk leaves the previous weights whole
         with replacing_folder_files(out) as tmp:
             model.save_pretrained(tmp)
@@ -195,7 +213,7 @@ def _run(seed, total, budget_s, time_based, log, device, batch_size, lr, dims, w
     """The optimisation loop; returns (model in eval mode, info without out_dir)."""
     torch.manual_seed(seed)  # the model's initial weights
     tokenizer = world_tokenizer(world)
-    caption_fn = get_world(world).caption
+    caption_fn, scene_fn = get_world(world).caption, get_world(world).scene
     extra = get_world(world).extra_words
     marker = tokenizer.convert_tokens_to_ids(extra[0]) if extra else None  # v2: "so" opens the recap
     if init is None:
@@ -220,7 +238,9 @@ def _run(seed, total, budget_s, time_based, log, device, batch_size, lr, dims, w
         progress = elapsed / budget_s if time_based else step / total
         for g in opt.param_groups:
             g["lr"] = lr * min(1.0, (step + 1) / WARMUP) * _lr_factor(progress)
-        batch = make_batch(tokenizer, rng, batch_size, batch_kind(step, captions_per_qa), caption_fn)
+        batch = make_batch(
+            tokenizer, rng, batch_size, batch_kind(step, captions_per_qa), caption_fn, scene_fn
+        )
         batch = {k: v.to(device) for k, v in batch.items()}
         labels = batch.pop("labels")
         loss = sequence_loss(model(**batch).logits, labels, marker, recap_weight)
@@ -260,12 +280,15 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument(
         "--recap-weight", type=float, default=1.0, help="loss weight of v2's recap tokens (default 1)"
     )
+    p.add_argument("--text-layers", type=int, default=None, help="text model layers (default 8)")
     a = p.parse_args(argv)
+    dims = None if a.text_layers is None else {"text_layers": a.text_layers}
+    command = "lvsal toy-train " + " ".join(sys.argv[1:] if argv is None else argv)
     out = a.out if a.out is not None else get_world(a.world).asset_dir
     return train(
         seed=a.seed, steps=a.steps, minutes=a.minutes, out_dir=out, log=lambda m: print(m, flush=True),
         world=a.world, init=a.init, threads=a.threads, lr=a.lr, captions_per_qa=a.captions_per_qa,
-        recap_weight=a.recap_weight,
+        recap_weight=a.recap_weight, dims=dims, command=command.strip(),
     )  # fmt: skip
 
 

@@ -1,8 +1,9 @@
 """The toy worlds side by side: "v1" (the original captions) and "v2" (list + recap captions).
 
 A world fixes the caption template the model is trained on, the tokenizer's word list and the
-folder of the shipped weights. Scenes, images, POPE questions and the model architecture are the
-same in both worlds (`lvsal_nb.toy.scenes.make_scene`), so v1 results stay reproducible.
+folder of the shipped weights. v1's scenes, images, POPE questions and model are unchanged; v2
+draws longer scenes from the same generator (1-8 objects, `make_scene(..., long_lists=True)`) so a
+recap word's source lies up to ~45 tokens back, and its model is trained from scratch.
 """
 
 from __future__ import annotations
@@ -21,12 +22,20 @@ DEFAULT_WORLD = "v1"
 
 @dataclass(frozen=True)
 class World:
-    """name; caption(scene) -> str; extra_words: appended to v1's vocabulary; asset_dir: weights."""
+    """name; caption(scene) -> str; extra_words: appended to v1's vocabulary; asset_dir: weights;
+    long_lists: its scenes hold 1-8 objects (`make_scene(..., long_lists=True)`), not v1's 1-6."""
 
     name: str
     caption: Callable
     extra_words: tuple[str, ...]
     asset_dir: Path
+    long_lists: bool = False
+
+    def scene(self, seed_or_rng):
+        """This world's scene for an int seed or a numpy Generator (`lvsal_nb.toy.scenes.make_scene`)."""
+        from lvsal_nb.toy.scenes import make_scene
+
+        return make_scene(seed_or_rng, long_lists=self.long_lists)
 
 
 def get_world(name: str) -> World:
@@ -36,7 +45,7 @@ def get_world(name: str) -> World:
 
     worlds = {
         "v1": World("v1", caption, (), _HERE / "assets"),
-        "v2": World("v2", recap_caption, NEW_WORDS, _HERE / "assets_v2"),
+        "v2": World("v2", recap_caption, NEW_WORDS, _HERE / "assets_v2", long_lists=True),
     }
     if name not in worlds:
         raise ConfigError(f"Unknown toy world {name!r}; use one of {sorted(worlds)}.")

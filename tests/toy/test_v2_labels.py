@@ -3,7 +3,14 @@ lvsal_nb.toy.labels's docstring, worked out by hand here)."""
 
 import pytest
 
-from lvsal_nb.toy.labels import ERROR_TYPES, LIST_TYPES, RECAP_TYPES, label_caption, label_words
+from lvsal_nb.toy.labels import (
+    ERROR_TYPES,
+    LIST_TYPES,
+    RECAP_TYPES,
+    label_caption,
+    label_words,
+    recap_omissions,
+)
 
 
 def types(text, truth):
@@ -73,3 +80,14 @@ def test_no_recap_and_non_shape_words():
 @pytest.mark.parametrize("t", ERROR_TYPES)
 def test_error_types_are_known(t):
     assert t in LIST_TYPES + RECAP_TYPES and t not in ("correct", "recap_correct")
+
+
+def test_recap_omissions_by_hand():
+    # words: 0 there 1 is 2 a 3 star 4 , 5 a 6 cross 7 , 8 a 9 moon 10 and 11 a 12 star 13 . 14 so 15 :
+    # 16 moon 17 . -> star (first listed at 3) and cross (6) are never recapped; moon is.
+    words = "there is a star , a cross , a moon and a star . so : moon .".split()
+    assert recap_omissions(words) == [(3, "star"), (6, "cross")]
+    full = "there is a star and a cross . so : cross , star .".split()
+    assert recap_omissions(full) == []  # out of order, but nothing left out
+    assert recap_omissions("there is a star and a cross .".split()) == []  # no recap: nothing judged
+    assert recap_omissions("there is a star . so : .".split()) == [(3, "star")]

@@ -99,3 +99,62 @@ def test_v2_recipe_knobs_are_recorded_and_deterministic(tmp_path, small_batches)
     meta = json.loads((tmp_path / "a" / "train.json").read_text())
     assert meta["captions_per_qa"] == 3 and meta["recap_weight"] == 4.0
     assert json.loads((tmp_path / "c" / "train.json").read_text())["captions_per_qa"] == 3
+
+
+def test_v2_from_scratch_small_text_model_is_bit_identical_and_recorded(tmp_path, small_batches):
+    """toy-v2's shipped recipe (from scratch, 4 text layers, long scenes), pinned on 2 steps."""
+    kw = dict(steps=2, log=None, world="v2", threads=1, captions_per_qa=3, recap_weight=4.0,
+              dims={"text_layers": 4}, command="lvsal toy-train --world v2 --text-layers 4")  # fmt: skip
+    toy_train.train(seed=2, out_dir=tmp_path / "a", **kw)
+    toy_train.train(seed=2, out_dir=tmp_path / "b", **kw)
+    toy_train.train(seed=3, out_dir=tmp_path / "c", **kw)
+    wa, wb, wc = (load_file(tmp_path / d / "model.safetensors") for d in "abc")
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    assert not all(torch.equal(wa[k], wc[k]) for k in wa)
+    layers = {
+        int(k.split("layers.")[1].split(".")[0]) for k in wa if "language_model" in k and "layers." in k
+    }
+    assert layers == {0, 1, 2, 3}
+    meta = json.loads((tmp_path / "a" / "train.json").read_text())
+    assert meta["dims"] == {"text_layers": 4} and meta["init"] is None and meta["world"] == "v2"
+    assert meta["command"] == "lvsal toy-train --world v2 --text-layers 4"
+    assert meta["cpu_seconds"] > 0 and meta["seconds"] > 0
+    cfg = json.loads((tmp_path / "a" / "config.json").read_text())
+    assert cfg["text_config"]["num_hidden_layers"] == 4
+
+
+def test_v2_batches_draw_long_scenes():
+    import numpy as np
+
+    from lvsal_nb.toy.data import make_batch
+    from lvsal_nb.toy.recap import recap_caption
+    from lvsal_nb.toy.scenes import make_scene
+    from lvsal_nb.toy.worlds import get_world, world_tokenizer
+
+    tok, v2 = world_tokenizer("v2"), get_world("v2")
+    batch = make_batch(tok, np.random.default_rng(4), 3, "caption", v2.caption, v2.scene)
+    rng = np.random.default_rng(4)
+    want = [recap_caption(make_scene(rng, long_lists=True)) for _ in range(3)]  # same draws, by hand
+    for row, lab, text in zip(batch["input_ids"], batch["labels"], want):
+        ids = [int(t) for t, lb in zip(row, lab) if lb != IGNORE][:-1]  # drop the end token
+        assert tok.decode(ids) == text
+
+
+def test_dims_are_checked(tmp_path):
+    with pytest.raises(ConfigError, match="apply to a model trained from scratch"):
+        toy_train.train(steps=1, out_dir=None, log=None, world="v2", init=ASSET_DIR, dims={"text_layers": 4})
+    with pytest.raises(ConfigError, match="text_layers must be an int >= 1"):
+        toy_train.train(steps=1, out_dir=None, log=None, world="v2", dims={"text_layers": 0})
+    with pytest.raises(ConfigError, match="Unknown toy model dimension"):
+        toy_train.train(steps=1, out_dir=None, log=None, world="v2", dims={"txt_layers": 2})
+
+
+def test_command_line_records_the_command(tmp_path, small_batches):
+    info = toy_train.main(["--world", "v2", "--steps", "1", "--threads", "1", "--text-layers", "2",
+                           "--out", str(tmp_path)])  # fmt: skip
+    meta = json.loads((tmp_path / "train.json").read_text())
+    assert info["steps"] == 1 and meta["dims"] == {"text_layers": 2}
+    assert (
+        meta["command"]
+        == f"lvsal toy-train --world v2 --steps 1 --threads 1 --text-layers 2 --out {tmp_path}"
+    )
