@@ -222,6 +222,17 @@ def methods_table(rows) -> str:
     return "\n".join(lines)
 
 
+def parse_shard(text: str) -> tuple[int, int]:
+    """ "i/n" -> (i, n) with 0 <= i < n: this run takes scenes i, i + n, i + 2n, ..."""
+    try:
+        i, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--shard wants i/n such as 0/2, got {text!r}") from None
+    if not 0 <= i < n:
+        raise argparse.ArgumentTypeError(f"--shard i/n needs 0 <= i < n (shards 0/2 and 1/2), got {text!r}")
+    return i, n
+
+
 def _long_lists(model: str) -> bool:
     """Whether the model's world draws long scenes ("toy-v2": yes; "toy", "toy-v1": no)."""
     from lvsal_nb.toy.worlds import get_world
@@ -241,7 +252,7 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1: fastest, tiny model)")
     ap.add_argument("--csv", default=None, help="also write the per-word rows (saliency) here")
     ap.add_argument("--no-write", action="store_true")
-    ap.add_argument("--shard", default=None, help="methods: i/n runs scenes i, i+n, ... (0-based)")
+    ap.add_argument("--shard", type=parse_shard, default=None, help="methods: i/n runs scenes i, i+n, ...")
     ap.add_argument("--raw", default=None, help="methods: write the summed counts as JSON here")
     ap.add_argument("jsons", nargs="*", help="merge: the shards' --raw files")
     args = ap.parse_args(argv)
@@ -270,7 +281,7 @@ def main(argv=None) -> int:
     session = lv.load(args.model, device="cpu")
     scenes = eval_scenes(args.n, args.seed, long_lists=_long_lists(args.model))
     if args.shard:
-        i, n = (int(x) for x in args.shard.split("/"))
+        i, n = args.shard
         scenes = scenes[i::n]
     t0, c0 = time.perf_counter(), time.process_time()
     if args.part == "saliency":

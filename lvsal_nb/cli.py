@@ -52,7 +52,7 @@ def demo(args) -> int:
     import lvsal_nb as lv
 
     from .toy.demo_table import print_demo_table, print_errors
-    from .toy.scenes import make_scene, render
+    from .toy.scenes import render
     from .toy.worlds import DEFAULT_WORLD, get_world
 
     _check_beta(args.locore)
@@ -60,7 +60,8 @@ def demo(args) -> int:
     get_world(world)  # unknown world: a one-line error
     out = _make_folder(Path(args.out))
     session = lv.load("toy" if world == DEFAULT_WORLD else f"toy-{world}", device=args.device)
-    scene = make_scene(args.seed)
+    scene = get_world(world).scene(args.seed)  # v2: its long scenes (1-8 objects)
+    max_new = args.max_new_tokens or (96 if get_world(world).long_lists else 48)
     image = render(scene)
     with replacing(out / "demo-scene.png") as tmp:  # atomic, like every file lvsal writes
         image.save(tmp, format="PNG")
@@ -70,7 +71,7 @@ def demo(args) -> int:
     tr = session.trace(
         image,
         DEMO_PROMPT,
-        max_new_tokens=args.max_new_tokens,
+        max_new_tokens=max_new,
         progress=True,
         sgrs=lv.SGRS() if args.sgrs else None,
         locore=args.locore,
@@ -194,7 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="cmd", required=True)
     d = sub.add_parser("demo", help="trace the embedded toy model on a bundled scene (no download)")
     d.add_argument("--seed", type=int, default=DEMO_SEED, help="which toy scene")
-    d.add_argument("--max-new-tokens", type=int, default=48)
+    d.add_argument("--max-new-tokens", type=int, default=None, help="default 48 (v1), 96 (v2's long recaps)")
     d.add_argument("--sgrs", action="store_true", help="decode with SGRS (default settings)")
     d.add_argument("--locore", type=float, default=None, metavar="BETA", help="apply LocoRE with this beta")
     d.add_argument("--device", default=None)

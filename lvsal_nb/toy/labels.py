@@ -12,12 +12,16 @@ list part (reading the image), word w, shapes P listed before it, scene objects 
     misread     w absent otherwise
 recap part (memory), w at recap index k, the model's OWN list L (in order), recapped before R:
     recap_never_listed  w not in L (memory-driven hallucination: nothing to copy from)
-    repeat              w in R
-    recap_correct       L[k] == w (a faithful copy, even of a hallucinated list word)
+    recap_correct       L[k] == w (a faithful copy, even of a hallucinated or repeated list word)
     overrun             k >= len(L)
+    repeat              w in R (named again in the recap where L[k] is another shape)
     recap_order         w in L, but not at turn k
+Recap memory errors: recap_never_listed, recap_order, and a recap repeat (each copies the wrong
+list word). A faithful copy is checked before a repeat, so copying a list that named a shape twice
+is not an error of memory (it was one of reading, typed in the list part).
 A listed shape the recap never names is an omission (`recap_omissions`; no word, so no label).
-"hallucinated" is CHAIR's: w not in T. `source` is the word index where w was listed (recap words),
+"hallucinated" is CHAIR's: w not in T. `source` is the word index where w was listed (recap
+words; for a faithful copy, list word k),
 `expected` the word index of L[k], the word a faithful recap copies (None past the list's end).
 """
 
@@ -81,18 +85,19 @@ def label_words(words: list[str], truth: list[str]) -> list[ObjectLabel]:
     recapped: list[str] = []
     for k, (i, w) in enumerate(recap):
         expected = listed[k][0] if k < len(listed) else None
+        source = first_at.get(w)
         if w not in first_at:
             t = "recap_never_listed"
-        elif w in recapped:
-            t = "repeat"
         elif k < len(order) and order[k] == w:
-            t = "recap_correct"
+            t, source = "recap_correct", expected  # copies list word k, even a list repeat
         elif k >= len(order):
             t = "overrun"
+        elif w in recapped:
+            t = "repeat"
         else:
             t = "recap_order"
         recapped.append(w)
-        out.append(ObjectLabel(i, w, "recap", t, w not in present, first_at.get(w), expected))
+        out.append(ObjectLabel(i, w, "recap", t, w not in present, source, expected))
     return out
 
 

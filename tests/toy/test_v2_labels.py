@@ -50,11 +50,27 @@ def test_overrun_after_all_objects_named():
 
 def test_recap_types_against_the_models_own_list():
     # the model listed star, moon (hallucinated), circle; recap: moon at turn 0 (order error),
-    # moon again (repeat), circle at turn 2 (correct copy), heart never listed, star past the end
+    # moon again at turn 1 (where the list has moon: a faithful copy), circle at turn 2 (correct
+    # copy), heart never listed, star past the end
     text = "there is a star , a moon and a circle . so : moon , moon , circle , heart , star ."
     got = [(lab.shape, lab.type, lab.hallucinated) for lab in label_caption(text, ["star", "circle"])][3:]
-    assert got == [("moon", "recap_order", True), ("moon", "repeat", True), ("circle", "recap_correct", False),  # noqa: E501
+    assert got == [("moon", "recap_order", True), ("moon", "recap_correct", True), ("circle", "recap_correct", False),  # noqa: E501
                    ("heart", "recap_never_listed", True), ("star", "overrun", False)]  # fmt: skip
+
+
+def test_recap_repeat_is_a_memory_error_but_a_copied_list_repeat_is_faithful():
+    # list star, circle; recap star, star: turn 1 should copy circle, names star again -> repeat
+    labs = label_caption("there is a star and a circle . so : star , star .", ["star", "circle"])
+    assert [(lab.type, lab.source, lab.expected) for lab in labs[2:]] == [
+        ("recap_correct", 3, 3),
+        ("repeat", 3, 6),
+    ]
+    # list star, circle, star (a list repeat); recap copies it word for word: all faithful, and the
+    # third recap word's source is the third list word (index 9), not the first listing (3)
+    words = "there is a star , a circle and a star . so : star , circle , star ."
+    labs = label_caption(words, ["star", "circle"])
+    assert [lab.type for lab in labs] == ["correct", "correct", "repeat"] + ["recap_correct"] * 3
+    assert labs[-1].source == 9 == labs[-1].expected
 
 
 def test_copy_of_a_hallucinated_list_word_is_a_faithful_recap():

@@ -1,4 +1,4 @@
-"""Toy world v2's long scenes (1-8 objects): an option of `make_scene` that leaves v1's scenes byte-identical."""
+"""Toy world v2's long scenes (1-8 objects): a `make_scene` option that leaves v1's scenes byte-identical."""
 
 import hashlib
 
@@ -34,8 +34,9 @@ def test_long_scenes_hold_1_to_8_objects_with_sources_up_to_44_tokens_back():
         sizes.add(len(names))
         listed, recap = split_words(recap_caption(sc).split())
         n = len(listed)  # by hand: list word k at 5 + 5k, recap word k at 5 + 5(n - 1) + 4 + 2k
-        far = max(far, *[r - s for (s, _), (r, _) in zip(listed, recap)])
-        assert far <= 5 * (8 - 1) + 4
+        dist = [r - s for (s, _), (r, _) in zip(listed, recap)]
+        assert dist == [5 * (n - 1) + 4 - 3 * k for k in range(n)]
+        far = max(far, *dist)
     assert sizes == set(range(1, 9))
     assert far == 39  # the first of eight objects: 5 * 7 + 4 tokens back
 
