@@ -54,15 +54,14 @@ def collect(session, scenes, max_new_tokens: int) -> pd.DataFrame:
 
 def memory_errors_by_distance(df: pd.DataFrame, bin_tokens: int = 10) -> str:
     """Markdown: per band of distance to the word a faithful recap copies, the recap words and the
-    share that are memory errors (recap_order + recap_never_listed)."""
+    share that are memory errors (recap_order + recap_never_listed + recap repeat)."""
     rec = df[(df["part"] == "recap") & df["dist"].notna()]
-    lines = ["| distance (tokens) | recap words | recap_order | recap_never_listed | memory error % |",
-             "|---|---|---|---|---|"]  # fmt: skip
+    head = "| distance (tokens) | recap words | recap_order | recap_never_listed | repeat | memory error % |"
+    lines = [head, "|---|---|---|---|---|---|"]
     for lo, sub in rec.groupby((rec["dist"] // bin_tokens * bin_tokens).astype(int)):
-        o, nl = int((sub["type"] == "recap_order").sum()), int((sub["type"] == "recap_never_listed").sum())
-        lines.append(
-            f"| {lo}-{lo + bin_tokens - 1} | {len(sub)} | {o} | {nl} | {100 * (o + nl) / len(sub):.1f} |"
-        )
+        o, nl, r = (int((sub["type"] == t).sum()) for t in ("recap_order", "recap_never_listed", "repeat"))
+        rate = 100 * (o + nl + r) / len(sub)
+        lines.append(f"| {lo}-{lo + bin_tokens - 1} | {len(sub)} | {o} | {nl} | {r} | {rate:.1f} |")
     return "\n".join(lines)
 
 
@@ -76,10 +75,27 @@ def _ci(x: pd.Series) -> str:
     return f"{x.mean():.3f} ± {h:.3f}"
 
 
+def auroc_interval(pos, neg, n_boot: int = 1000, seed: int = 0) -> tuple[float, float]:
+    """95% bootstrap interval (2.5th, 97.5th percentile) of the AUROC of LOW score: positives `pos`
+    and negatives `neg` (1-D arrays) resampled separately with replacement, `n_boot` times."""
+    import numpy as np
+
+    from lvsal_nb.eval.detect import auroc
+
+    if len(pos) < 2 or len(neg) < 2:
+        return math.nan, math.nan
+    rng = np.random.default_rng(seed)
+    labels = np.r_[np.ones(len(pos), bool), np.zeros(len(neg), bool)]
+    stats = [
+        auroc(-np.r_[rng.choice(pos, len(pos)), rng.choice(neg, len(neg))], labels) for _ in range(n_boot)
+    ]
+    return float(np.percentile(stats, 2.5)), float(np.percentile(stats, 97.5))
+
+
 def saliency_tables(df: pd.DataFrame) -> str:
     """Markdown: per type means with 95% intervals; per error type AUROC / AP of each low signal."""
     from lvsal_nb.eval.detect import detector_table
-    from lvsal_nb.toy.labels import LIST_TYPES, RECAP_TYPES
+    from lvsal_nb.toy.labels import LIST_TYPES, MEMORY_TYPES, RECAP_TYPES
     from lvsal_nb.toy.signals import SIGNALS
 
     order = [("list", t) for t in LIST_TYPES] + [("recap", t) for t in RECAP_TYPES]
@@ -90,27 +106,34 @@ def saliency_tables(df: pd.DataFrame) -> str:
         if len(sub):
             lines.append(f"| {part} | {t} | {len(sub)} | " + " | ".join(_ci(sub[s]) for s in SIGNALS)
                          + f" | {_ci(sub['drop'].astype(float))} |")  # fmt: skip
-    head = "| part | type vs correct | n_type / n_correct | " + " | ".join(SIGNALS) + " |"
+    head = ("| part | type vs correct | n_type / n_correct | " + " | ".join(SIGNALS)
+            + " | s_J AUROC 95% interval |")  # fmt: skip
     lines += ["", "AUROC / AP of LOW signal, each error type against the correct words of its part "
-              "(AP's chance level is the type's share, n_type / (n_type + n_correct)):", "", head,
+              "(AP's chance level is the type's share, n_type / (n_type + n_correct); the interval: "
+              "stratified bootstrap, 1000 resamples; 'memory' pools the recap's memory errors "
+              "recap_order + recap_never_listed + repeat):", "", head,
               "|" + "---|" * (head.count("|") - 1)]  # fmt: skip
-    for part, t in order:
+    rows = [(p, (t,)) for p, t in order] + [("recap", MEMORY_TYPES)]
+    for part, types in rows:
         good = "correct" if part == "list" else "recap_correct"
-        if t == good:
+        if good in types:
             continue
-        pos = df[(df["part"] == part) & (df["type"] == t)]
+        name = types[0] if len(types) == 1 else "memory"
+        pos = df[(df["part"] == part) & df["type"].isin(types)]
         neg = df[(df["part"] == part) & (df["type"] == good)]
         if len(pos) < 2 or len(neg) < 2:
             if len(pos):
-                lines.append(f"| {part} | {t} | {len(pos)} / {len(neg)} | " + " | ".join("-" for _ in SIGNALS)
-                             + " |")  # fmt: skip
+                dashes = " | ".join("-" for _ in SIGNALS)
+                lines.append(f"| {part} | {name} | {len(pos)} / {len(neg)} | {dashes} | - |")
             continue
-        sub = pd.concat([pos, neg]).assign(pos=lambda d, t=t: d["type"] == t)
+        sub = pd.concat([pos, neg]).assign(pos=lambda d, types=types: d["type"].isin(types))
         cols = [s for s in SIGNALS if sub[s].notna().sum() and sub.loc[sub["pos"], s].notna().any()
                 and sub.loc[~sub["pos"], s].notna().any()]  # fmt: skip
         det = detector_table(sub, cols, "pos") if cols else None
         cells = [f"{det.loc[s, 'auroc']:.2f} / {det.loc[s, 'ap']:.2f}" if s in cols else "-" for s in SIGNALS]
-        lines.append(f"| {part} | {t} | {len(pos)} / {len(neg)} | " + " | ".join(cells) + " |")
+        lo, hi = auroc_interval(pos["s_J"].dropna().to_numpy(), neg["s_J"].dropna().to_numpy())
+        lines.append(f"| {part} | {name} | {len(pos)} / {len(neg)} | " + " | ".join(cells)
+                     + f" | {lo:.2f}-{hi:.2f} |")  # fmt: skip
     hall = df.assign(pos=df["hallucinated"])
     det = detector_table(hall, ["s_J", "s_image", "img_share", "prob"], "pos")
     lines += [

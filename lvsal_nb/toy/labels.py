@@ -36,6 +36,7 @@ LIST_TYPES = ("correct", "misread", "partner", "cascade", "repeat", "overrun")
 RECAP_TYPES = ("recap_correct", "recap_order", "recap_never_listed", "repeat", "overrun")
 ERROR_TYPES = ("misread", "partner", "cascade", "repeat", "overrun", "recap_order", "recap_never_listed")
 CORRECT_TYPES = ("correct", "recap_correct")
+MEMORY_TYPES = ("recap_order", "recap_never_listed", "repeat")  # in the recap part: memory errors
 
 
 @dataclass(frozen=True)

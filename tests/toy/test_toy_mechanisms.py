@@ -52,12 +52,19 @@ def test_shards_sum_and_rates_come_from_the_sums():
 def test_memory_errors_by_distance_by_hand():
     df = pd.DataFrame({
         "part": ["recap"] * 5 + ["list"],
-        "type": ["recap_correct", "recap_order", "recap_correct", "recap_never_listed", "overrun", "correct"],
+        "type": ["recap_correct", "recap_order", "repeat", "recap_never_listed", "overrun", "correct"],
         "dist": [4.0, 9.0, 12.0, 31.0, float("nan"), float("nan")],
     })  # fmt: skip
     lines = tm.memory_errors_by_distance(df).splitlines()[2:]
-    assert lines == [
-        "| 0-9 | 2 | 1 | 0 | 50.0 |",
-        "| 10-19 | 1 | 0 | 0 | 0.0 |",
-        "| 30-39 | 1 | 0 | 1 | 100.0 |",
-    ]
+    assert lines == ["| 0-9 | 2 | 1 | 0 | 0 | 50.0 |", "| 10-19 | 1 | 0 | 0 | 1 | 100.0 |",
+                     "| 30-39 | 1 | 0 | 1 | 0 | 100.0 |"]  # fmt: skip
+
+
+def test_auroc_interval_brackets_the_hand_computed_auroc():
+    import numpy as np
+
+    # low score flags: positives 1, 2 vs negatives 3, 4: every pair ranked right in every resample
+    assert tm.auroc_interval(np.array([1.0, 2.0]), np.array([3.0, 4.0])) == (1.0, 1.0)
+    # pos {1, 5}, neg {3, 3}: AUROC 0.5; a resample of pos can be {1, 1} (AUROC 1) or {5, 5} (AUROC 0)
+    lo, hi = tm.auroc_interval(np.array([1.0, 5.0]), np.array([3.0, 3.0]))
+    assert lo == 0.0 and hi == 1.0
