@@ -198,7 +198,9 @@ def methods(session, scenes, alphas, betas, max_new_tokens: int):
                 ]
             words = [w.lower() for w in tok.convert_ids_to_tokens(ids)]
             labels = label_words(words, sc.object_names())
-            raw.update(lab.type for lab in labels)
+            raw.update(
+                "recap_repeat" if lab.part == "recap" and lab.type == "repeat" else lab.type for lab in labels
+            )
             raw["recap_omitted"] += len(recap_omissions(words))
             lst = [lab for lab in labels if lab.part == "list"]
             raw.update(n_obj=len(labels), n_hal=sum(lab.hallucinated for lab in labels), n_list=len(lst),
@@ -220,15 +222,28 @@ def merge_raw(parts: list[list]) -> list:
     return [(name, dict(c)) for name, c in merged.items()]
 
 
+# error columns of the methods table: list repeats ("repeat") and recap repeats apart
+TABLE_TYPES = (
+    "misread",
+    "partner",
+    "cascade",
+    "repeat",
+    "overrun",
+    "recap_order",
+    "recap_never_listed",
+    "recap_repeat",
+)
+MEMORY_COLUMNS = ("recap_order", "recap_never_listed", "recap_repeat", "recap_omitted")
+
+
 def methods_table(rows) -> str:
     """Markdown: per setting CHAIR_I (all shape nouns, list part), list recall, words per caption,
-    and the count of each type; rows: [(name, raw)] from `methods` / `merge_raw`."""
-    from lvsal_nb.toy.labels import ERROR_TYPES
-
+    the count of each type (recap repeats apart from list repeats), recap omissions, and memory
+    errors (recap_order + recap_never_listed + recap_repeat + omitted); rows: `methods` / `merge_raw`."""
     head = (
         "| setting | CHAIR_I % (all) | CHAIR_I % (list) | recall % | words | correct | recap_correct | "
-        + " | ".join(ERROR_TYPES)
-        + " | recap omitted | seconds |"
+        + " | ".join(TABLE_TYPES)
+        + " | recap omitted | memory errors | seconds |"
     )
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for name, r in rows:
@@ -237,11 +252,12 @@ def methods_table(rows) -> str:
         def pct(a: str, b: str, c: Counter = c) -> float:
             return 100 * c[a] / max(1, c[b])
 
+        memory = sum(c[t] for t in MEMORY_COLUMNS)
         lines.append(f"| {name} | {pct('n_hal', 'n_obj'):.1f} | {pct('n_hal_list', 'n_list'):.1f} "
                      f"| {pct('covered', 'n_truth'):.1f} | {c['n_words'] / max(1, c['n_scenes']):.1f} "
                      f"| {c['correct']} | {c['recap_correct']} | "
-                     + " | ".join(str(c[t]) for t in ERROR_TYPES)
-                     + f" | {c['recap_omitted']} | {c['seconds']} |")  # fmt: skip
+                     + " | ".join(str(c[t]) for t in TABLE_TYPES)
+                     + f" | {c['recap_omitted']} | {memory} | {c['seconds']} |")  # fmt: skip
     return "\n".join(lines)
 
 

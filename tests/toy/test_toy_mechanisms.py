@@ -46,7 +46,8 @@ def test_shards_sum_and_rates_come_from_the_sums():
     # CHAIR_I all 5/20 = 25.0 (not the mean of 10% and 40%), list 4/10 = 40.0, recall 6/10 = 60.0,
     # words 60/3 = 20.0; recap_order 1 + 2, omitted 2 + 0, seconds 3 + 4
     assert row[1:5] == ["25.0", "40.0", "60.0", "20.0"]
-    assert row[-4:] == ["3", "0", "2", "7 |"]  # recap_order, recap_never_listed, omitted, seconds
+    # recap_order, recap_never_listed, recap_repeat, omitted, memory errors (3 + 0 + 0 + 2), seconds
+    assert row[-6:] == ["3", "0", "0", "2", "5", "7 |"]
 
 
 def test_memory_errors_by_distance_by_hand():
