@@ -165,10 +165,11 @@ def copy_check(session, scenes) -> str:
     )
 
 
-def methods(session, scenes, alphas, betas, max_new_tokens: int):
+def methods(session, scenes, alphas, betas, max_new_tokens: int, on_scene=None):
     """[(name, raw)] for every setting; raw: a dict of summed counts (`methods_table` turns them
     into rates, so shards of the scenes add up): n_scenes, n_obj, n_hal, n_list, n_hal_list,
-    covered (present shapes the list named), n_truth, n_words, seconds, and a count per error type."""
+    covered (present shapes the list named), n_truth, n_words, seconds, and a count per error type.
+    on_scene(done, rows): called after each scene with the rows so far (a checkpoint)."""
     import lvsal_nb as lv
     from lvsal_nb.decoding.dola import dola_generate
     from lvsal_nb.decoding.vcd import vcd_generate
@@ -182,12 +183,11 @@ def methods(session, scenes, alphas, betas, max_new_tokens: int):
     settings += [(f"LocoRE β={b}", {"locore": lv.LocoRE(beta=b)}) for b in betas]
     settings += [("SGRS+LocoRE (α=0.6, β=0.15)", {"sgrs": lv.SGRS(order="greedy"), "locore": lv.LocoRE(beta=0.15)}),  # noqa: E501
                  ("VCD", "vcd"), ("DoLa", "dola")]  # fmt: skip
-    out = []
-    for name, kw in settings:
-        t0 = time.perf_counter()
-        raw: Counter = Counter(n_scenes=len(scenes))
-        for sc in scenes:
-            img = render(sc)
+    raws: dict[str, Counter] = {name: Counter() for name, _ in settings}
+    for done, sc in enumerate(scenes, 1):  # scene by scene: a stopped run keeps whole scenes
+        img = render(sc)
+        for name, kw in settings:
+            t0, raw = time.perf_counter(), raws[name]
             if isinstance(kw, str):
                 fn = vcd_generate if kw == "vcd" else dola_generate
                 ids = fn(session, img, PROMPT, max_new_tokens=max_new_tokens).token_ids
@@ -203,14 +203,15 @@ def methods(session, scenes, alphas, betas, max_new_tokens: int):
             )
             raw["recap_omitted"] += len(recap_omissions(words))
             lst = [lab for lab in labels if lab.part == "list"]
-            raw.update(n_obj=len(labels), n_hal=sum(lab.hallucinated for lab in labels), n_list=len(lst),
-                       n_hal_list=sum(lab.hallucinated for lab in lst),
+            raw.update(n_scenes=1, n_obj=len(labels), n_hal=sum(lab.hallucinated for lab in labels),
+                       n_list=len(lst), n_hal_list=sum(lab.hallucinated for lab in lst),
                        covered=len({lab.shape for lab in lst} & set(sc.object_names())),
                        n_truth=len(sc.object_names()),
                        n_words=sum(w not in tok.all_special_tokens for w in words))  # fmt: skip
-        raw["seconds"] = round(time.perf_counter() - t0)
-        out.append((name, dict(raw)))
-    return out
+            raw["seconds"] += time.perf_counter() - t0
+        if on_scene is not None:
+            on_scene(done, [(name, dict(raws[name])) for name, _ in settings])
+    return [(name, dict(raws[name])) for name, _ in settings]
 
 
 def merge_raw(parts: list[list]) -> list:
@@ -257,7 +258,7 @@ def methods_table(rows) -> str:
                      f"| {pct('covered', 'n_truth'):.1f} | {c['n_words'] / max(1, c['n_scenes']):.1f} "
                      f"| {c['correct']} | {c['recap_correct']} | "
                      + " | ".join(str(c[t]) for t in TABLE_TYPES)
-                     + f" | {c['recap_omitted']} | {memory} | {c['seconds']} |")  # fmt: skip
+                     + f" | {c['recap_omitted']} | {memory} | {c['seconds']:.0f} |")  # fmt: skip
     return "\n".join(lines)
 
 
@@ -334,13 +335,16 @@ def main(argv=None) -> int:
                 f"{memory_errors_by_distance(df)}\n\n{saliency_tables(df)}")  # fmt: skip
         title = "Toy world v2: saliency per hallucination mechanism (benchmarks/toy_mechanisms.py)"
     else:
-        rows = methods(session, scenes, args.alphas, args.betas, args.max_new_tokens)
-        if args.raw:
-            import json
 
-            Path(args.raw).write_text(json.dumps({
-                "model": args.model, "n": len(scenes), "command": cmd.strip(), "rows": rows,
-                "wall": time.perf_counter() - t0, "cpu": time.process_time() - c0}))  # fmt: skip
+        def checkpoint(done: int, rows: list) -> None:
+            if args.raw:  # rewritten after every scene: a run stopped early keeps its whole scenes
+                import json
+
+                Path(args.raw).write_text(json.dumps({
+                    "model": args.model, "n": done, "command": cmd.strip(), "rows": rows,
+                    "wall": time.perf_counter() - t0, "cpu": time.process_time() - c0}))  # fmt: skip
+
+        rows = methods(session, scenes, args.alphas, args.betas, args.max_new_tokens, checkpoint)
         body = methods_table(rows)
         title = "Toy world v2: methods per hallucination mechanism (benchmarks/toy_mechanisms.py)"
     from toy_report import publish
