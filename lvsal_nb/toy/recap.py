@@ -5,8 +5,9 @@
 The list names every object once in the scene's annotation order (a random permutation, drawn by
 `make_scene`), with size and colour; the recap after "so :" repeats the shape nouns in the SAME
 order. The image says which shapes are present but not in which order they were listed: only the
-model's own earlier outputs (4 to 29 words back) tell the recap's order. So a recap token that
-names a shape the list never named, or names a listed shape out of turn, is a failure of memory,
+model's own earlier outputs (4 to 39 words back in v2's scenes of 1-8 objects) tell the recap's
+order. So a recap token that names a shape the list never named, or names a listed shape out of
+turn, is a failure of memory,
 the mechanism the paper's claim is about; list tokens are readings of the image (v1's mechanism).
 """
 
