@@ -48,37 +48,38 @@ def test_demo_unknown_world_is_refused(tmp_path, capsys):
 )
 def test_demo_v2_prints_recap_types(tmp_path, capsys):
     assert ASSET_DIR != get_world("v2").asset_dir
-    args = ["demo", "--world", "v2", "--out", str(tmp_path)]  # default seed 7, default 96 tokens for v2
+    args = ["demo", "--world", "v2", "--seed", "48", "--out", str(tmp_path)]  # default 96 tokens for v2
     assert main(args) == 0
     out = capsys.readouterr().out
     rows = _check_table(out)
     assert "<Session toy-v2" in out and "object errors (world v2)" in out
-    # v2 draws its long scene for seed 7 (5 objects, not v1's 4): moon, diamond, star, cross, circle
-    assert "scene 7: moon, diamond, star, cross, circle" in out
-    # the shipped v2 weights (labels by the rules in lvsal_nb.toy.labels): the list opens with
-    # "heart", the absent partner of the present diamond; then the five objects; the recap copies
-    # all six list words in order (a faithful copy of a hallucinated word is still recap_correct)
+    # v2 draws its long scene for seed 48 (5 objects): heart, circle, cross, diamond, triangle
+    assert "scene 48: heart, circle, cross, diamond, triangle" in out
+    # the shipped v2 weights (labels by the rules in lvsal_nb.toy.labels): list circle, cross,
+    # triangle, heart (all present); recap circle, cross, triangle, then "square" where the list's
+    # fourth word was "heart": a shape the list never named and the scene lacks, a memory-driven
+    # hallucination
     objects = [(w, f) for w, f in rows if w in PARTNER]
-    assert objects[0] == ("heart", "HALLUCINATED: partner")
-    assert [w for w, _ in objects[:6]] == [w for w, _ in objects[6:]]
-    assert all(f == "ok: correct" for _, f in objects[1:6]) and all(
-        f == "ok: recap_correct" for _, f in objects[6:]
-    )
+    list_part = ["circle", "cross", "triangle", "heart"]
+    assert objects == [(w, "ok: correct") for w in list_part] + [
+        (w, "ok: recap_correct") for w in list_part[:3]
+    ] + [("square", "HALLUCINATED: recap_never_listed")]
     from lvsal_nb.toy.demo_table import EXPLAIN
 
     errs = [ln for ln in out.splitlines() if re.match(r"step +\d+ ", ln)]
-    assert len(errs) == 1 and " partner " in errs[0] and EXPLAIN["partner"] in errs[0]
+    assert len(errs) == 1 and " recap_never_listed " in errs[0] and EXPLAIN["recap_never_listed"] in errs[0]
 
 
 @pytest.mark.skipif(
     not (get_world("v2").asset_dir / "model.safetensors").exists(), reason="v2 weights not built"
 )
 def test_demo_flags_no_drops(tmp_path, capsys):
-    """On v2 the object-word drop rule fired on 10% of faithful recap copies and there are no memory
-    errors to flag (lvsal_nb/toy/RESULTS.md): the demo prints no drop flag and says why."""
+    """On v2 low saliency does not clearly separate memory errors (AUROC 0.56, interval 0.47-0.65)
+    and the object-word drop rule fired on 26% of memory errors and 21% of faithful recap copies
+    (lvsal_nb/toy/RESULTS.md): the demo prints no drop flag and says why."""
     assert main(["demo", "--world", "v2", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     rows = _check_table(out)
     assert not any("drop" in flag for _, flag in rows)
     assert "No drop flag: on the toy models low saliency does not mark hallucinated object words" in out
-    assert "toy-v2 copies its own list faithfully" in out
+    assert "nor its memory errors" in out
