@@ -1,10 +1,11 @@
 """Train the toy LLaVA on the toy world, on the CPU, deterministically for a seed.
 
     python -m lvsal_nb.toy.train --seed 0 --steps 1800    # or `lvsal toy-train`: the shipped weights
-    lvsal toy-train --world v2 --init lvsal_nb/toy/assets --threads 1 --seed 0 --steps 800 \
+    lvsal toy-train --world v2 --text-layers 4 --threads 1 --seed 0 --steps 1200 \
         --captions-per-qa 3 --recap-weight 4 --out lvsal_nb/toy/assets_v2    # toy-v2's shipped weights
 
-About 9 minutes on an idle 2-core CPU (see RESULTS.md).
+v1: about 9 minutes on an idle 2-core CPU; toy-v2 (from scratch, 4 text layers): about 12 minutes on
+one idle core (see RESULTS.md).
 
 Recipe: AdamW (lr 1e-3, betas 0.9/0.98, weight decay 0.01), linear warm-up then cosine decay to
 10%, gradient clipping at 1.0, batch 16, caption and yes/no batches alternating. The loss is the
