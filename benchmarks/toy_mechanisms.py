@@ -4,6 +4,7 @@
     python benchmarks/toy_mechanisms.py methods --n 500    # error counts per method (toy-v2-methods)
     python benchmarks/toy_mechanisms.py methods --n 500 --shard 0/2 --raw a.json --no-write  # + 1/2: b.json
     python benchmarks/toy_mechanisms.py merge a.json b.json          # the shards' sums -> toy-v2-methods
+    # a shard stopped after K scenes (its --raw says n: K): ... --shard 0/2 --skip K --raw a2.json
 
 `saliency`: first the copy check (teacher-forced recap accuracy on true captions,
 `lvsal_nb.toy.copycheck`), then greedy captions of held-out scenes ("eval" stream) traced with the
@@ -280,6 +281,14 @@ def _long_lists(model: str) -> bool:
     return model.startswith("toy-") and get_world(model.removeprefix("toy-")).long_lists
 
 
+def shard_scenes(scenes: list, shard: tuple[int, int] | None, skip: int = 0) -> list:
+    """Shard i/n's scenes (i, i+n, ...), less its first `skip` (done by a stopped run of the shard)."""
+    if shard:
+        i, n = shard
+        scenes = scenes[i::n]
+    return scenes[skip:]
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("part", choices=["saliency", "methods", "merge"])
@@ -294,6 +303,12 @@ def main(argv=None) -> int:
     ap.add_argument("--no-write", action="store_true")
     ap.add_argument("--shard", type=parse_shard, default=None, help="methods: i/n runs scenes i, i+n, ...")
     ap.add_argument("--raw", default=None, help="methods: write the summed counts as JSON here")
+    ap.add_argument(
+        "--skip",
+        type=int,
+        default=0,
+        help="methods: leave out the shard's first SKIP scenes (a stopped shard's --raw has them)",
+    )
     ap.add_argument("jsons", nargs="*", help="merge: the shards' --raw files")
     args = ap.parse_args(argv)
     cmd = "python benchmarks/toy_mechanisms.py " + " ".join(sys.argv[1:] if argv is None else argv)
@@ -320,9 +335,7 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
     session = lv.load(args.model, device="cpu")
     scenes = eval_scenes(args.n, args.seed, long_lists=_long_lists(args.model))
-    if args.shard:
-        i, n = args.shard
-        scenes = scenes[i::n]
+    scenes = shard_scenes(scenes, args.shard, args.skip)
     t0, c0 = time.perf_counter(), time.process_time()
     if args.part == "saliency":
         head = copy_check(session, scenes[: min(200, len(scenes))])

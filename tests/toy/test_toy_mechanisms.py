@@ -19,6 +19,15 @@ def test_shard_option():
         tm.parse_shard("half")
 
 
+def test_a_stopped_shard_resumed_with_skip_covers_each_scene_once():
+    scenes = list(range(11))
+    first = tm.shard_scenes(scenes, (1, 2))[:3]  # shard 1/2 stopped after 3 scenes
+    rest = tm.shard_scenes(scenes, (1, 2), skip=3)
+    assert first + rest == [1, 3, 5, 7, 9]
+    assert sorted(tm.shard_scenes(scenes, (0, 2)) + first + rest) == scenes
+    assert tm.shard_scenes(scenes, None, skip=4) == scenes[4:]
+
+
 def test_shards_sum_and_rates_come_from_the_sums():
     a = [
         (
