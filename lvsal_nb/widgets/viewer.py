@@ -40,6 +40,8 @@ from .candidates import candidates_html
 from .columns import top
 from .curves import fit_ranges, show_series
 from .figures import (
+    REJECTED_NOTE,
+    STRIP_TITLE,
     bar_of,
     fit_strip,
     label_context,
@@ -331,6 +333,9 @@ class TraceViewer(OfflineDisplay, W.VBox):
             fit_ranges(self.figures["curve"], curve["step"], shown)
             has_tau = any(s.tau is not None for s in tr.records)
             show_series(self.figures["curve"], tau=has_tau, rejected=bool(rej["step"]))
+            title = STRIP_TITLE + (REJECTED_NOTE if rej["step"] else "")
+            if self.figures["strip"].title.text != title:
+                self.figures["strip"].title.text = title
             self._image_top = R.image_top(tr, layer)
             if st.scale == "trace":
                 set_scale(bar_of(self.figures["image"]), self._image_top)

@@ -217,12 +217,12 @@ def test_tau_and_rejected_show_only_when_the_trace_has_them(llava_session, image
     assert all(s.tau is None and not C.rejected(s) for s in greedy.records)  # no τ, no rejection
     g = view(greedy, store=store)
     assert _legend(g) == {"chosen token": True, "τ (SGRS)": False, "rejected": False}
-    assert g.show_rejected.layout.display == "none"
+    assert g.show_rejected.layout.display == "none" and "✗" not in g.figures["strip"].title.text
     assert sum(s.tau is not None for s in sgrs_trace.records) > 0
     assert sum(len(C.rejected(s)) for s in sgrs_trace.records) > 0  # alpha=1: steps reject candidates
     v = view(sgrs_trace, store=store)
     assert _legend(v) == {"chosen token": True, "τ (SGRS)": True, "rejected": True}
-    assert v.show_rejected.layout.display is None
+    assert v.show_rejected.layout.display is None and "✗ = rejected" in v.figures["strip"].title.text
     v.state.set_trace(greedy)  # one viewer, another trace (a live view growing, a rerun)
     assert _legend(v) == {"chosen token": True, "τ (SGRS)": False, "rejected": False}
     assert v.show_rejected.layout.display == "none"
