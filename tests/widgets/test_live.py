@@ -113,6 +113,7 @@ def test_decode_errors_show_and_reraise(llava_session, image, store):
     with pytest.raises(ConfigError):
         v.wait(timeout=30)
     assert "decoding failed" in v.status.value
+    assert v.figures_shown and v.bokeh in v.children  # no step was scored: the figures come at the end
 
 
 def test_bad_inputs_fail_before_the_thread_starts(llava_session, image):
