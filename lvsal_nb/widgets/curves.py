@@ -4,6 +4,7 @@ cursor) and the tuner's A-vs-B comparison. Sources hold columns from columns.py.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 from bokeh.models import ColumnDataSource, HoverTool, Range1d, TapTool
 from bokeh.plotting import figure
@@ -87,14 +88,17 @@ def show_series(fig: figure, *, tau: bool, rejected: bool) -> None:
     """Show the curve's τ line and rejected crosses, with their legend entries, only when the trace
     has them (SGRS); a greedy trace's legend lists the chosen token alone. Sets changed values only."""
     want = {"tau": tau, "rejected": rejected}
-    for item in fig.legend[0].items:
-        names = {r.name for r in item.renderers}
-        for name in names & want.keys():
-            for r in item.renderers:
-                if r.visible != want[name]:
-                    r.visible = want[name]
-            if item.visible != want[name]:
-                item.visible = want[name]
+    legend: Any = fig.legend[0]  # (Bokeh's stubs also allow (label, renderers) tuples as items)
+    for item in legend.items:
+        names = [r.name for r in item.renderers if r.name in want]
+        if not names:
+            continue
+        on = want[names[0]]
+        for r in item.renderers:
+            if r.visible != on:
+                r.visible = on
+        if item.visible != on:
+            item.visible = on
 
 
 def compare_curve(src_a: ColumnDataSource, src_b: ColumnDataSource, width: int = 780) -> figure:
