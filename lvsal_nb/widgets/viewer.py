@@ -6,7 +6,8 @@
     v.stop(); v.trace                            # the partial trace is kept
 
 Layout: step controls (play, slider, layer, stop), then one Bokeh layout (token strip; image
-heatmap + text row of the cursor's step; saliency curve with τ), then the mark panel. The state
+heatmap + text row of the cursor's step; saliency curve with τ), then the mark panel. A live view
+starts without the Bokeh layout (text first, `live`) and adds it once a chunk is scored. The state
 model (state.py) owns cursor, layer and marks; this class only maps state -> sources and widget
 events -> state. Sources are updated by assigning `.data` (stream() was seen to duplicate rows).
 Every change of the Bokeh document happens under `state.lock`, whichever thread makes it:
@@ -58,8 +59,10 @@ from .state import ViewerState
 
 # A live view shows its text at once and its figures once a chunk is scored, but not before this
 # many seconds of decoding: drawing them costs the kernel ~0.2 s of Python (Bokeh serialisation)
-# that would slow a short decode by half (the toy's 13 tokens take ~0.25 s), and the page 0.5-1 s
-# it would rather spend on the text. A decode shorter than this gets its figures when it ends.
+# that competes with the decode thread, and the page 0.5-1 s it would rather spend on the text.
+# Toy model, 13 tokens, paired median of 8 runs (loaded machine): figures drawn at the first chunk
+# made the decode 1.67x slower than without a view; with this wait 1.01x. A decode shorter than
+# this gets its figures when it ends.
 FIGURES_AFTER_S = 0.5
 MEAN = "mean"  # the layer dropdown's value for the mean over layers (None in the state)
 SCALE_OPTIONS = [("per trace", "trace"), ("per step", "step")]
@@ -231,6 +234,9 @@ class TraceViewer(OfflineDisplay, W.VBox):
             if self._figures_on:
                 return False
             self._figures_on = True
+            # no patches for a document no page shows yet (~0.1 s each, and lost): the snapshot
+            # carries the data; refresh_bundle listens to the document again
+            self.bokeh._document.remove_on_change(self.bokeh)
             self._draw("trace")
             self._fill_row_views()
             refresh_bundle(self.bokeh)  # the page builds the figures from this snapshot
@@ -272,10 +278,6 @@ class TraceViewer(OfflineDisplay, W.VBox):
         secs = (lt.finished_at or 0) - (lt.started or 0)
         if trace is not None:
             self.state.set_trace(trace)
-        with self.state.lock:
-            if not self._show_figures():
-                self._fill_row_views()
-                refresh_bundle(self.bokeh)  # a page reload then shows the final trace, not an empty one
         self.stop_button.layout.display = "none"
         n = len(self.trace.records)
         if error is not None:
@@ -287,7 +289,13 @@ class TraceViewer(OfflineDisplay, W.VBox):
             self.status.value = f"stopped: partial trace of {n} steps ({secs:.1f} s)"
         else:
             self.status.value = f"done: {n} steps in {secs:.1f} s"
-        self.refresh_offline()  # the saved output's offline parts: the final trace, not the empty start
+        # the saved output's offline parts: the final trace, not the empty start. Before the figures
+        # join: the page re-creates the output's view from this, and would draw them twice
+        self.refresh_offline()
+        with self.state.lock:
+            if not self._show_figures():
+                self._fill_row_views()
+                refresh_bundle(self.bokeh)  # a page reload then shows the final trace, not an empty one
 
     # ---- state -> views ----------------------------------------------------------------------
     def _render(self, what: str) -> None:
