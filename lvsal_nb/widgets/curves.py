@@ -4,6 +4,7 @@ cursor) and the tuner's A-vs-B comparison. Sources hold columns from columns.py.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 from bokeh.models import ColumnDataSource, HoverTool, Range1d, TapTool
 from bokeh.plotting import figure
@@ -54,7 +55,13 @@ def saliency_curve(src: dict[str, ColumnDataSource], width: int = 780) -> figure
     fig.vspan(x="x", source=src["curve_cursor"], line_color=TEXT, line_width=2, level="overlay")
     fig.line("step", "saliency", source=src["curve"], line_color="#4575b4", legend_label="chosen token")
     fig.line(
-        "step", "tau", source=src["curve"], line_color="#d62728", line_dash="dashed", legend_label="τ (SGRS)"
+        "step",
+        "tau",
+        source=src["curve"],
+        line_color="#d62728",
+        line_dash="dashed",
+        legend_label="τ (SGRS)",
+        name="tau",
     )
     fig.scatter(
         "step",
@@ -64,6 +71,7 @@ def saliency_curve(src: dict[str, ColumnDataSource], width: int = 780) -> figure
         size=7,
         color="#8a8a8a",
         legend_label="rejected",
+        name="rejected",
     )
     pts = fig.scatter("step", "saliency", source=src["curve"], size="size", color="color")
     pts.nonselection_glyph = pts.selection_glyph = None
@@ -72,7 +80,25 @@ def saliency_curve(src: dict[str, ColumnDataSource], width: int = 780) -> figure
     tips = [("step", "@step"), ("token", "@token"), ("saliency", "@value"), ("mark", "@mark")]
     fig.add_tools(TapTool(renderers=[pts]), HoverTool(renderers=[pts], tooltips=tips))
     themed(fig)  # again: the legend exists now
+    show_series(fig, tau=False, rejected=False)  # until a trace has them (a greedy one never does)
     return fig
+
+
+def show_series(fig: figure, *, tau: bool, rejected: bool) -> None:
+    """Show the curve's τ line and rejected crosses, with their legend entries, only when the trace
+    has them (SGRS); a greedy trace's legend lists the chosen token alone. Sets changed values only."""
+    want = {"tau": tau, "rejected": rejected}
+    legend: Any = fig.legend[0]  # (Bokeh's stubs also allow (label, renderers) tuples as items)
+    for item in legend.items:
+        names = [r.name for r in item.renderers if r.name in want]
+        if not names:
+            continue
+        on = want[names[0]]
+        for r in item.renderers:
+            if r.visible != on:
+                r.visible = on
+        if item.visible != on:
+            item.visible = on
 
 
 def compare_curve(src_a: ColumnDataSource, src_b: ColumnDataSource, width: int = 780) -> figure:

@@ -45,6 +45,8 @@ SOURCE_NAMES = (
     "rows",  # every step's saliency row, for the page's own scrubbing (scrub.py)
     "steps",  # per step: where its row starts, its q, its x on the context axis
 )
+STRIP_TITLE = "Generated tokens (step 0 first): colour = saliency, dark = low, bright = high"
+REJECTED_NOTE = "; ✗ = rejected by SGRS"
 MONO = {"value": "monospace"}  # a literal font (a bare string would name a column)
 
 
@@ -107,8 +109,7 @@ def token_strip(src: dict[str, ColumnDataSource]) -> figure:
         tools="",
         min_border=4,
         sizing_mode="stretch_width",
-        title="Generated tokens (step 0 first): colour = saliency, dark = low, bright = high; "
-        "✗ = rejected by SGRS",
+        title=STRIP_TITLE,  # + REJECTED_NOTE when the trace has rejections (TraceViewer)
     )
     _bare(fig)
     cells = fig.rect("x", "y", "w", "h", source=src["strip"], fill_color="fill", line_color=None)

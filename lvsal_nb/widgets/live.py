@@ -174,17 +174,12 @@ class LiveTrace:
         sp = sk.spans
         spans = Spans(system=sp.system, image=sp.image, prompt=sp.prompt, output=(n, n + len(steps)))
         ids = sk.token_ids + [s.token_id for s in steps]
-        return Trace(
+        return dataclasses.replace(  # the skeleton's prompt, image, config, trace id and start time
+            sk,
             records=steps,
             token_ids=ids,
             tokens=self.session.adapter.context_tokens(ids, sp.image),
             spans=spans,
-            config=sk.config,
-            prompt=sk.prompt,
-            image_digest=sk.image_digest,
-            image_grid=sk.image_grid,
-            image_png=sk.image_png,
-            trace_id=self.trace_id,
             interrupted=self.stopped,
         )
 

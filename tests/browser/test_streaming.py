@@ -1,22 +1,31 @@
 """A live view in JupyterLab streams: text first, saliency per chunk (issue 19 item 4).
 
 After a first (warm-up) viewer, the live cell runs the toy model (24 tokens max, the default engine
-and live chunk). The page records,
-on every animation frame, when the first token's text appears in the viewer's status line and when
-BokehJS first holds a step in the token strip (saliency); the kernel records when decoding started
-(`LiveTrace.started`). Page and kernel run on one machine, so both are compared on the wall clock.
-Before this change the first token came with its saliency, after a whole chunk (0.32 s with 4;
-a 13-token caption all at once after 6 s with the old default of 16).
+and live chunk). The page records, on every animation frame, when the cell's output, the first
+token's text (the viewer's status line), the Bokeh figures and the first scored step in the token
+strip appear, and, from the kernel's websocket, when the output's display message and the message
+adding the figures arrive; the kernel records when decoding started (`LiveTrace.started`), told the
+first token, scored the first step and ended, and when the viewer was built, shown and got its
+figures (`TraceViewer.times`). Page and kernel run on one machine, so both are compared on the wall
+clock, and the whole breakdown is printed.
+
+Before this change the viewer came as one piece: the first token appeared with the Bokeh figures,
+0.92 s after decoding started on a quiet machine (1.5 s loaded), because the page renders the
+Bokeh document (0.5-1 s) before it shows any of the widget. Now a live view starts light (controls
+and the text line) and the figures join it once the first chunk is scored.
 """
 
 from __future__ import annotations
 
+import os
 import re
 
 import pytest
 from labdriver import _BOKEH_ROOT_JS, artifacts_dir, notebook_with_outputs, run_cell
 
 pytestmark = pytest.mark.browser
+
+FIRST_TOKEN_S = 0.5  # first token in the page, after decoding started (quiet machine; scaled by load)
 
 NOTEBOOK = "stream.ipynb"
 SETUP, WARM, LIVE, REPORT = range(4)
@@ -29,32 +38,54 @@ TOY = Path(lv.__file__).parent / "toy" / "assets" / "model.safetensors"
 s = lv.load("toy" if TOY.exists() else "tiny:llava", device="cpu")
 img = render(make_scene(3))
 s.trace(img, "Describe the image.", max_new_tokens=2)  # warm: first-call costs are not streaming""",
-    # WARM: a first viewer, so the page has BokehJS and jupyter_bokeh's code (once per page)
-    """lv.view(s, img, "Describe the image.", max_new_tokens=2, seed=0).wait(timeout=120)""",
-    """v = lv.view(s, img, "Describe the image.", max_new_tokens=24, seed=0)
+    # WARM: a first viewer shown, so the page has BokehJS and jupyter_bokeh's code (once per page)
+    """w = lv.view(s, img, "Describe the image.", max_new_tokens=2, seed=0)
+w.wait(timeout=120)
+w""",
+    """t_cell = time.monotonic()
+v = lv.view(s, img, "Describe the image.", max_new_tokens=24, seed=0)
 v""",
-    """lt = v.live_trace
+    """from lvsal_nb.widgets.live import LiveTrace
+lt = v.live_trace
 tr = v.wait(timeout=120)
 wall = time.time() - time.monotonic()  # monotonic -> wall clock (the page's clock)
 print("DECODE_START", repr((lt.started + wall) * 1000))
 t0 = lt.started
 print("KERNEL", repr((lt.first_token_at - t0, lt.first_step_at - t0, lt.finished_at - t0)))
+vt = v.times
+print("VIEWER", repr((t_cell - t0, vt["built"] - t0, vt["shown"] - t0, vt["figures"] - t0)))
+bare = LiveTrace(s, img, "Describe the image.", max_new_tokens=24, seed=0).start()
+bare.wait(timeout=120)  # the same decode without a view: does the view slow it?
+print("BARE", repr(bare.finished_at - bare.started))
 print("STEPS", len(tr), "CHUNK", lt.kwargs["chunk"])""",
 ]
 
-# Wall-clock times (ms) at which the live cell's viewer first shows token text, and BokehJS's strip
-# first holds a step; polled on every animation frame until both are seen.
+# Wall-clock times (ms) in the page for the live cell: when its output, the first token's text,
+# the Bokeh figures (a connected root view) and the first scored step in BokehJS's strip appear,
+# polled on every animation frame; and when the kernel's display message and the message adding
+# the figures to the viewer's box arrive on the websocket.
 PROBE = (
     "(ci) => {"
     + _BOKEH_ROOT_JS
     + """
-  const out = {token: null, saliency: null, widget: null, bokeh: null, output: null};
+  const out = {token: null, saliency: null, bokeh: null, output: null, display_msg: null, figures_msg: null};
   window.__lvsalStream = out;
+  const stamp = () => performance.timeOrigin + performance.now();
+  const kernel = window.jupyterapp.shell.currentWidget.sessionContext.session.kernel;
+  const seen = (_k, a) => {
+    const m = a.msg, t = m.header.msg_type;
+    if (a.direction !== 'recv' || m.channel !== 'iopub') return;
+    if (out.display_msg === null && t === 'display_data') out.display_msg = stamp();
+    const st = t === 'comm_msg' && m.content.data && m.content.data.state;
+    if (out.display_msg !== null && out.figures_msg === null && st && st.children && st.children.length > 5)
+      out.figures_msg = stamp();
+    if (out.figures_msg !== null) kernel.anyMessage.disconnect(seen);
+  };
+  kernel.anyMessage.connect(seen);
   const tick = () => {
-    const now = performance.timeOrigin + performance.now();
+    const now = stamp();
     const cell = window.jupyterapp.shell.currentWidget.content.widgets[ci].node;
     if (out.output === null && cell.querySelector('.jp-OutputArea-output')) out.output = now;
-    if (out.widget === null && cell.querySelector('.widget-html')) out.widget = now;
     if (out.bokeh === null && bokehRoot(ci)) out.bokeh = now;
     if (out.token === null) {
       const t = [...cell.querySelectorAll('.lvsal-told, .lvsal-pending')].map(e => e.textContent).join('');
@@ -83,38 +114,58 @@ def _printed(page, index: int, key: str) -> str:
     return m.group(1).strip()
 
 
-def test_live_view_shows_tokens_before_saliency(lab, page):
+def _budget_s() -> float:
+    """FIRST_TOKEN_S scaled by how oversubscribed the CPUs are (as test_viewer_scrub's budget): with
+    load L on C cores a runnable thread gets about C / L of a core. Printed."""
+    load, cores = os.getloadavg()[0], os.cpu_count() or 1
+    budget = FIRST_TOKEN_S * max(1.0, load / cores)
+    print(
+        f"\nbudget: first token <= {budget:.2f} s "
+        f"({FIRST_TOKEN_S} s x max(1, load {load:.1f} / {cores} cores))"
+    )
+    return budget
+
+
+def test_live_view_shows_the_first_token_within_half_a_second(lab, page):
     lab.put_file(NOTEBOOK, notebook_with_outputs([(c, []) for c in CELLS]))
     lab.open(page, NOTEBOOK)
     run_cell(page, SETUP, timeout=240)
     run_cell(page, WARM, timeout=120)
+    # the warm viewer's figures are drawn (and redrawn when it ended) before the live cell runs, as
+    # when an analyst starts one: a page still busy with the last viewer would delay this one's text
+    page.wait_for_function(
+        "(ci) => {" + _BOKEH_ROOT_JS + " return !!bokehRoot(ci); }", arg=WARM, timeout=60_000
+    )
+    page.wait_for_timeout(1500)
     page.evaluate(PROBE, LIVE)
+    budget = _budget_s()  # the load of the moment the live cell runs
     run_cell(page, LIVE, timeout=120)
     run_cell(page, REPORT, timeout=180)
     page.wait_for_function("() => window.__lvsalStream.saliency !== null", timeout=60_000)
     seen = page.evaluate("() => window.__lvsalStream")
     start = float(_printed(page, REPORT, "DECODE_START"))
     k_token, k_step, k_total = eval(_printed(page, REPORT, "KERNEL"))  # noqa: S307 (our own repr)
+    k_cell, k_built, k_shown, k_figures = eval(_printed(page, REPORT, "VIEWER"))  # noqa: S307
+    bare = float(_printed(page, REPORT, "BARE"))
     steps = _printed(page, REPORT, "STEPS")
-    ttft, ttfs = (seen["token"] - start) / 1000, (seen["saliency"] - start) / 1000
-    shown, output = (seen["widget"] - start) / 1000, (seen["output"] - start) / 1000
+    at = {k: (v - start) / 1000 for k, v in seen.items() if v is not None}
     print(
-        f"\nlive view, toy model, {steps}: in the page the first token {ttft:.3f} s and the first "
-        f"saliency {ttfs:.3f} s after decoding started (kernel: token told {k_token:.3f} s, first step "
-        f"{k_step:.3f} s, done {k_total:.3f} s); the cell's output {output:.3f} s, the viewer {shown:.3f} s"
+        f"live view, toy model, {steps}; seconds after decoding started (negative: before)\n"
+        f"  kernel: cell ran {k_cell:.3f}, viewer built {k_built:.3f} (figures included), decoding "
+        f"started 0, first token told {k_token:.3f}, output's bundle made {k_shown:.3f}, first step "
+        f"scored {k_step:.3f}, figures snapshot and added {k_figures:.3f}, decoding done {k_total:.3f} "
+        f"(the same decode without a view: {bare:.3f})\n"
+        f"  page:   display message {at.get('display_msg', float('nan')):.3f}, output {at['output']:.3f}, "
+        f"first token {at['token']:.3f}, figures message {at.get('figures_msg', float('nan')):.3f}, "
+        f"figures drawn {at['bokeh']:.3f}, first saliency {at['saliency']:.3f}"
     )
     page.locator(".jp-Notebook .jp-Cell").nth(LIVE).screenshot(
         path=str(artifacts_dir() / "streaming-live.png")
     )
-    assert ttft <= ttfs  # text first (or together, when a chunk is scored before the view is drawn)
-    # The page cannot show a token before it shows the viewer: here the viewer itself appears 1.6-2.8 s
-    # after decoding started (the kernel serialises the Bokeh document, the page renders it), longer
-    # than the whole 13-token toy decode. So: once the viewer is there, its text is there within one
-    # redraw (0.15 s; 0.5 s for a loaded CI machine) ...
-    assert ttft <= shown + 0.5, f"first token {ttft - shown:.3f} s after the viewer appeared"
-    # ... and the kernel tells the first token ~0.13 s after decoding starts (quiet, 1 thread; 0.26-0.64
-    # s seen with 5 jobs on 2 cores): 1.0 s leaves that room, against 0.32 s + a chunk's wait before.
-    assert k_token <= 1.0, f"first token told {k_token:.3f} s after decoding started"
+    assert at["token"] <= at["saliency"]  # text first (or together, when a chunk is scored at once)
+    # the page and the kernel share the wall clock: this is what the analyst sees
+    assert at["token"] <= budget, f"first token in the page {at['token']:.3f} s after decoding started"
+    assert at["token"] < at["bokeh"] or at["bokeh"] <= budget, "the text waited for the figures"
     assert not [e for e in page.lvsal_errors if "bokeh" in e.lower() or "lvsal" in e.lower()], (
         page.lvsal_errors
     )

@@ -8,6 +8,7 @@ import lvsal_nb as lv
 from lvsal_nb.errors import ConfigError
 from lvsal_nb.widgets import view
 from lvsal_nb.widgets.live import LiveTrace
+from lvsal_nb.widgets.viewer import TraceViewer
 
 PROMPT = "describe this image ."
 
@@ -20,6 +21,16 @@ def wait_for_steps(v, n, timeout=10.0):
         threading.Event().wait(0.02)
     with v.state.lock:  # the render of that update has finished once we get the lock
         return v.state.n_steps
+
+
+def wait_for_figures(v, timeout=10.0) -> bool:
+    """Poll until a live viewer has added its Bokeh figures (TraceViewer.live shows text first)."""
+    for _ in range(int(timeout / 0.02)):
+        if v.figures_shown:
+            break
+        threading.Event().wait(0.02)
+    with v.state.lock:
+        return v.figures_shown
 
 
 class GatedSession:
@@ -63,6 +74,8 @@ def test_views_update_while_decoding_and_stop_keeps_the_partial_trace(llava_sess
     lt = v.live_trace
     assert lt.running
     assert wait_for_steps(v, 4) == 4 and lt.running  # the pump redrew while decoding waits
+    # the figures come FIGURES_AFTER_S after decoding started (a timer: nothing wakes the pump now)
+    assert wait_for_figures(v) and lt.running and v.bokeh in v.children
     assert len(v.sources["strip"].data["step"]) == 4 and v.slider.max == 3
     assert "decoding" in v.status.value
     v.state.mark("hallucinated", step=2)  # marked while streaming
@@ -100,6 +113,7 @@ def test_decode_errors_show_and_reraise(llava_session, image, store):
     with pytest.raises(ConfigError):
         v.wait(timeout=30)
     assert "decoding failed" in v.status.value
+    assert v.figures_shown and v.bokeh in v.children  # no step was scored: the figures come at the end
 
 
 def test_bad_inputs_fail_before_the_thread_starts(llava_session, image):
@@ -171,6 +185,31 @@ def test_tokens_show_before_their_saliency(llava_session, image, store):
     shown = html.escape("".join(s.token for s in ref.records[:3]))  # the first 3 pieces, greyed
     assert paused.endswith(f"font-style:italic'>{shown}</span>") and "decoding… 3 tokens" in paused
     assert lt.kwargs["chunk"] == LIVE_CHUNK == 8 and "done" in v.status.value and lt.pending() == []
+
+
+def test_a_live_view_shows_its_text_before_its_figures(llava_session, image, store, bundle_data):
+    """Issue 19 item 4: the page drew the Bokeh figures (0.5-1 s) before any of the viewer, so the
+    first token waited for them. A live view starts without them and adds them, drawn from a fresh
+    snapshot, once a chunk is scored (here: when decoding ends, no chunk being scored before)."""
+    gated = TokenGatedSession(llava_session, gate=3)
+    v = view(gated, image, PROMPT, store=store, max_new_tokens=6, seed=2)
+    assert gated.reached.wait(30)
+    for _ in range(500):
+        if "decoding… 3 tokens" in v.status.value:
+            break
+        threading.Event().wait(0.01)
+    assert "decoding… 3 tokens" in v.status.value  # the text is there ...
+    assert not v.figures_shown and v.bokeh not in v.children  # ... the figures are not
+    assert [type(w).__name__ for w in v.children] == ["HBox", "HTML", "HTML", "MarkPanel", "HTML"]
+    v._repr_mimebundle_()  # shown now: no snapshot of figures that are not in the view
+    assert not v.figures_shown and bundle_data(v.bokeh, v.sources["strip"])["step"] == []
+    gated.release.set()
+    tr = v.wait(timeout=60)
+    assert v.figures_shown and v.children[2] is v.bokeh and len(v.children) == 6
+    assert bundle_data(v.bokeh, v.sources["strip"])["step"] == list(range(len(tr)))  # the final data
+    assert v.times["built"] <= v.live_trace.started <= v.times["shown"] <= v.times["figures"]
+    done = TraceViewer(tr, store=store)  # a viewer of a finished trace shows everything at once
+    assert done.figures_shown and done.bokeh in done.children
 
 
 def test_pending_line_greys_the_unscored_tail():

@@ -8,6 +8,7 @@ import lvsal_nb as lv
 from lvsal_nb.annotations import MarkStore
 from lvsal_nb.errors import ConfigError
 from lvsal_nb.widgets import TraceViewer, view
+from lvsal_nb.widgets import columns as C
 from lvsal_nb.widgets.columns import MARK_COLORS
 
 
@@ -201,6 +202,30 @@ def test_rejected_candidates_can_be_hidden(sgrs_trace, store):
     assert "✗" in v.sources["strip"].data["rejected"][1]  # still in the hover
     v.show_rejected.value = True
     assert len(v.sources["candidates"].data["text"]) == n_rej and v.figures["strip"].height == tall
+
+
+def _legend(v) -> dict[str, bool]:
+    """The saliency curve's legend entries: label -> shown (the entry and its renderers)."""
+    items = v.figures["curve"].legend[0].items
+    return {i.label.value: i.visible and all(r.visible for r in i.renderers) for i in items}
+
+
+def test_tau_and_rejected_show_only_when_the_trace_has_them(llava_session, image, sgrs_trace, store):
+    """The README screenshots (a greedy trace) listed "τ (SGRS)" and "rejected" in the legend with
+    nothing drawn, and a "rejected" checkbox with nothing to hide."""
+    greedy = llava_session.trace(image, PROMPT, max_new_tokens=4, seed=0)
+    assert all(s.tau is None and not C.rejected(s) for s in greedy.records)  # no τ, no rejection
+    g = view(greedy, store=store)
+    assert _legend(g) == {"chosen token": True, "τ (SGRS)": False, "rejected": False}
+    assert g.show_rejected.layout.display == "none" and "✗" not in g.figures["strip"].title.text
+    assert sum(s.tau is not None for s in sgrs_trace.records) > 0
+    assert sum(len(C.rejected(s)) for s in sgrs_trace.records) > 0  # alpha=1: steps reject candidates
+    v = view(sgrs_trace, store=store)
+    assert _legend(v) == {"chosen token": True, "τ (SGRS)": True, "rejected": True}
+    assert v.show_rejected.layout.display is None and "✗ = rejected" in v.figures["strip"].title.text
+    v.state.set_trace(greedy)  # one viewer, another trace (a live view growing, a rerun)
+    assert _legend(v) == {"chosen token": True, "τ (SGRS)": False, "rejected": False}
+    assert v.show_rejected.layout.display == "none"
 
 
 def test_showing_a_viewer_snapshots_its_current_data(sgrs_trace, store, bundle_data):
