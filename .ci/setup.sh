@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets up everything from nothing, idempotently: .venv with the CPU torch wheel (before the project,
-# so `torch>=2.4` adds nothing), the JupyterLab extension build (Node/npm, from apt where missing), the project with its
-# notebook + dev extras, and (where apt works) Debian chromium + Playwright for the browser tests.
+# so `torch>=2.4` adds nothing), the project's dependencies (notebook + dev extras), the JupyterLab
+# extension build with its BokehJS copy (Node/npm, from apt where missing), the project (installed
+# once), and (where apt works) Debian chromium + Playwright for the browser tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 can_apt() { [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; }
@@ -14,21 +15,19 @@ PY=.venv/bin/python
 "$PY" -m pip install -q --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
 "$PY" -c "import torch" 2>/dev/null || "$PY" -m pip install -q torch==2.13.0 2>&1 | grep -v "^WARNING: Location" || true
 "$PY" -c "import torch; print('torch', torch.__version__)"
-"$PY" -m pip install -q "jupyter-builder>=1.2" 2>&1 | grep -v "^WARNING: Location" || true
+# the dependencies first (notebook + dev extras), the project once, last: the extension build copies
+# BokehJS from the installed bokeh into the build, and the install then carries the finished build
+deps=$(mktemp)
+"$PY" .ci/project_deps.py dev >"$deps"
+"$PY" -m pip install -q -r "$deps" 2>&1 | grep -v "^WARNING: Location" || true
+rm -f "$deps"
 command -v npm >/dev/null 2>&1 || ! can_apt || apt_install nodejs npm || echo "could not install Node.js/npm"
 if command -v npm >/dev/null 2>&1; then
-  bash .ci/labextension.sh           # before the install: the wheel/editable install copies the build
+  bash .ci/labextension.sh   # builds, then copies .venv's BokehJS into it (scripts/copy-bokehjs.js)
 else
   echo "npm not found: skipping the JupyterLab extension build (install Node.js >= 18 to build it)"
 fi
 "$PY" -m pip install -q -e ".[dev]" 2>&1 | grep -v "^WARNING: Location" || true
-# the extension ships the kernel's BokehJS (copied from the bokeh package, installed only just now):
-# copy it, then install again so the installed extension carries it
-if command -v node >/dev/null 2>&1 && [ -d lvsal_nb/labextension/static ] \
-    && ! ls lvsal_nb/labextension/static/bokeh-*.min.js >/dev/null 2>&1; then
-  PYTHON="$PY" node labextension/scripts/copy-bokehjs.js
-  "$PY" -m pip install -q --no-deps -e . 2>&1 | grep -v "^WARNING: Location" || true
-fi
 "$PY" -c "import lvsal_nb; print('lvsal-nb', lvsal_nb.__version__)"
 if can_apt; then
   bash .ci/browser-deps.sh || echo "browser test dependencies not installed; browser tests will skip"

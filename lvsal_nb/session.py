@@ -175,14 +175,18 @@ class Session:
         def run():
             gen.manual_seed(seed)  # (again, if a first attempt ran out of memory)
             record.restart()
-            if st.engine == "step":
+            # the own loop unless generate's keywords were given; the engines differ only in the policy
+            policy: runs.Policy
+            if st.engine == "step":  # K candidates scored at every token (SGRS or plain)
                 loop = self._loop(ctx, st, grad=True, k=st.k)
-                runs.run_step(ctx, loop, st, record, gen, emit, stop, on_token)
+                policy = runs.StepPolicy(ctx, loop, st, gen, emit, on_token)
             elif st.generate_kwargs:
                 runs.run_generate(ctx, st, emit, on_token)
-            else:
+                return
+            else:  # without grad; the sequence engine scores every `chunk` tokens
                 loop = self._loop(ctx, st, grad=False, k=1)
-                runs.run_sequence(ctx, loop, st, record, gen, emit, stop, on_token)
+                policy = runs.SequencePolicy(ctx, st, record, gen, emit, on_token)
+            runs.decode(ctx, loop, st.max_new_tokens, policy, record, stop)
 
         with attached(self.model, self.adapter.language_model, self.adapter.text_config, ctx.probe):
             try:

@@ -51,6 +51,16 @@ def llava_session():
 
 
 @pytest.fixture(scope="session")
+def model_dir(tmp_path_factory) -> str:
+    """A tiny random LLaVA saved to disk (model + processor), loaded by path as users do; read-only."""
+    d = tmp_path_factory.mktemp("tiny-llava")
+    model, proc = tiny.tiny_llava()
+    model.save_pretrained(d)
+    proc.save_pretrained(d)
+    return str(d)
+
+
+@pytest.fixture(scope="session")
 def make_session():
     return tiny_session
 

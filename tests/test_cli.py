@@ -15,19 +15,14 @@ def test_demo_traces_the_toy_model_and_writes_files(tmp_path, capsys):
     assert (tmp_path / "demo-scene.png").exists()
 
 
-def test_trace_command_on_a_local_checkpoint(tmp_path, capsys, image):
-    from lvsal_nb.models.tiny import tiny_llava
-
-    model, proc = tiny_llava()
-    model.save_pretrained(tmp_path / "ckpt")
-    proc.save_pretrained(tmp_path / "ckpt")
+def test_trace_command_on_a_local_checkpoint(tmp_path, capsys, image, model_dir):
     image.save(tmp_path / "img.png")
     out_file = tmp_path / "t.lvsal.parquet"
     rc = main(
         [
             "trace",
             "--model",
-            str(tmp_path / "ckpt"),
+            model_dir,
             "--image",
             str(tmp_path / "img.png"),
             "--prompt",

@@ -4,17 +4,12 @@ import lvsal_nb as lv
 from lvsal_nb.cli import main
 
 
-def test_trace_command_runs_registered_methods(tmp_path, capsys, image):
-    from lvsal_nb.models.tiny import tiny_llava
-
-    model, proc = tiny_llava()
-    model.save_pretrained(tmp_path / "ckpt")
-    proc.save_pretrained(tmp_path / "ckpt")
+def test_trace_command_runs_registered_methods(tmp_path, capsys, image, model_dir):
     image.save(tmp_path / "img.png")
     base = [
         "trace",
         "--model",
-        str(tmp_path / "ckpt"),
+        model_dir,
         "--image",
         str(tmp_path / "img.png"),
         "--prompt",

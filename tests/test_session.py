@@ -176,13 +176,8 @@ def test_unsupported_model_and_missing_checkpoint(tmp_path):
         lv.load(str(tmp_path / "no-such-model"))
 
 
-def test_load_local_checkpoint(tmp_path, image):
-    from lvsal_nb.models.tiny import tiny_llava
-
-    model, proc = tiny_llava()
-    model.save_pretrained(tmp_path)
-    proc.save_pretrained(tmp_path)
-    s = lv.load(str(tmp_path), device="cpu")
+def test_load_local_checkpoint(model_dir, image):
+    s = lv.load(model_dir, device="cpu")
     tr = s.trace(image, PROMPT, max_new_tokens=3)
     assert len(tr) == 3 and s.adapter.family == "llava"
 

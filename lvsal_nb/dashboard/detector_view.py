@@ -29,26 +29,10 @@ class DetectorView:
         self.source = RadioButtonGroup(
             labels=list(SOURCES), active=SOURCES.index("combined"), name="label_source"
         )
-        self.roc = new_figure(
-            width=420,
-            height=380,
-            title="ROC (low saliency flags hallucination)",
-            x_axis_label="false positive rate",
-            y_axis_label="true positive rate",
-            x_range=(0, 1),
-            y_range=(0, 1),
-            tools="",
+        self.roc = _rate_figure(
+            "ROC (low saliency flags hallucination)", "false positive rate", "true positive rate"
         )
-        self.pr = new_figure(
-            width=420,
-            height=380,
-            title="precision - recall",
-            x_axis_label="recall",
-            y_axis_label="precision",
-            x_range=(0, 1),
-            y_range=(0, 1.02),
-            tools="",
-        )
+        self.pr = _rate_figure("precision - recall", "recall", "precision", top=1.02)
         self.roc.line([0, 1], [0, 1], color="#aaa", line_dash="dotted")
         self.roc_src, self.pr_src = {}, {}
         for i, c in enumerate(self.cols):
@@ -177,6 +161,21 @@ class DetectorView:
         paths = [write_table(df, out / f"{what}.{ext}") for ext in ("parquet", "csv")]
         self.export_info.text = f"wrote {len(df)} rows to " + ", ".join(f"<code>{p}</code>" for p in paths)
         return paths
+
+
+def _rate_figure(title: str, x_label: str, y_label: str, top: float = 1.0):
+    """An empty 420 x 380 px figure for one curve per score column, both axes rates: x in [0, 1],
+    y in [0, top] (above 1 leaves room for a precision of 1 drawn on the frame)."""
+    return new_figure(
+        width=420,
+        height=380,
+        title=title,
+        x_axis_label=x_label,
+        y_axis_label=y_label,
+        x_range=(0, 1),
+        y_range=(0, top),
+        tools="",
+    )
 
 
 def _thin(x: np.ndarray, y: np.ndarray, most: int = MAX_POINTS) -> dict:

@@ -42,16 +42,14 @@ class TraceView:
         )
         self.strip.axis.visible = False
         self.strip.grid.visible = False
+
+        def cells(**style) -> None:
+            # one rect per token cell (0.96 x 0.8 of a grid unit: a gap between neighbours)
+            self.strip.rect("x", "y", 0.96, 0.8, source=self.strip_src, **style)
+
         # marks: a 4 px white halo under a 2 px coloured outline, visible on any fill
-        self.strip.rect(
-            "x", "y", 0.96, 0.8, source=self.strip_src, fill_alpha=0, line_color="halo", line_width=4
-        )
-        self.strip.rect(
-            "x",
-            "y",
-            0.96,
-            0.8,
-            source=self.strip_src,
+        cells(fill_alpha=0, line_color="halo", line_width=4)
+        cells(
             fill_color="fill",
             line_color="mark",
             line_width=2,
@@ -59,17 +57,7 @@ class TraceView:
             nonselection_fill_alpha=1.0,  # a tapped token must not fade the others
             nonselection_line_alpha=1.0,
         )
-        self.strip.rect(
-            "x",
-            "y",
-            0.96,
-            0.8,
-            source=self.strip_src,
-            fill_alpha=0,
-            line_color="mark_dashed",
-            line_width=2,
-            line_dash="dashed",
-        )
+        cells(fill_alpha=0, line_color="mark_dashed", line_width=2, line_dash="dashed")
         self.strip.text(
             "x",
             "y",

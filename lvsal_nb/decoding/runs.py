@@ -3,9 +3,10 @@
 One decode loop (`decode`) owns prefill, forward, push, the stop event, EOS and Ctrl-C; a policy
 chooses each token and turns it into Steps:
 - `StepPolicy`: the step engine scores K candidates at every token; SGRS's rule (or plain greedy /
-  sampling) chooses (`run_step`);
+  sampling) chooses;
 - `SequencePolicy`: plain greedy / sampling without grad; every `chunk` tokens the sequence engine
-  scores them (`run_sequence`, the default).
+  scores them (the default).
+The caller builds the policy and hands it to `decode`.
 `run_generate` is the other way: transformers' `generate` (any strategy: beams ...), then the
 sequence engine. `on_token(t, token_id, piece)` (optional, streaming views) is told each token
 once, in order, as it is chosen and before its Step: the sequence engine scores per chunk, so a
@@ -272,36 +273,6 @@ class SequencePolicy:
             piece = Detok.piece(tokenizer, self.out, t)
             self.emit(plain_step(t, sc, logp, piece, _decision(st.decoding), self.p_sample[t]))
         self.record.analysis_s += time.perf_counter() - t0
-
-
-def run_step(
-    ctx: TraceContext,
-    loop,
-    settings: TraceSettings,
-    record: RunRecord,
-    gen,
-    emit: Emit,
-    stop,
-    on_token: OnToken = None,
-) -> None:
-    """Score K candidates at every token, then choose: SGRS's policy, or plain decoding."""
-    policy = StepPolicy(ctx, loop, settings, gen, emit, on_token)
-    decode(ctx, loop, settings.max_new_tokens, policy, record, stop)
-
-
-def run_sequence(
-    ctx: TraceContext,
-    loop,
-    settings: TraceSettings,
-    record: RunRecord,
-    gen,
-    emit: Emit,
-    stop,
-    on_token: OnToken = None,
-) -> None:
-    """Decode without grad on the own loop; every `chunk` tokens the sequence engine scores them."""
-    policy = SequencePolicy(ctx, settings, record, gen, emit, on_token)
-    decode(ctx, loop, settings.max_new_tokens, policy, record, stop)
 
 
 def run_generate(ctx: TraceContext, settings: TraceSettings, emit: Emit, on_token: OnToken = None) -> None:

@@ -136,46 +136,25 @@ def token_strip(src: dict[str, ColumnDataSource]) -> figure:
         text_font_size="10px",
         text_color=TEXT,
     )
-    # the cursor: a thick outline in the theme-neutral grey (readable on light and dark pages).
-    # Cursor and marks sit on the overlay layer: a step change repaints only that layer, not the
-    # token cells and their text (a 512-token strip took ~100 ms per step otherwise)
-    fig.rect(
-        "x",
-        "y",
-        "w",
-        "h",
-        source=src["strip_cursor"],
-        fill_alpha=0,
-        line_color=TEXT,
-        line_width=4,
-        level="overlay",
-    )
+
+    def outline(source: ColumnDataSource, **line) -> None:
+        # an unfilled rect per row of `source`, on the overlay layer. Cursor and marks sit there:
+        # a step change repaints only that layer, not the token cells and their text (a 512-token
+        # strip took ~100 ms per step otherwise)
+        fig.rect("x", "y", "w", "h", source=source, fill_alpha=0, level="overlay", **line)
+
+    # the cursor: a thick outline in the theme-neutral grey (readable on light and dark pages)
+    outline(src["strip_cursor"], line_color=TEXT, line_width=4)
     # marks: a 2 px outline (solid / dashed by label) on a white halo, visible on every palette
     # colour; drawn after the cursor so a mark stays visible under it
-    fig.rect(
-        "x",
-        "y",
-        "w",
-        "h",
-        source=src["strip"],
-        fill_alpha=0,
-        line_color=HALO_COLOR,
-        line_width=MARK_WIDTH_PX + 2 * HALO_WIDTH_PX,
-        line_alpha="mark_alpha",
-        level="overlay",
-    )
-    fig.rect(
-        "x",
-        "y",
-        "w",
-        "h",
-        source=src["strip"],
-        fill_alpha=0,
+    halo_px = MARK_WIDTH_PX + 2 * HALO_WIDTH_PX
+    outline(src["strip"], line_color=HALO_COLOR, line_width=halo_px, line_alpha="mark_alpha")
+    outline(
+        src["strip"],
         line_color="mark_color",
         line_width=MARK_WIDTH_PX,
         line_dash="mark_dash",
         line_alpha="mark_alpha",
-        level="overlay",
     )
     color_bar(fig, "saliency, per trace")  # its scale: set_scale(bar_of(fig), ...)
     tips = [

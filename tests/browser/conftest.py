@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -48,6 +49,27 @@ def lab(browser_deps, tmp_path_factory) -> LabServer:
                 f"{EXTENSION} is not installed in this Jupyter (found {names}); "
                 "run .ci/labextension.sh, then pip install -e . (or install the wheel)"
             )
+        yield server
+    finally:
+        stop_lab(server)
+
+
+@pytest.fixture(scope="module")
+def module_lab(browser_deps, tmp_path_factory, request) -> Iterator[LabServer]:
+    """A JupyterLab of the test module's own (not the session's `lab`): its kernels keep marks under a
+    tmp $LVSAL_DATA_DIR (`server.data_dir`) and sign them as the module's AUTHOR where it sets one."""
+    tmp = tmp_path_factory.mktemp(request.module.__name__.rsplit(".", 1)[-1])
+    root, home, data = tmp / "root", tmp / "home", tmp / "data"
+    for d in (root, home, data):
+        d.mkdir()
+    author = getattr(request.module, "AUTHOR", None)
+    with pytest.MonkeyPatch.context() as mp:  # the server (and so its kernels) copies this env
+        mp.setenv("LVSAL_DATA_DIR", str(data))
+        if author is not None:
+            mp.setenv("LVSAL_AUTHOR", author)
+        server = start_lab(root, home)
+    server.data_dir = data
+    try:
         yield server
     finally:
         stop_lab(server)

@@ -35,6 +35,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
 FIXTURES = Path(__file__).parent / "fixtures"
 EXTENSION = "lvsal-nb-labextension"
@@ -138,6 +140,22 @@ class LabServer:
             arg=self._themes.get(theme, theme),
             timeout=timeout * 1000,
         )
+
+
+def eventually(fn, what: str, timeout: float = 30) -> Any:
+    """Poll fn() every 0.25 s until it returns a truthy value (returned); an exception counts as not
+    yet (a view being re-rendered). Fails the test after `timeout` s, with the last value seen."""
+    deadline, last = time.monotonic() + timeout, None
+    while True:
+        try:
+            last = fn()
+            if last:
+                return last
+        except Exception as e:  # noqa: BLE001 (a view being re-rendered: try again)
+            last = e
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
+        time.sleep(0.25)
 
 
 def lab_command(page, command: str, args: dict | None = None, timeout: float = 30) -> Any:

@@ -19,12 +19,11 @@ import pytest
 from labdriver import (
     artifacts_dir,
     bokeh_sources,
+    eventually,
     lab_command,
     notebook_with_outputs,
     restart_kernel,
     run_all_cells,
-    start_lab,
-    stop_lab,
 )
 
 pytestmark = pytest.mark.browser
@@ -46,33 +45,6 @@ CELLS += ["print('STEPS', [len(v.wait(timeout=120).records) for v in (v0, v1, v2
 VIEWERS = [1, 2, 3]  # cell indices
 
 
-@pytest.fixture(scope="module")
-def size_lab(browser_deps, tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("size-lab")
-    root, home = tmp / "root", tmp / "home"
-    root.mkdir(), home.mkdir()
-    with pytest.MonkeyPatch.context() as mp:  # marks of these runs go to a tmp store
-        mp.setenv("LVSAL_DATA_DIR", str(tmp / "data"))
-        server = start_lab(root, home)
-    try:
-        yield server
-    finally:
-        stop_lab(server)
-
-
-def _eventually(fn, what: str, timeout: float = 60):
-    deadline, last = time.monotonic() + timeout, None
-    while time.monotonic() < deadline:
-        try:
-            last = fn()
-            if last:
-                return last
-        except Exception as e:  # noqa: BLE001 (a view being re-rendered: try again)
-            last = e
-        time.sleep(0.25)
-    pytest.fail(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
-
-
 def _steps(page) -> list[int]:
     text = page.locator(".jp-Notebook .jp-Cell").nth(4).locator(".jp-OutputArea").inner_text()
     return json.loads(text.split("STEPS", 1)[1].strip())
@@ -86,14 +58,14 @@ def _all_drawn(page, steps: list[int]) -> bool:
     return True
 
 
-def test_three_viewers_restart_rerun_small_notebook_no_dead_comm_errors(size_lab, page):
-    lab = size_lab
+def test_three_viewers_restart_rerun_small_notebook_no_dead_comm_errors(module_lab, page):
+    lab = module_lab
     lab.put_file(NOTEBOOK, notebook_with_outputs([(c, []) for c in CELLS]))
     lab.open(page, NOTEBOOK)
     run_all_cells(page, timeout=300)
     steps = _steps(page)
     assert len(steps) == 3 and min(steps) >= 3, steps
-    _eventually(lambda: _all_drawn(page, steps), "three viewers drawn by BokehJS")
+    eventually(lambda: _all_drawn(page, steps), "three viewers drawn by BokehJS", timeout=60)
     loaders = page.locator(".lvsal-bokehjs")
     version = page.evaluate("() => window.Bokeh.version")
     assert loaders.count() == 1 and loaders.first.get_attribute("data-lvsal-bokehjs") == "present"
@@ -104,11 +76,12 @@ def test_three_viewers_restart_rerun_small_notebook_no_dead_comm_errors(size_lab
     n_errors = len(page.lvsal_errors)
     restart_kernel(page)
     shows = page.locator(".jp-Notebook [data-lvsal-shows]")
-    _eventually(
+    eventually(
         lambda: (
             [shows.nth(i).get_attribute("data-lvsal-shows") for i in range(shows.count())] == ["trace"] * 3
         ),
         "the dead viewers replaced by their saved traces",
+        timeout=60,
     )
     page.set_viewport_size({"width": 1100, "height": 800})
     page.mouse.wheel(0, 800)
@@ -118,7 +91,7 @@ def test_three_viewers_restart_rerun_small_notebook_no_dead_comm_errors(size_lab
     run_all_cells(page, timeout=300)
     steps2 = _steps(page)
     assert steps2 == steps  # same seeds, same tokens
-    _eventually(lambda: _all_drawn(page, steps), "three viewers drawn again after the restart")
+    eventually(lambda: _all_drawn(page, steps), "three viewers drawn again after the restart", timeout=60)
     time.sleep(2)  # let late layout passes and kernel-status events happen
     after = page.lvsal_errors[n_errors:]
     cannot_send = [e for e in page.lvsal_errors if "Cannot send" in e]
@@ -130,7 +103,9 @@ def test_three_viewers_restart_rerun_small_notebook_no_dead_comm_errors(size_lab
     # save: the notebook is small, BokehJS is not in it, each viewer keeps its offline parts
     lab_command(page, "docmanager:save")
     path = lab.root / NOTEBOOK
-    _eventually(lambda: len(json.loads(path.read_text())["cells"][4]["outputs"]) > 0, "the saved notebook")
+    eventually(
+        lambda: len(json.loads(path.read_text())["cells"][4]["outputs"]) > 0, "the saved notebook", timeout=60
+    )
     time.sleep(1)
     nb = json.loads(path.read_text())
     size = path.stat().st_size

@@ -7,9 +7,10 @@ from __future__ import annotations
 import time
 
 import pytest
-from labdriver import artifacts_dir, bokeh_sources, notebook_with_outputs, run_all_cells, start_lab, stop_lab
+from labdriver import artifacts_dir, bokeh_sources, notebook_with_outputs, run_all_cells
 
 pytestmark = pytest.mark.browser
+AUTHOR = "layout-test"  # signs the marks made in this module's lab (module_lab)
 
 CELLS = [
     """import lvsal_nb as lv
@@ -22,21 +23,6 @@ tr = session.trace(render(make_scene(7)), "Describe the image.", max_new_tokens=
 v.state.mark("hallucinated", step=min(16, len(tr) - 1)); v.state.mark("unsure", step=3); v.state.set_step(4)
 v""",
 ]
-
-
-@pytest.fixture(scope="module")
-def layout_lab(browser_deps, tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("layout-lab")
-    for d in ("root", "home", "data"):
-        (tmp / d).mkdir()
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("LVSAL_DATA_DIR", str(tmp / "data"))
-        mp.setenv("LVSAL_AUTHOR", "layout-test")
-        server = start_lab(tmp / "root", tmp / "home")
-    try:
-        yield server
-    finally:
-        stop_lab(server)
 
 
 def _overflow(page, cell_index: int) -> list[str]:
@@ -61,8 +47,8 @@ def _overflow(page, cell_index: int) -> list[str]:
 
 @pytest.mark.parametrize("theme", ["light", "dark"])
 @pytest.mark.parametrize("width", [1100, 1600])
-def test_viewer_fits_and_follows_the_theme(layout_lab, browser, theme, width):
-    lab = layout_lab
+def test_viewer_fits_and_follows_the_theme(module_lab, browser, theme, width):
+    lab = module_lab
     ctx = browser.new_context(viewport={"width": width, "height": 1250}, device_scale_factor=1)
     page = ctx.new_page()
     try:

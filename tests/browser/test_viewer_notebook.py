@@ -19,13 +19,12 @@ from labdriver import (
     artifacts_dir,
     bokeh_point,
     bokeh_sources,
+    eventually,
     lab_command,
     notebook_with_outputs,
     restart_kernel,
     run_all_cells,
     run_cell,
-    start_lab,
-    stop_lab,
 )
 
 pytestmark = pytest.mark.browser
@@ -74,41 +73,8 @@ rerun""",
 ]
 
 
-@pytest.fixture(scope="module")
-def viewer_lab(browser_deps, tmp_path_factory):
-    """A JupyterLab of its own: its kernels write marks under a tmp $LVSAL_DATA_DIR."""
-    tmp = tmp_path_factory.mktemp("viewer-lab")
-    root, home, data = tmp / "root", tmp / "home", tmp / "data"
-    for d in (root, home, data):
-        d.mkdir()
-    with pytest.MonkeyPatch.context() as mp:  # the server (and so its kernels) copies this env
-        mp.setenv("LVSAL_DATA_DIR", str(data))
-        mp.setenv("LVSAL_AUTHOR", AUTHOR)
-        server = start_lab(root, home)
-    server.data_dir = data
-    try:
-        yield server
-    finally:
-        stop_lab(server)
-
-
 def _shot(page, name: str, locator=None) -> None:
     (locator or page).screenshot(path=str(artifacts_dir() / f"viewer-notebook-{name}.png"))
-
-
-def _eventually(fn, what: str, timeout: float = 30):
-    """Poll fn() until it returns a truthy value; fail with the last value seen."""
-    deadline, last = time.monotonic() + timeout, None
-    while True:
-        try:
-            last = fn()
-            if last:
-                return last
-        except Exception as e:  # noqa: BLE001 (a view being re-rendered: try again)
-            last = e
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
-        time.sleep(0.25)
 
 
 def _output_text(cell) -> str:
@@ -141,7 +107,7 @@ class Viewer:
             s = self.sources("strip")
             return s if s and len(s["strip"]["step"]) == n else None
 
-        return _eventually(ready, f"{n} tokens in the strip")["strip"]
+        return eventually(ready, f"{n} tokens in the strip")["strip"]
 
     def expect_step(self, step: int, n: int) -> None:
         """Slider, text readout and the cursor glyphs of the figures all on `step`."""
@@ -163,7 +129,7 @@ class Viewer:
             )
             return ok
 
-        _eventually(cursor, f"the Bokeh cursors on step {step}")
+        eventually(cursor, f"the Bokeh cursors on step {step}")
         token = self.sources("strip")["strip"]["text"][step]
         assert f"· {token} ·" in self.info.inner_text().replace("\xa0", " ")
 
@@ -174,14 +140,14 @@ class Viewer:
         self.page.mouse.click(pt["x"], pt["y"])
 
 
-def test_viewer_live_scrub_mark_and_restart(viewer_lab, page):
+def test_viewer_live_scrub_mark_and_restart(module_lab, page):
     """Run a live view, scrub it (keyboard on the slider), click a token, mark it; restart the
     kernel, reopen the saved trace: the mark is shown again and is in the store."""
     from playwright.sync_api import expect
 
     from lvsal_nb.annotations import MarkStore
 
-    lab = viewer_lab
+    lab = module_lab
     page.set_viewport_size({"width": 1400, "height": 1300})  # a whole viewer fits in a screenshot
     lab.put_file(NOTEBOOK, notebook_with_outputs([(src, []) for src in CELLS]))
     lab.open(page, NOTEBOOK)
@@ -217,7 +183,7 @@ def test_viewer_live_scrub_mark_and_restart(viewer_lab, page):
     live.cell.locator("button[title='mark this token hallucinated']").click()
     expect(live.marks).to_contain_text("hallucinated")
     expect(live.marks).to_contain_text("1 marked in this trace")
-    _eventually(
+    eventually(
         lambda: live.sources("strip")["strip"]["mark"][target] == "hallucinated",
         "the mark's underline in the strip",
     )
@@ -270,7 +236,7 @@ def test_viewer_live_scrub_mark_and_restart(viewer_lab, page):
         return data | {"text/html": "".join(html) if isinstance(html, list) else html}  # .ipynb: lines
 
     lab_command(page, "docmanager:save")
-    _eventually(
+    eventually(
         lambda: json.loads((lab.root / NOTEBOOK).read_text())["cells"][RERUN]["outputs"], "a saved notebook"
     )
     saved = json.loads((lab.root / NOTEBOOK).read_text())

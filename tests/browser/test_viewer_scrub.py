@@ -22,11 +22,10 @@ from labdriver import (
     bokeh_sources,
     notebook_with_outputs,
     run_all_cells,
-    start_lab,
-    stop_lab,
 )
 
 pytestmark = pytest.mark.browser
+AUTHOR = "scrub-test"  # signs the marks made in this module's lab (module_lab)
 
 TOY, LONG = 1, 2  # cell indices of the two viewers
 STRIP = "Generated tokens"
@@ -104,21 +103,6 @@ _PROBE = """([ci]) => {
   window.__lvsalProbe[ci] = probe;
   return cursor.step;
 }"""
-
-
-@pytest.fixture(scope="module")
-def scrub_lab(browser_deps, tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("scrub-lab")
-    for d in ("root", "home", "data"):
-        (tmp / d).mkdir()
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("LVSAL_DATA_DIR", str(tmp / "data"))
-        mp.setenv("LVSAL_AUTHOR", "scrub-test")
-        server = start_lab(tmp / "root", tmp / "home")
-    try:
-        yield server
-    finally:
-        stop_lab(server)
 
 
 def _wait(fn, what: str, timeout: float = 60):
@@ -202,12 +186,12 @@ def _kernel_caught_up(page, ci: int, step: int, n: int, timeout: float = 60) -> 
     return time.monotonic() - t0
 
 
-def test_scrubbing_renders_in_the_page_within_50_ms(scrub_lab, page):
+def test_scrubbing_renders_in_the_page_within_50_ms(module_lab, page):
     from lvsal_nb.trace import Trace
     from lvsal_nb.widgets import row_columns as R
     from lvsal_nb.widgets.columns import top
 
-    lab = scrub_lab
+    lab = module_lab
     page.set_viewport_size({"width": 1400, "height": 1300})
     lab.put_file("synth.py", SYNTH)
     lab.put_file("scrub.ipynb", notebook_with_outputs([(src, []) for src in CELLS]))

@@ -1,19 +1,8 @@
-"""Shared by the evaluation tests: a tiny random LLaVA saved to disk (loaded by path, as users do),
-and a run cut short after n results."""
+"""Shared by the evaluation tests: a run cut short after n results (the tiny LLaVA on disk,
+`model_dir`, is in tests/conftest.py)."""
 
 import pytest
 import torch
-
-from lvsal_nb.models import tiny
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    d = tmp_path_factory.mktemp("tiny-llava")
-    model, proc = tiny.tiny_llava()
-    model.save_pretrained(d)
-    proc.save_pretrained(d)
-    return str(d)
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -304,50 +304,15 @@ def test_toy_dataset_mode_has_exact_ground_truth(model_dir, tmp_path):
 
 
 def test_errors(model_dir, tmp_path, capsys):
+    def chair_one(out: str, *args: str) -> int:  # CHAIR on one image of the fixtures, the tiny model
+        argv = ["chair", "--dataset", "fixtures", "--n", "1", *args, "--model", model_dir]
+        return main([*argv, "--out", str(tmp_path / out)])
+
     assert main(["chair", "--methods", "greedy,beam", "--out", str(tmp_path / "e1")]) == 2
     assert "unknown method" in capsys.readouterr().err
-    assert (
-        main(
-            [
-                "chair",
-                "--dataset",
-                "fixtures",
-                "--n",
-                "1",
-                "--methods",
-                "greedy",
-                "--method-option",
-                "vcd.alpha=2",
-                "--model",
-                model_dir,
-                "--out",
-                str(tmp_path / "e5"),
-            ]
-        )
-        == 2
-    )
+    assert chair_one("e5", "--methods", "greedy", "--method-option", "vcd.alpha=2") == 2
     assert "does not use (greedy)" in capsys.readouterr().err
-    assert (
-        main(
-            [
-                "chair",
-                "--dataset",
-                "fixtures",
-                "--n",
-                "1",
-                "--methods",
-                "vcd",
-                "--method-option",
-                "vcd.strength=2",
-                "--model",
-                model_dir,
-                "--out",
-                str(tmp_path / "e6"),
-                "--no-progress",
-            ]
-        )
-        == 2
-    )
+    assert chair_one("e6", "--methods", "vcd", "--method-option", "vcd.strength=2", "--no-progress") == 2
     assert (
         "method 'vcd' has no option(s) ['strength']; its options are alpha, beta" in capsys.readouterr().err
     )
