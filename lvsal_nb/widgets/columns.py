@@ -56,6 +56,11 @@ def rejected(s: Step):
     return sorted((c for c in s.candidates if c.round is not None and not c.accepted), key=lambda c: c.round)
 
 
+def has_rejected(trace: Trace) -> bool:
+    """Whether any step of the trace turned down an SGRS candidate (the views hide what it lacks)."""
+    return any(rejected(s) for s in trace.records)
+
+
 def row(trace: Trace, step: int, layer: int | None) -> np.ndarray:
     """The saliency row of a step over keys 0..q: [q + 1] (zeros when the step has none)."""
     s = trace.records[step]

@@ -292,6 +292,8 @@ class TraceViewer(OfflineDisplay, W.VBox):
         # the saved output's offline parts: the final trace, not the empty start. Before the figures
         # join: the page re-creates the output's view from this, and would draw them twice
         self.refresh_offline()
+        if self._figures_timer is not None:  # the end adds the figures; the timer need not wait
+            self._figures_timer.cancel()
         with self.state.lock:
             if not self._show_figures():
                 self._fill_row_views()
@@ -311,7 +313,7 @@ class TraceViewer(OfflineDisplay, W.VBox):
             if self.scale.value != st.scale:
                 self.scale.value = st.scale
             if what == "trace":  # the checkbox only where there is something to hide
-                shown = None if any(C.rejected(s) for s in tr.records) else "none"
+                shown = None if C.has_rejected(tr) else "none"
                 if self.show_rejected.layout.display != shown:
                     self.show_rejected.layout.display = shown
             if self._figures_on:
@@ -340,8 +342,9 @@ class TraceViewer(OfflineDisplay, W.VBox):
             shown = curve["saliency"] + curve["tau"] + rej["saliency"]
             fit_ranges(self.figures["curve"], curve["step"], shown)
             has_tau = any(s.tau is not None for s in tr.records)
-            show_series(self.figures["curve"], tau=has_tau, rejected=bool(rej["step"]))
-            title = STRIP_TITLE + (REJECTED_NOTE if rej["step"] else "")
+            has_rej = C.has_rejected(tr)
+            show_series(self.figures["curve"], tau=has_tau, rejected=has_rej)
+            title = STRIP_TITLE + (REJECTED_NOTE if has_rej else "")
             if self.figures["strip"].title.text != title:
                 self.figures["strip"].title.text = title
             self._image_top = R.image_top(tr, layer)
